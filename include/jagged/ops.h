@@ -1,0 +1,83 @@
+// Ops on nested batches. Models see activations as [num_tokens, features] matrices (tokens of all sequences
+// packed); only RoPE (positions) and attention (sequence boundaries) read the batch layout. Every op checks
+// shapes here, at the API boundary, and throws InvalidArgument naming the argument; kernels then run unchecked.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "jagged/nested_tensor.h"
+#include "jagged/tensor.h"
+
+namespace jagged::ops {
+
+// out[t] = table[token_ids[t]]. token_ids [num_tokens] i32; table [vocab_size, dim] f32; out [num_tokens, dim].
+// Throws on an id outside [0, vocab_size).
+void embedding(const Tensor& token_ids, const Tensor& table, Tensor& out);
+
+// out = x * weight^T + bias, one GEMM over all rows. x [rows, in]; weight [out, in]; bias [out] or nullptr;
+// out [rows, out].
+void linear(ConstMatrixView x, const Tensor& weight, const Tensor* bias, MatrixView out);
+void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);
+
+// out = x / rms(x) * weight, per row. x, out [rows, dim]; weight [dim]. out may alias x.
+void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out);
+// out = (x - mean) / sqrt(var + eps) * weight + bias, per row. out may alias x.
+void layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out);
+
+enum class GeluForm { erf, tanh };
+void silu(Tensor& x);                   // in place, any shape
+void gelu(Tensor& x, GeluForm form);    // in place, any shape
+// out = silu(gate) * up where gate_up [rows, 2 * ffn_dim] holds gate in its first half, up in its second;
+// out [rows, ffn_dim].
+void swiglu(const Tensor& gate_up, Tensor& out);
+
+// x += y (same shape).
+void add(Tensor& x, const Tensor& y);
+// Softmax of each row, in place. x [rows, cols].
+void softmax(Tensor& x);
+// Index of the largest value of each row (first on ties). x [rows, cols] -> [rows].
+std::vector<int32_t> argmax(const Tensor& x);
+
+// Which elements RoPE rotates together: (x0, x1), (x2, x3)... (llama2.c, GGUF) or (x_i, x_{i+d/2}) (Hugging Face).
+enum class RopePairs { adjacent, halves };
+
+// Inverse frequencies [head_dim / 2]: theta^(-2i/head_dim), with Llama 3's scaling when factor > 0.
+struct RopeScaling {
+  float factor = 0.0f;  // 0: none
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  int64_t original_context = 8192;
+};
+std::vector<float> rope_inv_freq(int head_dim, float theta, const RopeScaling& scaling = {});
+
+// Position of every token: restarts at 0 for each sequence, plus start_positions[seq] when given
+// (tokens already in a KV cache). -> [num_tokens] i32.
+Tensor token_positions(std::span<const int32_t> cu_seqlens, std::span<const int32_t> start_positions = {});
+
+// Rotates each head of x in place by its token's position. x [num_tokens, num_heads * head_dim] (a strided
+// view: the Q or K band of a fused QKV projection); positions [num_tokens] i32; inv_freq [head_dim / 2].
+void rope(MatrixView x, int num_heads, int head_dim, const Tensor& positions, std::span<const float> inv_freq,
+          RopePairs pairs);
+
+struct AttentionConfig {
+  int num_heads = 0;
+  int num_kv_heads = 0;  // divides num_heads: MHA (equal), GQA, MQA (1)
+  int head_dim = 0;      // a multiple of 8
+  float scale = 0.0f;    // 0: 1 / sqrt(head_dim)
+  bool causal = true;
+};
+
+// Fused ragged attention (online softmax, no score matrix): every sequence attends only to itself.
+// q, out [num_tokens, num_heads * head_dim]; k, v [num_tokens, num_kv_heads * head_dim]; strided views.
+void attention(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixView out,
+               std::span<const int32_t> cu_seqlens, const AttentionConfig& config);
+
+// The padded formulation frameworks use: rows are [batch, max_seqlen] positions; all batch x max_seqlen^2
+// scores are computed, then masked (key padding, and causal when set), softmaxed and applied.
+// key_padding_mask [batch, max_seqlen] u8 (1 = real). Padded query rows get well-defined (finite) values.
+void attention_padded(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixView out, int64_t batch,
+                      int64_t max_seqlen, const Tensor& key_padding_mask, const AttentionConfig& config);
+
+}  // namespace jagged::ops

