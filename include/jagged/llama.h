@@ -1,0 +1,78 @@
+// Llama-family decoder (Llama 2/3, TinyLlama, SmolLM, Qwen2, llama2.c) on nested batches, and its padded twin.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "jagged/model_config.h"
+#include "jagged/nested_tensor.h"
+#include "jagged/profile.h"
+
+namespace jagged {
+
+// How the batch is laid out in memory during the forward pass.
+enum class BatchLayout {
+  nested,  // packed real tokens + cu_seqlens: every op runs over real tokens only (jagged's native form)
+  padded,  // [num_seqs, max_seqlen] with an attention mask: every op runs over all positions (the baseline)
+};
+
+struct ForwardOptions {
+  BatchLayout layout = BatchLayout::nested;
+  bool last_token_logits = false;  // LM head only on each sequence's last token
+  StageProfile* profile = nullptr; // per-stage wall time, accumulated, when set
+};
+
+class LlamaModel {
+ public:
+  // Validates that every tensor the config needs is present with the right shape (InvalidArgument naming it).
+  LlamaModel(LlamaConfig config, WeightMap weights);
+  // A model of a named real shape with seeded random weights (for benchmarks without files):
+  // smollm-135m, stories15m, tinyllama-1.1b, llama-3.2-1b, qwen2-0.5b, tiny.
+  static LlamaModel synthetic(const std::string& name, uint64_t seed = 1234);
+  static std::vector<std::string> synthetic_names();
+
+  LlamaModel(LlamaModel&&) noexcept = default;
+  LlamaModel& operator=(LlamaModel&&) noexcept = default;
+
+  const LlamaConfig& config() const { return config_; }
+  int64_t parameter_count() const;
+
+  // token_ids: nested [num_tokens] i32, each id in [0, vocab_size), each sequence at most context_length long.
+  // Returns logits [num_tokens, vocab_size] f32 (real tokens only, in packed order), or with last_token_logits
+  // [num_seqs, vocab_size] (every sequence then needs at least one token). Both layouts return the same form.
+  Tensor forward(const NestedTensor& token_ids, const ForwardOptions& options = {}) const;
+
+  // A copy of the weights under their canonical names (model_config.h), for exporting to other engines.
+  WeightMap canonical_weights() const;
+
+ private:
+  struct Layer {
+    Tensor wqkv;        // [(num_heads + 2 * num_kv_heads) * head_dim, model_dim]
+    Tensor bqkv;        // [(num_heads + 2 * num_kv_heads) * head_dim] or undefined
+    Tensor wo;          // [model_dim, num_heads * head_dim]
+    Tensor w_gate_up;   // [2 * ffn_dim, model_dim]: gate rows, then up rows
+    Tensor w_down;      // [model_dim, ffn_dim]
+    const Tensor* attn_norm = nullptr;  // [model_dim]
+    const Tensor* ffn_norm = nullptr;   // [model_dim]
+  };
+  struct Activations;
+
+  void validate_tokens(const NestedTensor& token_ids) const;
+  void run_layers(Activations& act, const ForwardOptions& options) const;
+
+  LlamaConfig config_;
+  WeightMap weights_;
+  std::vector<Layer> layers_;
+  std::vector<float> inv_freq_;  // [head_dim / 2]
+  const Tensor* embedding_ = nullptr;    // [vocab_size, model_dim]
+  const Tensor* output_norm_ = nullptr;  // [model_dim]
+  const Tensor* output_ = nullptr;       // [vocab_size, model_dim] (the embedding when tied)
+};
+
+// Loads a Llama-family model from a llama2.c .bin, a Hugging Face directory or a GGUF file.
+// FileError naming the file and the problem.
+LlamaModel load_llama_model(const std::filesystem::path& path);
+
+}  // namespace jagged

@@ -1,0 +1,314 @@
+// The Llama-family decoder. One forward serves both layouts: the nested batch runs every op over the real
+// tokens only and attention per sequence; the padded twin runs every op over num_seqs x max_seqlen positions
+// with the masked attention frameworks use. Activations are allocated once per forward, never per layer.
+#include "jagged/llama.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "jagged/ops.h"
+
+namespace jagged {
+namespace {
+
+const Tensor& require_weight(const WeightMap& weights, const std::string& name, const Shape& shape) {
+  const auto found = weights.find(name);
+  if (found == weights.end()) throw InvalidArgument(concat("model weights: missing tensor ", name));
+  check_shape(found->second, shape, name.c_str());
+  return found->second;
+}
+
+// Stacks tensors along their first axis ([rows_i, cols] or [n_i]): fused projections run as one GEMM.
+Tensor concat_rows(std::initializer_list<const Tensor*> parts) {
+  Shape shape = (*parts.begin())->shape();
+  shape[0] = 0;
+  for (const Tensor* part : parts) shape[0] += part->dim(0);
+  Tensor stacked(shape);
+  auto* out = static_cast<std::byte*>(stacked.raw_data());
+  for (const Tensor* part : parts) {
+    std::memcpy(out, part->raw_data(), part->nbytes());
+    out += part->nbytes();
+  }
+  return stacked;
+}
+
+// Rows [begin, end) of a [rows, ...] tensor, copied.
+Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end) {
+  Shape shape = tensor.shape();
+  shape[0] = end - begin;
+  Tensor slice(shape);
+  const size_t row_bytes = tensor.nbytes() / static_cast<size_t>(tensor.dim(0));
+  std::memcpy(slice.raw_data(), static_cast<const std::byte*>(tensor.raw_data()) + begin * row_bytes, slice.nbytes());
+  return slice;
+}
+
+std::string layer_name(int layer, const char* suffix) { return concat("blk.", layer, ".", suffix); }
+
+}  // namespace
+
+struct LlamaModel::Activations {
+  int64_t rows = 0;                  // real tokens (nested) or num_seqs * max_seqlen (padded)
+  BatchLayout layout = BatchLayout::nested;
+  std::vector<int32_t> cu_seqlens;   // nested: the batch's offsets
+  int64_t num_seqs = 0;
+  int64_t max_seqlen = 0;
+  Tensor key_padding_mask;           // padded: [num_seqs, max_seqlen] u8
+  Tensor positions;                  // [rows] i32
+  Tensor x;                          // [rows, model_dim] residual stream
+  Tensor scratch;                    // [rows, model_dim] norm output, then projection output
+  Tensor qkv;                        // [rows, (num_heads + 2 * num_kv_heads) * head_dim]
+  Tensor attn;                       // [rows, num_heads * head_dim]
+  Tensor gate_up;                    // [rows, 2 * ffn_dim]
+  Tensor mlp;                        // [rows, ffn_dim]
+};
+
+LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights) : config_(config), weights_(std::move(weights)) {
+  const LlamaConfig& c = config_;
+  if (c.model_dim <= 0 || c.ffn_dim <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
+      c.head_dim <= 0 || c.vocab_size <= 0 || c.context_length <= 0) {
+    throw InvalidArgument(concat("llama config: all sizes must be positive (model_dim ", c.model_dim, ", ffn_dim ",
+                                 c.ffn_dim, ", layers ", c.num_layers, ", heads ", c.num_heads, ", kv heads ",
+                                 c.num_kv_heads, ", head_dim ", c.head_dim, ", vocab ", c.vocab_size, ", context ",
+                                 c.context_length, ")"));
+  }
+  if (c.num_heads % c.num_kv_heads != 0) {
+    throw InvalidArgument(concat("llama config: num_heads ", c.num_heads, " is not a multiple of num_kv_heads ",
+                                 c.num_kv_heads));
+  }
+  if (c.head_dim % 2 != 0) throw InvalidArgument(concat("llama config: head_dim ", c.head_dim, " must be even for RoPE"));
+  const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;
+  const int64_t kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
+
+  embedding_ = &require_weight(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
+  output_norm_ = &require_weight(weights_, "output_norm.weight", {c.model_dim});
+  output_ = c.tied_output ? embedding_ : &require_weight(weights_, "output.weight", {c.vocab_size, c.model_dim});
+
+  for (int i = 0; i < c.num_layers; ++i) {
+    Layer layer;
+    const Tensor& wq = require_weight(weights_, layer_name(i, "attn_q.weight"), {q_dim, c.model_dim});
+    const Tensor& wk = require_weight(weights_, layer_name(i, "attn_k.weight"), {kv_dim, c.model_dim});
+    const Tensor& wv = require_weight(weights_, layer_name(i, "attn_v.weight"), {kv_dim, c.model_dim});
+    layer.wqkv = concat_rows({&wq, &wk, &wv});
+    if (c.qkv_bias) {
+      layer.bqkv = concat_rows({&require_weight(weights_, layer_name(i, "attn_q.bias"), {q_dim}),
+                               &require_weight(weights_, layer_name(i, "attn_k.bias"), {kv_dim}),
+                               &require_weight(weights_, layer_name(i, "attn_v.bias"), {kv_dim})});
+    }
+    layer.wo = require_weight(weights_, layer_name(i, "attn_output.weight"), {c.model_dim, q_dim}).clone();
+    layer.w_gate_up = concat_rows({&require_weight(weights_, layer_name(i, "ffn_gate.weight"), {c.ffn_dim, c.model_dim}),
+                                  &require_weight(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})});
+    layer.w_down = require_weight(weights_, layer_name(i, "ffn_down.weight"), {c.model_dim, c.ffn_dim}).clone();
+    layer.attn_norm = &require_weight(weights_, layer_name(i, "attn_norm.weight"), {c.model_dim});
+    layer.ffn_norm = &require_weight(weights_, layer_name(i, "ffn_norm.weight"), {c.model_dim});
+    // The fused copies replace the originals: keep one copy of each matrix in memory.
+    for (const char* fused : {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias",
+                              "attn_v.bias", "attn_output.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"}) {
+      weights_.erase(layer_name(i, fused));
+    }
+    layers_.push_back(std::move(layer));
+  }
+  inv_freq_ = ops::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
+}
+
+WeightMap LlamaModel::canonical_weights() const {
+  const LlamaConfig& c = config_;
+  const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;
+  const int64_t kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
+  WeightMap out;
+  out["token_embd.weight"] = embedding_->clone();
+  out["output_norm.weight"] = output_norm_->clone();
+  if (!c.tied_output) out["output.weight"] = output_->clone();
+  for (int i = 0; i < c.num_layers; ++i) {
+    const Layer& layer = layers_[static_cast<size_t>(i)];
+    out[layer_name(i, "attn_q.weight")] = slice_rows(layer.wqkv, 0, q_dim);
+    out[layer_name(i, "attn_k.weight")] = slice_rows(layer.wqkv, q_dim, q_dim + kv_dim);
+    out[layer_name(i, "attn_v.weight")] = slice_rows(layer.wqkv, q_dim + kv_dim, q_dim + 2 * kv_dim);
+    if (layer.bqkv.defined()) {
+      out[layer_name(i, "attn_q.bias")] = slice_rows(layer.bqkv, 0, q_dim);
+      out[layer_name(i, "attn_k.bias")] = slice_rows(layer.bqkv, q_dim, q_dim + kv_dim);
+      out[layer_name(i, "attn_v.bias")] = slice_rows(layer.bqkv, q_dim + kv_dim, q_dim + 2 * kv_dim);
+    }
+    out[layer_name(i, "attn_output.weight")] = layer.wo.clone();
+    out[layer_name(i, "ffn_gate.weight")] = slice_rows(layer.w_gate_up, 0, c.ffn_dim);
+    out[layer_name(i, "ffn_up.weight")] = slice_rows(layer.w_gate_up, c.ffn_dim, 2 * c.ffn_dim);
+    out[layer_name(i, "ffn_down.weight")] = layer.w_down.clone();
+    out[layer_name(i, "attn_norm.weight")] = layer.attn_norm->clone();
+    out[layer_name(i, "ffn_norm.weight")] = layer.ffn_norm->clone();
+  }
+  return out;
+}
+
+int64_t LlamaModel::parameter_count() const {
+  int64_t count = embedding_->numel() + output_norm_->numel() + (config_.tied_output ? 0 : output_->numel());
+  for (const Layer& layer : layers_) {
+    count += layer.wqkv.numel() + (layer.bqkv.defined() ? layer.bqkv.numel() : 0) + layer.wo.numel() +
+             layer.w_gate_up.numel() + layer.w_down.numel() + layer.attn_norm->numel() + layer.ffn_norm->numel();
+  }
+  return count;
+}
+
+void LlamaModel::validate_tokens(const NestedTensor& token_ids) const {
+  if (token_ids.num_seqs() == 0) throw InvalidArgument("llama forward: the batch has no sequences");
+  if (token_ids.dtype() != DType::i32 || token_ids.inner_shape() != Shape{}) {
+    throw InvalidArgument(concat("llama forward: token ids must be a nested [num_tokens] i32 tensor, got inner shape ",
+                                 shape_string(token_ids.inner_shape()), " ", dtype_name(token_ids.dtype())));
+  }
+  for (int64_t seq = 0; seq < token_ids.num_seqs(); ++seq) {
+    if (token_ids.seqlen(seq) > config_.context_length) {
+      throw InvalidArgument(concat("sequence ", seq, " has ", token_ids.seqlen(seq),
+                                   " tokens, more than the model's context length ", config_.context_length));
+    }
+  }
+  const int32_t* ids = token_ids.values().data<int32_t>();
+  for (int64_t t = 0; t < token_ids.num_tokens(); ++t) {
+    if (ids[t] < 0 || ids[t] >= config_.vocab_size) {
+      throw InvalidArgument(concat("token id ", ids[t], " at packed position ", t, " is outside the vocabulary [0, ",
+                                   config_.vocab_size, ")"));
+    }
+  }
+}
+
+Tensor LlamaModel::forward(const NestedTensor& token_ids, const ForwardOptions& options) const {
+  validate_tokens(token_ids);
+  const LlamaConfig& c = config_;
+  const int64_t num_seqs = token_ids.num_seqs();
+  const std::vector<int64_t> lengths = token_ids.seqlens();
+  if (options.last_token_logits) {
+    for (int64_t seq = 0; seq < num_seqs; ++seq) {
+      if (lengths[seq] == 0) {
+        throw InvalidArgument(concat("sequence ", seq, " is empty: last-token logits need at least one token"));
+      }
+    }
+  }
+
+  Activations act;
+  act.layout = options.layout;
+  act.num_seqs = num_seqs;
+  act.max_seqlen = token_ids.max_seqlen();
+  Tensor ids;  // [rows] i32
+  {
+    StageTimer timer(options.profile, options.layout == BatchLayout::padded ? "pad" : "embedding");
+    if (options.layout == BatchLayout::nested) {
+      act.rows = token_ids.num_tokens();
+      act.cu_seqlens.assign(token_ids.cu_seqlens().begin(), token_ids.cu_seqlens().end());
+      act.positions = ops::token_positions(act.cu_seqlens);
+    } else {
+      act.rows = num_seqs * act.max_seqlen;
+      PaddedTensor padded = token_ids.to_padded(0.0);
+      ids = std::move(padded.values);
+      ids.reshape({act.rows});
+      act.key_padding_mask = std::move(padded.mask);
+      const std::vector<int64_t> full(static_cast<size_t>(num_seqs), act.max_seqlen);
+      act.positions = ops::token_positions(cu_seqlens_from_lengths(full));
+    }
+  }
+  const int64_t qkv_dim = int64_t{c.num_heads + 2 * c.num_kv_heads} * c.head_dim;
+  act.x = Tensor({act.rows, c.model_dim});
+  act.scratch = Tensor({act.rows, c.model_dim});
+  act.qkv = Tensor({act.rows, qkv_dim});
+  act.attn = Tensor({act.rows, int64_t{c.num_heads} * c.head_dim});
+  act.gate_up = Tensor({act.rows, 2 * c.ffn_dim});
+  act.mlp = Tensor({act.rows, c.ffn_dim});
+  {
+    StageTimer timer(options.profile, "embedding");
+    ops::embedding(options.layout == BatchLayout::nested ? token_ids.values() : ids, *embedding_, act.x);
+  }
+
+  run_layers(act, options);
+
+  // Rows that reach the LM head: every real token, or each sequence's last one.
+  std::vector<int64_t> head_rows;
+  if (options.last_token_logits) {
+    for (int64_t seq = 0; seq < num_seqs; ++seq) {
+      head_rows.push_back(options.layout == BatchLayout::nested ? act.cu_seqlens[seq + 1] - 1
+                                                                : seq * act.max_seqlen + lengths[seq] - 1);
+    }
+  }
+  Tensor hidden;  // [head rows, model_dim]
+  {
+    StageTimer timer(options.profile, "final_norm");
+    if (options.last_token_logits) {
+      Tensor gathered({static_cast<int64_t>(head_rows.size()), c.model_dim});
+      for (size_t i = 0; i < head_rows.size(); ++i) {
+        std::memcpy(gathered.data<float>() + i * c.model_dim, act.x.data<float>() + head_rows[i] * c.model_dim,
+                    c.model_dim * sizeof(float));
+      }
+      hidden = std::move(gathered);
+    } else {
+      hidden = std::move(act.x);
+    }
+    ops::rmsnorm(hidden, *output_norm_, c.norm_eps, hidden);
+  }
+  // Free what the head does not need before it allocates the logits.
+  act.qkv = Tensor();
+  act.attn = Tensor();
+  act.gate_up = Tensor();
+  act.mlp = Tensor();
+  act.scratch = Tensor();
+  Tensor logits({hidden.dim(0), c.vocab_size});
+  {
+    StageTimer timer(options.profile, "lm_head");
+    ops::linear(hidden, *output_, nullptr, logits);
+  }
+  if (options.layout == BatchLayout::padded && !options.last_token_logits) {
+    StageTimer timer(options.profile, "pad");
+    logits.reshape({num_seqs, act.max_seqlen, c.vocab_size});
+    return std::move(NestedTensor::from_padded(logits, lengths).values());
+  }
+  return logits;
+}
+
+void LlamaModel::run_layers(Activations& act, const ForwardOptions& options) const {
+  const LlamaConfig& c = config_;
+  const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;
+  const int64_t kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
+  const ops::AttentionConfig attention{c.num_heads, c.num_kv_heads, c.head_dim, 0.0f, /*causal=*/true};
+  MatrixView qkv = act.qkv.matrix();
+  MatrixView q = qkv.columns(0, q_dim);
+  MatrixView k = qkv.columns(q_dim, q_dim + kv_dim);
+  MatrixView v = qkv.columns(q_dim + kv_dim, q_dim + 2 * kv_dim);
+  StageProfile* profile = options.profile;
+
+  for (const Layer& layer : layers_) {
+    {
+      StageTimer timer(profile, "attn_norm");
+      ops::rmsnorm(act.x, *layer.attn_norm, c.norm_eps, act.scratch);
+    }
+    {
+      StageTimer timer(profile, "qkv_proj");
+      ops::linear(act.scratch, layer.wqkv, layer.bqkv.defined() ? &layer.bqkv : nullptr, act.qkv);
+    }
+    {
+      StageTimer timer(profile, "rope");
+      ops::rope(q, c.num_heads, c.head_dim, act.positions, inv_freq_, c.rope_pairs);
+      ops::rope(k, c.num_kv_heads, c.head_dim, act.positions, inv_freq_, c.rope_pairs);
+    }
+    {
+      StageTimer timer(profile, "attention");
+      if (act.layout == BatchLayout::nested) {
+        ops::attention(q, k, v, act.attn.matrix(), act.cu_seqlens, attention);
+      } else {
+        ops::attention_padded(q, k, v, act.attn.matrix(), act.num_seqs, act.max_seqlen, act.key_padding_mask,
+                              attention);
+      }
+    }
+    {
+      StageTimer timer(profile, "attn_output");
+      ops::linear(act.attn, layer.wo, nullptr, act.scratch);
+      ops::add(act.x, act.scratch);
+    }
+    {
+      StageTimer timer(profile, "mlp_norm");
+      ops::rmsnorm(act.x, *layer.ffn_norm, c.norm_eps, act.scratch);
+    }
+    {
+      StageTimer timer(profile, "mlp");
+      ops::linear(act.scratch, layer.w_gate_up, nullptr, act.gate_up);
+      ops::swiglu(act.gate_up, act.mlp);
+      ops::linear(act.mlp, layer.w_down, nullptr, act.scratch);
+      ops::add(act.x, act.scratch);
+    }
+  }
+}
+
+}  // namespace jagged

@@ -1,0 +1,15 @@
+// The jagged CLI: one file per command family; each adds its subcommands to the app. main.cpp catches errors.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace jagged::cli {
+
+void add_run_command(CLI::App& app);        // jagged run: greedy / sampled continuation of prompts
+void add_parity_command(CLI::App& app);     // jagged parity: nested vs padded vs one-by-one logits
+void add_tokenize_commands(CLI::App& app);  // jagged tokenize / detokenize
+
+// The exit code a command wants when it finishes without an error (parity sets 1 above tolerance).
+int& command_exit_code();
+
+}  // namespace jagged::cli

@@ -1,0 +1,26 @@
+// Helpers shared by CLI commands (frontends use only the public API).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "jagged/llama.h"
+#include "jagged/tokenizer.h"
+
+namespace jagged::cli {
+
+// "synthetic:NAME" or a model file/directory.
+LlamaModel open_llama(const std::string& spec);
+bool is_synthetic(const std::string& spec);
+
+// The tokenizer for a model: an explicit path wins; else the one inside or beside the model file; null for
+// synthetic models.
+std::unique_ptr<Tokenizer> open_tokenizer_for(const std::string& model_spec, const std::string& tokenizer_path,
+                                              int64_t vocab_size);
+
+// A nested [num_tokens] i32 batch from token-id lists.
+NestedTensor make_token_batch(const std::vector<std::vector<int32_t>>& sequences);
+
+}  // namespace jagged::cli

@@ -1,0 +1,92 @@
+// jagged parity: one random ragged batch run nested, padded, and each sequence alone; the logits over real
+// tokens must agree. Exit 1 when the largest relative difference exceeds --tol.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "commands.h"
+#include "common.h"
+#include "jagged/workload.h"
+
+namespace jagged::cli {
+namespace {
+
+struct ParityArgs {
+  std::string model;
+  int64_t batch = 32;
+  int64_t min_len = 10;
+  int64_t max_len = 256;
+  uint64_t seed = 555;
+  double tolerance = 1e-4;
+};
+
+struct Difference {
+  double max_abs = 0.0;
+  double max_rel = 0.0;  // max |a - b| / max |b|: relative to the logits' scale, stable near zero
+};
+
+Difference compare(const Tensor& actual, const Tensor& expected) {
+  Difference diff;
+  double scale = 0.0;
+  const float* a = actual.data<float>();
+  const float* b = expected.data<float>();
+  for (int64_t i = 0; i < expected.numel(); ++i) {
+    const double delta = std::fabs(static_cast<double>(a[i]) - b[i]);
+    diff.max_abs = std::isnan(delta) ? INFINITY : std::max(diff.max_abs, delta);
+    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
+  }
+  diff.max_rel = diff.max_abs / std::max(scale, 1e-30);
+  return diff;
+}
+
+void parity(const ParityArgs& args, int& exit_code) {
+  if (!(args.tolerance > 0.0)) throw InvalidArgument(concat("--tol must be positive, got ", args.tolerance));
+  const LlamaModel model = open_llama(args.model);
+  const std::vector<int64_t> lengths = uniform_lengths(args.batch, args.min_len, args.max_len, args.seed);
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    if (lengths[i] > model.config().context_length) {
+      throw InvalidArgument(concat("--max-len ", args.max_len, " exceeds the model's context length ",
+                                   model.config().context_length));
+    }
+  }
+  const NestedTensor batch = random_token_batch(lengths, model.config().vocab_size, args.seed);
+  const Tensor nested = model.forward(batch, {BatchLayout::nested, false, nullptr});
+  const Tensor padded = model.forward(batch, {BatchLayout::padded, false, nullptr});
+  // Each sequence alone, stacked in packed order.
+  Tensor alone(nested.shape());
+  const int64_t vocab = model.config().vocab_size;
+  for (int64_t seq = 0; seq < batch.num_seqs(); ++seq) {
+    if (batch.seqlen(seq) == 0) continue;
+    const SequenceView view = batch.sequence(seq);
+    const Tensor ids = Tensor::from_ints({view.as<int32_t>(), static_cast<size_t>(batch.seqlen(seq))}, {batch.seqlen(seq)});
+    const Tensor logits = model.forward(NestedTensor(ids.clone(), {0, static_cast<int32_t>(batch.seqlen(seq))}));
+    std::copy_n(logits.data<float>(), logits.numel(), alone.data<float>() + batch.cu_seqlens()[seq] * vocab);
+  }
+  const Difference padded_diff = compare(padded, nested);
+  const Difference alone_diff = compare(alone, nested);
+  std::printf("parity: %s, %lld sequences, %lld real tokens (padded: %lld), lengths %lld..%lld, seed %llu\n",
+              args.model.c_str(), static_cast<long long>(batch.num_seqs()), static_cast<long long>(batch.num_tokens()),
+              static_cast<long long>(batch.num_seqs() * batch.max_seqlen()), static_cast<long long>(args.min_len),
+              static_cast<long long>(args.max_len), static_cast<unsigned long long>(args.seed));
+  std::printf("  padded vs nested: max abs %.3e  max rel %.3e\n", padded_diff.max_abs, padded_diff.max_rel);
+  std::printf("  alone  vs nested: max abs %.3e  max rel %.3e\n", alone_diff.max_abs, alone_diff.max_rel);
+  const bool pass = padded_diff.max_rel <= args.tolerance && alone_diff.max_rel <= args.tolerance;
+  std::printf("  %s (tolerance %.1e relative to the largest logit)\n", pass ? "PASS" : "FAIL", args.tolerance);
+  exit_code = pass ? 0 : 1;
+}
+
+}  // namespace
+
+void add_parity_command(CLI::App& app) {
+  auto args = std::make_shared<ParityArgs>();
+  CLI::App* command = app.add_subcommand("parity", "compare nested, padded and one-by-one logits on a random batch");
+  command->add_option("--model,-m", args->model, "model file/dir or synthetic:NAME")->required();
+  command->add_option("--batch", args->batch, "sequences")->capture_default_str();
+  command->add_option("--min-len", args->min_len, "shortest sequence")->capture_default_str();
+  command->add_option("--max-len", args->max_len, "longest sequence")->capture_default_str();
+  command->add_option("--seed", args->seed, "seed of lengths and token ids")->capture_default_str();
+  command->add_option("--tol", args->tolerance, "max relative difference")->capture_default_str();
+  command->callback([args] { parity(*args, command_exit_code()); });
+}
+
+}  // namespace jagged::cli
