@@ -34,13 +34,4 @@ std::unique_ptr<Tokenizer> open_tokenizer_for(const std::string& model_spec, con
                          ".bin beside the llama2.c checkpoint; pass --tokenizer"));
 }
 
-NestedTensor make_token_batch(const std::vector<std::vector<int32_t>>& sequences) {
-  std::vector<int64_t> lengths;
-  for (const auto& sequence : sequences) lengths.push_back(static_cast<int64_t>(sequence.size()));
-  NestedTensor batch = NestedTensor::from_lengths(lengths, {}, DType::i32);
-  int32_t* ids = batch.values().data<int32_t>();
-  for (const auto& sequence : sequences) ids = std::copy(sequence.begin(), sequence.end(), ids);
-  return batch;
-}
-
 }  // namespace jagged::cli

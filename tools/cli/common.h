@@ -20,7 +20,4 @@ bool is_synthetic(const std::string& spec);
 std::unique_ptr<Tokenizer> open_tokenizer_for(const std::string& model_spec, const std::string& tokenizer_path,
                                               int64_t vocab_size);
 
-// A nested [num_tokens] i32 batch from token-id lists.
-NestedTensor make_token_batch(const std::vector<std::vector<int32_t>>& sequences);
-
 }  // namespace jagged::cli

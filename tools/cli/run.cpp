@@ -1,11 +1,10 @@
-// jagged run: the continuation of every prompt, all prompts in one nested batch. Without a KV cache (the
-// generation issue adds it) each step recomputes every sequence's prefix, still as one ragged batch.
+// jagged run: the continuation of every prompt, all prompts in one nested batch (see jagged/generate.h).
 #include <fstream>
 #include <iostream>
 
 #include "commands.h"
 #include "common.h"
-#include "jagged/sampling.h"
+#include "jagged/generate.h"
 
 namespace jagged::cli {
 namespace {
@@ -36,58 +35,34 @@ void run(const RunArgs& args) {
     for (auto& line : read_lines(args.prompts_file)) prompts.push_back(std::move(line));
   }
   if (prompts.empty()) prompts.emplace_back();  // no prompt: start from BOS alone
-  if (args.steps < 0) throw InvalidArgument(concat("-n must be >= 0, got ", args.steps));
 
   const LlamaModel model = open_llama(args.model);
   const LlamaConfig& config = model.config();
   const auto tokenizer = open_tokenizer_for(args.model, args.tokenizer, config.vocab_size);
 
+  if (tokenizer == nullptr && !(prompts.size() == 1 && prompts[0].empty())) {
+    throw InvalidArgument(concat(args.model, " has no tokenizer: pass --tokenizer to give text prompts"));
+  }
   std::vector<std::vector<int32_t>> sequences;
   for (const auto& prompt : prompts) {
     std::vector<int32_t> ids = tokenizer ? tokenizer->encode(prompt, /*add_special=*/true) : std::vector<int32_t>{};
     if (ids.empty() || (tokenizer == nullptr)) ids.insert(ids.begin(), config.bos_id);
-    if (static_cast<int64_t>(ids.size()) > config.context_length) {
-      throw InvalidArgument(concat("prompt ", sequences.size(), " has ", ids.size(),
-                                   " tokens, more than the model's context length ", config.context_length));
-    }
     sequences.push_back(std::move(ids));
   }
-  const std::vector<size_t> prompt_lengths = [&] {
-    std::vector<size_t> lengths;
-    for (const auto& sequence : sequences) lengths.push_back(sequence.size());
-    return lengths;
-  }();
-
-  Sampler sampler({args.temperature, args.top_p, args.seed});
-  std::vector<bool> done(sequences.size(), false);
-  for (int step = 0; step < args.steps; ++step) {
-    std::vector<size_t> active;
-    std::vector<std::vector<int32_t>> batch;
-    for (size_t i = 0; i < sequences.size(); ++i) {
-      if (done[i] || static_cast<int64_t>(sequences[i].size()) >= config.context_length) continue;
-      active.push_back(i);
-      batch.push_back(sequences[i]);
-    }
-    if (active.empty()) break;
-    const Tensor logits = model.forward(make_token_batch(batch), {BatchLayout::nested, true, nullptr});
-    for (size_t row = 0; row < active.size(); ++row) {
-      const int32_t next = sampler.sample({logits.data<float>() + row * config.vocab_size,
-                                           static_cast<size_t>(config.vocab_size)});
-      sequences[active[row]].push_back(next);
-      if (next == config.eos_id) done[active[row]] = true;
-    }
-  }
+  GenerateOptions options;
+  options.steps = args.steps;
+  options.sampling = {args.temperature, args.top_p, args.seed};
+  const std::vector<std::vector<int32_t>> continuations = generate(model, sequences, options);
 
   for (size_t i = 0; i < sequences.size(); ++i) {
-    const std::vector<int32_t> generated(sequences[i].begin() + static_cast<std::ptrdiff_t>(prompt_lengths[i]),
-                                         sequences[i].end());
+    const std::vector<int32_t>& generated = continuations[i];
     if (args.show_ids || tokenizer == nullptr) {
       for (size_t t = 0; t < generated.size(); ++t) std::cout << (t ? " " : "") << generated[t];
       std::cout << "\n";
       continue;
     }
     std::string text = prompts[i];
-    int32_t previous = sequences[i][prompt_lengths[i] - 1];
+    int32_t previous = sequences[i].back();
     for (const int32_t id : generated) {
       if (id == config.eos_id) break;
       text += tokenizer->decode_token(previous, id);
