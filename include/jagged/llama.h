@@ -6,23 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "jagged/forward.h"
 #include "jagged/model_config.h"
 #include "jagged/nested_tensor.h"
 #include "jagged/profile.h"
 
 namespace jagged {
-
-// How the batch is laid out in memory during the forward pass.
-enum class BatchLayout {
-  nested,  // packed real tokens + cu_seqlens: every op runs over real tokens only (jagged's native form)
-  padded,  // [num_seqs, max_seqlen] with an attention mask: every op runs over all positions (the baseline)
-};
-
-struct ForwardOptions {
-  BatchLayout layout = BatchLayout::nested;
-  bool last_token_logits = false;  // LM head only on each sequence's last token
-  StageProfile* profile = nullptr; // per-stage wall time, accumulated, when set
-};
 
 class LlamaModel {
  public:

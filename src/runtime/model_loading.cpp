@@ -1,9 +1,11 @@
 // Loading models from files: the loaders (src/io) read the files into a config + canonical weights, and the
 // model (src/models) is built from those; neither knows the other.
 #include "io/model_loader.h"
-#include "jagged/llama.h"
+#include "jagged/model_files.h"
 
 namespace jagged {
+
+std::string model_architecture(const std::filesystem::path& path) { return io::detect_architecture(path); }
 
 LlamaModel load_llama_model(const std::filesystem::path& path) {
   const std::string architecture = io::detect_architecture(path);

@@ -8,6 +8,7 @@ namespace jagged::cli {
 void add_run_command(CLI::App& app);        // jagged run: greedy / sampled continuation of prompts
 void add_parity_command(CLI::App& app);     // jagged parity: nested vs padded vs one-by-one logits
 void add_tokenize_commands(CLI::App& app);  // jagged tokenize / detokenize
+void add_bench_command(CLI::App& app);      // jagged bench: padded vs nested, per stage, memory, parity
 
 // The exit code a command wants when it finishes without an error (parity sets 1 above tolerance).
 int& command_exit_code();

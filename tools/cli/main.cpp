@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   jagged::cli::add_run_command(app);
   jagged::cli::add_parity_command(app);
   jagged::cli::add_tokenize_commands(app);
+  jagged::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -13,6 +13,7 @@ namespace {
 
 struct ParityArgs {
   std::string model;
+  std::string distribution = "uniform";
   int64_t batch = 32;
   int64_t min_len = 10;
   int64_t max_len = 256;
@@ -42,14 +43,12 @@ Difference compare(const Tensor& actual, const Tensor& expected) {
 void parity(const ParityArgs& args, int& exit_code) {
   if (!(args.tolerance > 0.0)) throw InvalidArgument(concat("--tol must be positive, got ", args.tolerance));
   const LlamaModel model = open_llama(args.model);
-  const std::vector<int64_t> lengths = uniform_lengths(args.batch, args.min_len, args.max_len, args.seed);
-  for (size_t i = 0; i < lengths.size(); ++i) {
-    if (lengths[i] > model.config().context_length) {
-      throw InvalidArgument(concat("--max-len ", args.max_len, " exceeds the model's context length ",
-                                   model.config().context_length));
-    }
+  if (args.max_len > model.config().context_length) {
+    throw InvalidArgument(concat("--max-len ", args.max_len, " exceeds the model's context length ",
+                                 model.config().context_length));
   }
-  const NestedTensor batch = random_token_batch(lengths, model.config().vocab_size, args.seed);
+  const NestedTensor batch =
+      draw_workload({args.distribution, args.batch, args.min_len, args.max_len, args.seed}, model.config().vocab_size);
   const Tensor nested = model.forward(batch, {BatchLayout::nested, false, nullptr});
   const Tensor padded = model.forward(batch, {BatchLayout::padded, false, nullptr});
   // Each sequence alone, stacked in packed order.
@@ -64,10 +63,10 @@ void parity(const ParityArgs& args, int& exit_code) {
   }
   const Difference padded_diff = compare(padded, nested);
   const Difference alone_diff = compare(alone, nested);
-  std::printf("parity: %s, %lld sequences, %lld real tokens (padded: %lld), lengths %lld..%lld, seed %llu\n",
-              args.model.c_str(), static_cast<long long>(batch.num_seqs()), static_cast<long long>(batch.num_tokens()),
-              static_cast<long long>(batch.num_seqs() * batch.max_seqlen()), static_cast<long long>(args.min_len),
-              static_cast<long long>(args.max_len), static_cast<unsigned long long>(args.seed));
+  std::printf("parity: %s, --dist %s: %lld sequences, %lld real tokens (padded: %lld), seed %llu\n",
+              args.model.c_str(), args.distribution.c_str(), static_cast<long long>(batch.num_seqs()),
+              static_cast<long long>(batch.num_tokens()), static_cast<long long>(batch.num_seqs() * batch.max_seqlen()),
+              static_cast<unsigned long long>(args.seed));
   std::printf("  padded vs nested: max abs %.3e  max rel %.3e\n", padded_diff.max_abs, padded_diff.max_rel);
   std::printf("  alone  vs nested: max abs %.3e  max rel %.3e\n", alone_diff.max_abs, alone_diff.max_rel);
   const bool pass = padded_diff.max_rel <= args.tolerance && alone_diff.max_rel <= args.tolerance;
@@ -81,6 +80,8 @@ void add_parity_command(CLI::App& app) {
   auto args = std::make_shared<ParityArgs>();
   CLI::App* command = app.add_subcommand("parity", "compare nested, padded and one-by-one logits on a random batch");
   command->add_option("--model,-m", args->model, "model file/dir or synthetic:NAME")->required();
+  command->add_option("--dist", args->distribution, "lengths: uniform, study, lognormal, equal, one-long, lengths:FILE")
+      ->capture_default_str();
   command->add_option("--batch", args->batch, "sequences")->capture_default_str();
   command->add_option("--min-len", args->min_len, "shortest sequence")->capture_default_str();
   command->add_option("--max-len", args->max_len, "longest sequence")->capture_default_str();
