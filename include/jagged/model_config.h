@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "jagged/ops.h"
 #include "jagged/tensor.h"
@@ -44,6 +45,7 @@ struct BertConfig {
   ops::GeluForm gelu = ops::GeluForm::erf;
   bool pre_norm = false;      // post-LayerNorm (original BERT) unless set
   int64_t num_labels = 0;     // > 0: a sequence-classification head is present
+  std::vector<std::string> labels;  // id2label names in id order (num_labels of them), or empty when unnamed
 };
 
 // Canonical tensor names (GGUF's), shapes in PyTorch order [out_features, in_features], all f32 after load:
