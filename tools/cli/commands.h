@@ -9,6 +9,7 @@ void add_run_command(CLI::App& app);        // jagged run: greedy / sampled cont
 void add_parity_command(CLI::App& app);     // jagged parity: nested vs padded vs one-by-one logits
 void add_tokenize_commands(CLI::App& app);  // jagged tokenize / detokenize
 void add_bench_command(CLI::App& app);      // jagged bench: padded vs nested, per stage, memory, parity
+void add_embed_commands(CLI::App& app);     // jagged embed / classify: BERT-family encoders
 
 // The exit code a command wants when it finishes without an error (parity sets 1 above tolerance).
 int& command_exit_code();

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   jagged::cli::add_parity_command(app);
   jagged::cli::add_tokenize_commands(app);
   jagged::cli::add_bench_command(app);
+  jagged::cli::add_embed_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

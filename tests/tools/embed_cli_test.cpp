@@ -1,0 +1,188 @@
+// Smoke tests of `jagged embed` and `jagged classify`: the built binary run on files, its output parsed back.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "jagged/error.h"
+
+namespace jagged {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class EmbedCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    binary_ = fs::path(JAGGED_BINARY_DIR) / "jagged";
+    ASSERT_TRUE(fs::exists(binary_)) << binary_ << " is missing: build the jagged_cli target first";
+    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    directory_ = fs::temp_directory_path() / concat("jagged_embed_cli_", test->name(), "_", ::getpid());
+    fs::create_directories(directory_);
+  }
+  void TearDown() override { fs::remove_all(directory_); }
+
+  fs::path write_inputs(const std::string& text) {
+    const fs::path path = directory_ / "inputs.txt";
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  Result run(const std::string& arguments) {
+    const fs::path out = directory_ / "stdout.txt";
+    const fs::path err = directory_ / "stderr.txt";
+    const std::string command = concat(binary_.string(), " ", arguments, " > ", out.string(), " 2> ", err.string());
+    const int status = std::system(command.c_str());
+    Result result;
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    result.out = read_file(out);
+    result.err = read_file(err);
+    return result;
+  }
+
+  fs::path binary_;
+  fs::path directory_;
+};
+
+std::vector<std::vector<double>> parse_rows(const std::string& text) {
+  std::vector<std::vector<double>> rows;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream values(line);
+    std::vector<double> row;
+    for (double value; values >> value;) row.push_back(value);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+double norm(const std::vector<double>& row) {
+  double sum = 0.0;
+  for (const double value : row) sum += value * value;
+  return std::sqrt(sum);
+}
+
+TEST_F(EmbedCli, PrintsOneNormalisedEmbeddingPerInput) {
+  const fs::path inputs = write_inputs("1 2 3\n\n5 6 7 8 9\n");
+  const Result result = run(concat("embed --model synthetic:tiny --ids --inputs ", inputs.string()));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto rows = parse_rows(result.out);
+  ASSERT_EQ(rows.size(), 3u);
+  for (const auto& row : rows) ASSERT_EQ(row.size(), 64u);
+  EXPECT_NEAR(norm(rows[0]), 1.0, 64 * FLT_EPSILON);
+  EXPECT_EQ(norm(rows[1]), 0.0);  // an empty input embeds to zeros
+  EXPECT_NEAR(norm(rows[2]), 1.0, 64 * FLT_EPSILON);
+  EXPECT_NE(rows[0], rows[2]);
+}
+
+TEST_F(EmbedCli, JsonHoldsTheSameValuesAsText) {
+  const fs::path inputs = write_inputs("4 8 15 16 23 42\n7\n");
+  const std::string options = concat("embed -m synthetic:tiny --ids --pool max --no-normalize -i ", inputs.string());
+  const Result text = run(options);
+  const Result json = run(options + " --json");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const auto rows = parse_rows(text.out);
+  const nlohmann::json parsed = nlohmann::json::parse(json.out);
+  ASSERT_EQ(parsed.size(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(parsed[i].get<std::vector<double>>(), rows[i]) << i;
+  EXPECT_GT(norm(rows[0]), 2.0);  // not normalised
+  const Result empty = run(concat("embed -m synthetic:tiny --ids --json -i ", write_inputs("").string()));
+  ASSERT_EQ(empty.exit_code, 0) << empty.err;
+  EXPECT_EQ(nlohmann::json::parse(empty.out), nlohmann::json::array());
+}
+
+TEST_F(EmbedCli, ClassifyMatchesThePyTorchReference) {
+  const fs::path fixture = fs::path(JAGGED_SOURCE_DIR) / "tests/fixtures/bert-tiny";
+  ASSERT_TRUE(fs::exists(fixture / "reference.json"));
+  std::ifstream file(fixture / "reference.json");
+  const nlohmann::json reference = nlohmann::json::parse(file);
+  std::ifstream config_file(fixture / "config.json");
+  const nlohmann::json config = nlohmann::json::parse(config_file);
+  // The CLI gives every token type 0: use the reference sequences that have no other type.
+  std::string lines;
+  std::vector<size_t> used;
+  for (size_t seq = 0; seq < reference["sequences"].size(); ++seq) {
+    const auto types = reference["token_type_ids"][seq].get<std::vector<int>>();
+    if (std::count(types.begin(), types.end(), 0) != static_cast<long>(types.size())) continue;
+    for (const int id : reference["sequences"][seq].get<std::vector<int>>()) lines += concat(id, " ");
+    lines += "\n";
+    used.push_back(seq);
+  }
+  ASSERT_GE(used.size(), 2u);
+  const Result result = run(concat("classify --json --ids -m ", fixture.string(), " -i ", write_inputs(lines).string()));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const nlohmann::json parsed = nlohmann::json::parse(result.out);
+  ASSERT_EQ(parsed.size(), used.size());
+  for (size_t i = 0; i < used.size(); ++i) {
+    const auto expected = reference["logits"][used[i]].get<std::vector<double>>();
+    const auto actual = parsed[i]["logits"].get<std::vector<double>>();
+    ASSERT_EQ(actual.size(), expected.size());
+    for (size_t label = 0; label < expected.size(); ++label) {
+      EXPECT_NEAR(actual[label], expected[label], 128 * FLT_EPSILON) << "input " << i << " label " << label;
+    }
+    const int64_t best = std::max_element(expected.begin(), expected.end()) - expected.begin();
+    EXPECT_EQ(parsed[i]["label_id"].get<int64_t>(), best);
+    // The id2label name when the loader passes it on, else LABEL_<id>.
+    const std::string label = parsed[i]["label"].get<std::string>();
+    EXPECT_TRUE(label == config["id2label"][std::to_string(best)].get<std::string>() || label == concat("LABEL_", best))
+        << label;
+  }
+}
+
+TEST_F(EmbedCli, LongInputsAreTruncatedWithAWarningOrRejected) {
+  std::string long_line;
+  for (int i = 0; i < 600; ++i) long_line += "3 ";  // synthetic:tiny's context is 512
+  const fs::path inputs = write_inputs("1 2\n" + long_line + "\n");
+  const Result truncated = run(concat("embed -m synthetic:tiny --ids -i ", inputs.string()));
+  ASSERT_EQ(truncated.exit_code, 0) << truncated.err;
+  EXPECT_EQ(parse_rows(truncated.out).size(), 2u);
+  EXPECT_NE(truncated.err.find("line 2 has 600 tokens; truncated"), std::string::npos) << truncated.err;
+  const Result rejected = run(concat("embed -m synthetic:tiny --ids --reject-long -i ", inputs.string()));
+  EXPECT_EQ(rejected.exit_code, 1);
+  EXPECT_NE(rejected.err.find("line 2 has 600 tokens"), std::string::npos) << rejected.err;
+  EXPECT_EQ(run(concat("embed -m synthetic:tiny --ids --truncate --reject-long -i ", inputs.string())).exit_code, 2);
+}
+
+TEST_F(EmbedCli, BadInputsFailNamingTheLine) {
+  const Result bad_id = run(concat("embed -m synthetic:tiny --ids -i ", write_inputs("1 2\n1 x 3\n").string()));
+  EXPECT_EQ(bad_id.exit_code, 1);
+  EXPECT_NE(bad_id.err.find("line 2: 'x'"), std::string::npos) << bad_id.err;
+  const Result out_of_range = run(concat("embed -m synthetic:tiny --ids -i ", write_inputs("256\n").string()));
+  EXPECT_EQ(out_of_range.exit_code, 1);
+  EXPECT_NE(out_of_range.err.find("line 1: '256'"), std::string::npos) << out_of_range.err;
+  const Result no_tokenizer = run(concat("embed -m synthetic:tiny -i ", write_inputs("hello\n").string()));
+  EXPECT_EQ(no_tokenizer.exit_code, 1);
+  EXPECT_NE(no_tokenizer.err.find("--ids"), std::string::npos) << no_tokenizer.err;
+  const Result empty_classify = run(concat("classify -m synthetic:tiny --ids -i ", write_inputs("1\n\n").string()));
+  EXPECT_EQ(empty_classify.exit_code, 1);
+  EXPECT_NE(empty_classify.err.find("line 2 has no tokens"), std::string::npos) << empty_classify.err;
+  EXPECT_EQ(run("embed -m synthetic:tiny --ids --pool sum -i x").exit_code, 2);
+  EXPECT_EQ(run(concat("embed -m synthetic:no-such --ids -i ", write_inputs("1\n").string())).exit_code, 1);
+}
+
+}  // namespace
+}  // namespace jagged
