@@ -1,0 +1,26 @@
+// Rotary position embedding, in place. For every token t and head h, pair (a, b) of the head's elements is
+// rotated by the angle positions[t] * inv_freq[i]: a' = a cos - b sin, b' = a sin + b cos. The pairs are
+// (x_2i, x_2i+1) for RopePairs::adjacent and (x_i, x_i+head_dim/2) for RopePairs::halves.
+// The angle is the f32 product positions[t] * inv_freq[i], as Hugging Face and llama2.c compute it; its
+// cosine and sine are then taken in double, so both kernels see the same angles. Unchecked: ops/ checks.
+#pragma once
+
+#include <cstdint>
+
+#include "jagged/ops.h"
+#include "jagged/tensor.h"
+
+namespace jagged::kernels {
+
+namespace reference {
+// x [num_tokens, num_heads * head_dim] (strided); positions [num_tokens]; inv_freq [head_dim / 2].
+void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* positions, const float* inv_freq,
+          ops::RopePairs pairs);
+}  // namespace reference
+
+namespace cpu {
+void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* positions, const float* inv_freq,
+          ops::RopePairs pairs);
+}  // namespace cpu
+
+}  // namespace jagged::kernels
