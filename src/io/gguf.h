@@ -39,9 +39,15 @@ struct GgufTensorInfo {
   uint64_t nbytes;
 };
 
+// ggml's name of a tensor type ("F32", "Q4_K"...), or "type <n>" for an unknown one.
+std::string ggml_type_name(uint32_t ggml_type);
+
+
 class GgufFile {
  public:
   static GgufFile open(const std::filesystem::path& path);  // also works on vocab-only files
+  // Parses an already mapped (or in-memory) file; errors name file->path().
+  static GgufFile parse(std::shared_ptr<const MappedFile> file);
 
   const std::filesystem::path& path() const { return path_; }
   uint32_t version() const { return version_; }
@@ -52,13 +58,18 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(const std::string& name) const;
   // The tensor converted to f32 (f32 is borrowed from the mapping without a copy). FileError on other types.
   Tensor read_f32(const GgufTensorInfo& info) const;
+  // FileError naming the tensor and type when read_f32 cannot convert it (quantised types).
+  void check_readable(const GgufTensorInfo& info) const;
+  uint64_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }  // start of the data section in the file
 
  private:
   std::filesystem::path path_;
   uint32_t version_ = 0;
   std::map<std::string, GgufValue> metadata_;
   std::vector<GgufTensorInfo> tensors_;
-  std::shared_ptr<MappedFile> file_;
+  std::shared_ptr<const MappedFile> file_;
+  uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
 };
 

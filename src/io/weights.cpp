@@ -1,0 +1,167 @@
+#include "io/weights.h"
+
+#include <cmath>
+#include <set>
+#include <string_view>
+
+#include "jagged/error.h"
+
+namespace jagged::io {
+namespace {
+
+// Bounds that no real model reaches; they keep every size product far from int64 overflow.
+constexpr int64_t kMaxModelDim = int64_t{1} << 17;
+constexpr int64_t kMaxFfnDim = int64_t{1} << 20;
+constexpr int64_t kMaxLayers = 1024;
+constexpr int64_t kMaxHeads = 1024;
+constexpr int64_t kMaxHeadDim = 1024;
+constexpr int64_t kMaxVocab = int64_t{1} << 24;
+constexpr int64_t kMaxContext = int64_t{1} << 24;
+
+void check_positive_finite(float value, const char* what, const std::string& source) {
+  if (!(value > 0.0f) || !std::isfinite(value)) throw FileError(concat(source, ": ", what, " ", value, " must be positive"));
+}
+
+std::string layer_name(int layer, const char* suffix) { return concat("blk.", layer, ".", suffix); }
+
+}  // namespace
+
+int64_t checked_range(int64_t value, int64_t low, int64_t high, const std::string& what, const std::string& source) {
+  if (value < low || value > high) {
+    throw FileError(concat(source, ": ", what, " ", value, " is outside the supported range [", low, ", ", high, "]"));
+  }
+  return value;
+}
+
+void validate_config(const LlamaConfig& config, const std::string& source) {
+  checked_range(config.model_dim, 1, kMaxModelDim, "model_dim", source);
+  checked_range(config.ffn_dim, 1, kMaxFfnDim, "ffn_dim", source);
+  checked_range(config.num_layers, 1, kMaxLayers, "num_layers", source);
+  checked_range(config.num_heads, 1, kMaxHeads, "num_heads", source);
+  checked_range(config.num_kv_heads, 1, config.num_heads, "num_kv_heads", source);
+  checked_range(config.head_dim, 2, kMaxHeadDim, "head_dim", source);
+  checked_range(config.vocab_size, 1, kMaxVocab, "vocab_size", source);
+  checked_range(config.context_length, 1, kMaxContext, "context_length", source);
+  if (config.num_heads % config.num_kv_heads != 0) {
+    throw FileError(concat(source, ": num_kv_heads ", config.num_kv_heads, " does not divide num_heads ", config.num_heads));
+  }
+  if (config.head_dim % 2 != 0) throw FileError(concat(source, ": head_dim ", config.head_dim, " is odd (RoPE needs pairs)"));
+  check_positive_finite(config.rope_theta, "rope_theta", source);
+  check_positive_finite(config.norm_eps, "norm_eps", source);
+  const ops::RopeScaling& scaling = config.rope_scaling;
+  if (scaling.factor != 0.0f) {
+    if (!(scaling.factor >= 1.0f) || !std::isfinite(scaling.factor)) {
+      throw FileError(concat(source, ": rope scaling factor ", scaling.factor, " must be >= 1"));
+    }
+    check_positive_finite(scaling.low_freq_factor, "rope low_freq_factor", source);
+    check_positive_finite(scaling.high_freq_factor, "rope high_freq_factor", source);
+    if (!(scaling.high_freq_factor > scaling.low_freq_factor)) {
+      throw FileError(concat(source, ": rope high_freq_factor ", scaling.high_freq_factor,
+                             " must exceed low_freq_factor ", scaling.low_freq_factor));
+    }
+    checked_range(scaling.original_context, 1, kMaxContext, "rope original context length", source);
+  }
+  checked_range(config.bos_id, -1, config.vocab_size - 1, "bos_id", source);
+  checked_range(config.eos_id, -1, config.vocab_size - 1, "eos_id", source);
+}
+
+void validate_config(const BertConfig& config, const std::string& source) {
+  checked_range(config.model_dim, 1, kMaxModelDim, "model_dim", source);
+  checked_range(config.ffn_dim, 1, kMaxFfnDim, "ffn_dim", source);
+  checked_range(config.num_layers, 1, kMaxLayers, "num_layers", source);
+  checked_range(config.num_heads, 1, kMaxHeads, "num_heads", source);
+  checked_range(config.vocab_size, 1, kMaxVocab, "vocab_size", source);
+  checked_range(config.context_length, 1, kMaxContext, "context_length", source);
+  checked_range(config.type_vocab_size, 1, 1 << 16, "type_vocab_size", source);
+  checked_range(config.num_labels, 0, 1 << 20, "num_labels", source);
+  if (config.model_dim % config.num_heads != 0) {
+    throw FileError(concat(source, ": num_heads ", config.num_heads, " does not divide model_dim ", config.model_dim));
+  }
+  check_positive_finite(config.norm_eps, "norm_eps", source);
+}
+
+std::vector<ExpectedTensor> expected_llama_tensors(const LlamaConfig& config) {
+  const int64_t dim = config.model_dim;
+  const int64_t q_dim = int64_t{config.num_heads} * config.head_dim;
+  const int64_t kv_dim = int64_t{config.num_kv_heads} * config.head_dim;
+  std::vector<ExpectedTensor> tensors = {{"token_embd.weight", {config.vocab_size, dim}},
+                                         {"output_norm.weight", {dim}}};
+  if (!config.tied_output) tensors.push_back({"output.weight", {config.vocab_size, dim}});
+  for (int layer = 0; layer < config.num_layers; ++layer) {
+    tensors.push_back({layer_name(layer, "attn_norm.weight"), {dim}});
+    tensors.push_back({layer_name(layer, "attn_q.weight"), {q_dim, dim}});
+    tensors.push_back({layer_name(layer, "attn_k.weight"), {kv_dim, dim}});
+    tensors.push_back({layer_name(layer, "attn_v.weight"), {kv_dim, dim}});
+    if (config.qkv_bias) {
+      tensors.push_back({layer_name(layer, "attn_q.bias"), {q_dim}});
+      tensors.push_back({layer_name(layer, "attn_k.bias"), {kv_dim}});
+      tensors.push_back({layer_name(layer, "attn_v.bias"), {kv_dim}});
+    }
+    tensors.push_back({layer_name(layer, "attn_output.weight"), {dim, q_dim}});
+    tensors.push_back({layer_name(layer, "ffn_norm.weight"), {dim}});
+    tensors.push_back({layer_name(layer, "ffn_gate.weight"), {config.ffn_dim, dim}});
+    tensors.push_back({layer_name(layer, "ffn_up.weight"), {config.ffn_dim, dim}});
+    tensors.push_back({layer_name(layer, "ffn_down.weight"), {dim, config.ffn_dim}});
+  }
+  return tensors;
+}
+
+std::vector<ExpectedTensor> expected_bert_tensors(const BertConfig& config, bool with_pooler) {
+  const int64_t dim = config.model_dim;
+  const int64_t ffn = config.ffn_dim;
+  std::vector<ExpectedTensor> tensors = {
+      {"token_embd.weight", {config.vocab_size, dim}},     {"position_embd.weight", {config.context_length, dim}},
+      {"token_types.weight", {config.type_vocab_size, dim}}, {"token_embd_norm.weight", {dim}},
+      {"token_embd_norm.bias", {dim}}};
+  for (int layer = 0; layer < config.num_layers; ++layer) {
+    for (const char* projection : {"attn_q", "attn_k", "attn_v", "attn_output"}) {
+      tensors.push_back({layer_name(layer, concat(projection, ".weight").c_str()), {dim, dim}});
+      tensors.push_back({layer_name(layer, concat(projection, ".bias").c_str()), {dim}});
+    }
+    tensors.push_back({layer_name(layer, "attn_output_norm.weight"), {dim}});
+    tensors.push_back({layer_name(layer, "attn_output_norm.bias"), {dim}});
+    tensors.push_back({layer_name(layer, "ffn_up.weight"), {ffn, dim}});
+    tensors.push_back({layer_name(layer, "ffn_up.bias"), {ffn}});
+    tensors.push_back({layer_name(layer, "ffn_down.weight"), {dim, ffn}});
+    tensors.push_back({layer_name(layer, "ffn_down.bias"), {dim}});
+    tensors.push_back({layer_name(layer, "layer_output_norm.weight"), {dim}});
+    tensors.push_back({layer_name(layer, "layer_output_norm.bias"), {dim}});
+  }
+  if (with_pooler) {
+    tensors.push_back({"cls.pooler.weight", {dim, dim}});
+    tensors.push_back({"cls.pooler.bias", {dim}});
+  }
+  if (config.num_labels > 0) {
+    tensors.push_back({"cls.weight", {config.num_labels, dim}});
+    tensors.push_back({"cls.bias", {config.num_labels}});
+  }
+  return tensors;
+}
+
+WeightMap read_weights(const SourceMap& sources, const std::vector<ExpectedTensor>& expected,
+                       const std::string& source) {
+  // Everything is checked before the first byte of tensor data is touched.
+  std::set<std::string_view> expected_names;
+  for (const ExpectedTensor& tensor : expected) expected_names.insert(tensor.name);
+  for (const auto& [name, tensor] : sources) {
+    if (expected_names.count(name) == 0) {
+      throw FileError(concat(source, ": unexpected tensor ", name, " (", tensor.origin,
+                             "): the config implies no such tensor (a layer beyond num_layers, or an unsupported "
+                             "bias or head?)"));
+    }
+  }
+  for (const ExpectedTensor& tensor : expected) {
+    const auto found = sources.find(tensor.name);
+    if (found == sources.end()) throw FileError(concat(source, ": missing tensor ", tensor.name));
+    if (found->second.shape != tensor.shape) {
+      throw FileError(concat(source, ": ", tensor.name, " (", found->second.origin, "): expected ",
+                             shape_string(tensor.shape), " from config, got ", shape_string(found->second.shape)));
+    }
+    found->second.check_readable();
+  }
+  WeightMap weights;
+  for (const ExpectedTensor& tensor : expected) weights.emplace(tensor.name, sources.at(tensor.name).read());
+  return weights;
+}
+
+}  // namespace jagged::io
