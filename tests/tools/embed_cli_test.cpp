@@ -146,10 +146,43 @@ TEST_F(EmbedCli, ClassifyMatchesThePyTorchReference) {
     }
     const int64_t best = std::max_element(expected.begin(), expected.end()) - expected.begin();
     EXPECT_EQ(parsed[i]["label_id"].get<int64_t>(), best);
-    // The id2label name when the loader passes it on, else LABEL_<id>.
-    const std::string label = parsed[i]["label"].get<std::string>();
-    EXPECT_TRUE(label == config["id2label"][std::to_string(best)].get<std::string>() || label == concat("LABEL_", best))
-        << label;
+    EXPECT_EQ(parsed[i]["label"].get<std::string>(), config["id2label"][std::to_string(best)].get<std::string>());
+  }
+}
+
+// The fixture model beside a hand-written WordPiece vocabulary: text inputs must give what their ids give.
+TEST_F(EmbedCli, TextInputsAreTokenizedWithClsAndSep) {
+  const fs::path fixture = fs::path(JAGGED_SOURCE_DIR) / "tests/fixtures/bert-tiny";
+  ASSERT_TRUE(fs::exists(fixture / "model.safetensors"));
+  const fs::path model = directory_ / "model";
+  fs::create_directories(model);
+  fs::copy_file(fixture / "config.json", model / "config.json");
+  fs::copy_file(fixture / "model.safetensors", model / "model.safetensors");
+  {
+    std::ofstream vocab(model / "vocab.txt");
+    vocab << "[PAD]\n";
+    for (int i = 1; i < 100; ++i) vocab << "[unused" << i << "]\n";
+    vocab << "[UNK]\n[CLS]\n[SEP]\n[MASK]\n";  // 100..103
+    for (const char* word : {"hello", "world", "the", "cat", "sat", "##s", "on", "mat", ".", ","}) vocab << word << "\n";
+    for (int i = 114; i < 200; ++i) vocab << "w" << i << "\n";
+  }
+  std::string long_text;
+  std::string long_ids = "101";
+  for (int i = 0; i < 100; ++i) long_text += "the ";  // context 64: keeps [CLS], 62 x "the", [SEP]
+  for (int i = 0; i < 62; ++i) long_ids += " 106";
+  long_ids += " 102";
+  const fs::path text = write_inputs("Hello world.\n\nthe cats sat on the mat\n" + long_text + "\n");
+  const fs::path ids = directory_ / "ids.txt";
+  std::ofstream(ids) << "101 104 105 112 102\n101 102\n101 106 107 109 108 110 106 111 102\n" << long_ids << "\n";
+  for (const char* command : {"embed --pool cls", "classify"}) {
+    const Result from_text = run(concat(command, " -m ", model.string(), " -i ", text.string()));
+    const Result from_ids = run(concat(command, " --ids -m ", model.string(), " -i ", ids.string()));
+    ASSERT_EQ(from_text.exit_code, 0) << from_text.err;
+    ASSERT_EQ(from_ids.exit_code, 0) << from_ids.err;
+    EXPECT_EQ(from_text.out, from_ids.out) << command;
+    EXPECT_EQ(std::count(from_text.out.begin(), from_text.out.end(), '\n'), 4) << command;
+    EXPECT_NE(from_text.err.find("line 4 has 102 tokens; truncated to the context 64"), std::string::npos)
+        << from_text.err;
   }
 }
 
