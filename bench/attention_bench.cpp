@@ -1,0 +1,232 @@
+// Attention on the study's workload (32 sequences of ../shared/workloads/study-32.txt; 9 heads, 3 kv heads,
+// head_dim 64): the fused nested kernel against the padded formulation frameworks use, causal and bidirectional.
+//   build-<name>/bench/attention_bench --benchmark_format=json
+// Counters: GFLOP/s counted with 4 * head_dim FLOPs per score pair (Q.K^T and P.V), both over the pairs each path
+// itself evaluates (gflops_visited) and over the real pairs (gflops_real); the pair counts (summed over heads);
+// peak_scratch_bytes, the most memory the call allocated beyond its inputs and outputs. BM_FusedVsPadded times the
+// two paths alternately in the same iterations and reports speedup against 0.8 x their pair ratio; BM_FmaPeak
+// measures the fp32 FMA peak of this machine with a register-only loop (all threads).
+#include <benchmark/benchmark.h>
+
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <hwy/highway.h>
+
+#include "jagged/memory.h"
+#include "jagged/nested_tensor.h"
+#include "jagged/ops.h"
+#include "kernels/attention.h"
+
+namespace {
+namespace hn = hwy::HWY_NAMESPACE;
+using namespace jagged;
+
+constexpr int kHeads = 9;
+constexpr int kKvHeads = 3;
+constexpr int kHeadDim = 64;
+
+// The study's lengths; the file is the source of truth, this copy the fallback when ../shared is absent.
+std::vector<int64_t> study_lengths() {
+  std::ifstream file(std::string(JAGGED_SOURCE_DIR) + "/../shared/workloads/study-32.txt");
+  std::vector<int64_t> lengths;
+  for (int64_t length = 0; file >> length;) lengths.push_back(length);
+  if (lengths.empty()) {
+    std::fprintf(stderr, "attention_bench: ../shared/workloads/study-32.txt not found, using the built-in copy\n");
+    lengths = {109, 63, 243, 13, 217, 16, 31, 187, 20, 28, 214, 230, 113, 58, 173, 174,
+               198, 229, 48, 153, 189, 11, 185, 44, 79, 32, 127, 244, 250, 50, 71, 161};
+  }
+  return lengths;
+}
+
+Tensor random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  Tensor tensor({rows, cols});
+  for (int64_t i = 0; i < tensor.numel(); ++i) tensor.data<float>()[i] = dist(rng);
+  return tensor;
+}
+
+// One study batch in both layouts: a fused QKV projection [rows, (heads + 2 kv heads) * head_dim] and out.
+struct Workload {
+  std::vector<int64_t> lengths = study_lengths();
+  std::vector<int32_t> cu_seqlens = cu_seqlens_from_lengths(lengths);
+  int64_t batch = static_cast<int64_t>(lengths.size());
+  int64_t max_seqlen = 0;
+  int64_t qkv_cols = int64_t{kHeads + 2 * kKvHeads} * kHeadDim;
+  Tensor packed_qkv, packed_out, padded_qkv, padded_out, mask;
+
+  Workload() {
+    for (const int64_t length : lengths) max_seqlen = std::max(max_seqlen, length);
+    packed_qkv = random_matrix(cu_seqlens.back(), qkv_cols, 1);
+    packed_out = Tensor({cu_seqlens.back(), int64_t{kHeads} * kHeadDim});
+    padded_qkv = random_matrix(batch * max_seqlen, qkv_cols, 2);
+    padded_out = Tensor({batch * max_seqlen, int64_t{kHeads} * kHeadDim});
+    mask = Tensor::zeros({batch, max_seqlen}, DType::u8);
+    for (int64_t b = 0; b < batch; ++b) std::fill_n(mask.data<uint8_t>() + b * max_seqlen, lengths[b], uint8_t{1});
+  }
+
+  static ConstMatrixView band(const Tensor& qkv, int64_t first_head, int64_t heads) {
+    return qkv.matrix().columns(first_head * kHeadDim, (first_head + heads) * kHeadDim);
+  }
+  void run_fused(const ops::AttentionConfig& config) {
+    ops::attention(band(packed_qkv, 0, kHeads), band(packed_qkv, kHeads, kKvHeads),
+                   band(packed_qkv, kHeads + kKvHeads, kKvHeads), packed_out.matrix(), cu_seqlens, config);
+  }
+  void run_padded(const ops::AttentionConfig& config) {
+    ops::attention_padded(band(padded_qkv, 0, kHeads), band(padded_qkv, kHeads, kKvHeads),
+                          band(padded_qkv, kHeads + kKvHeads, kKvHeads), padded_out.matrix(), batch, max_seqlen, mask,
+                          config);
+  }
+
+  int64_t real_pairs(bool causal) const {
+    int64_t pairs = 0;
+    for (const int64_t length : lengths) pairs += causal ? length * (length + 1) / 2 : length * length;
+    return pairs * kHeads;
+  }
+  int64_t padded_pairs() const { return batch * max_seqlen * max_seqlen * kHeads; }  // all computed, then masked
+  int64_t fused_pairs(bool causal) const {
+    return kernels::cpu::attention_score_pairs(cu_seqlens, {kHeads, kKvHeads, kHeadDim, 0.125f, causal});
+  }
+};
+
+Workload& workload() {
+  static Workload instance;
+  return instance;
+}
+
+constexpr double kFlopsPerPair = 4.0 * kHeadDim;
+
+void report(benchmark::State& state, int64_t visited_pairs, int64_t real_pairs, int64_t scratch_bytes) {
+  const double iterations = static_cast<double>(state.iterations());
+  state.counters["gflops_visited"] =
+      benchmark::Counter(kFlopsPerPair * visited_pairs * iterations * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["gflops_real"] =
+      benchmark::Counter(kFlopsPerPair * real_pairs * iterations * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["visited_pairs"] = static_cast<double>(visited_pairs);
+  state.counters["real_pairs"] = static_cast<double>(real_pairs);
+  state.counters["peak_scratch_bytes"] = static_cast<double>(scratch_bytes);
+  state.counters["threads"] = omp_get_max_threads();
+}
+
+template <typename Run>
+int64_t scratch_bytes_of(Run&& run) {
+  const int64_t before = memory_stats().current_bytes;
+  reset_peak_memory();
+  run();
+  return memory_stats().peak_bytes - before;
+}
+
+void BM_AttentionFused(benchmark::State& state) {
+  const bool causal = state.range(0) != 0;
+  const ops::AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.0f, causal};
+  Workload& w = workload();
+  const int64_t scratch = scratch_bytes_of([&] { w.run_fused(config); });
+  for (auto _ : state) w.run_fused(config);
+  report(state, w.fused_pairs(causal), w.real_pairs(causal), scratch);
+}
+
+void BM_AttentionPadded(benchmark::State& state) {
+  const bool causal = state.range(0) != 0;
+  const ops::AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.0f, causal};
+  Workload& w = workload();
+  const int64_t scratch = scratch_bytes_of([&] { w.run_padded(config); });
+  for (auto _ : state) w.run_padded(config);
+  report(state, w.padded_pairs(), w.real_pairs(causal), scratch);
+}
+
+// Both paths alternately, timed separately, so that a noisy neighbour slows both alike.
+void BM_FusedVsPadded(benchmark::State& state) {
+  const bool causal = state.range(0) != 0;
+  const ops::AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.0f, causal};
+  Workload& w = workload();
+  using Clock = std::chrono::steady_clock;
+  double fused_seconds = 0.0;
+  double padded_seconds = 0.0;
+  for (auto _ : state) {
+    const auto start = Clock::now();
+    w.run_fused(config);
+    const auto middle = Clock::now();
+    w.run_padded(config);
+    fused_seconds += std::chrono::duration<double>(middle - start).count();
+    padded_seconds += std::chrono::duration<double>(Clock::now() - middle).count();
+  }
+  const double iterations = static_cast<double>(state.iterations());
+  const double pair_ratio = static_cast<double>(w.padded_pairs()) / static_cast<double>(w.fused_pairs(causal));
+  state.counters["fused_ms"] = fused_seconds / iterations * 1e3;
+  state.counters["padded_ms"] = padded_seconds / iterations * 1e3;
+  state.counters["speedup"] = padded_seconds / fused_seconds;
+  state.counters["pair_ratio"] = pair_ratio;
+  state.counters["speedup_target"] = 0.8 * pair_ratio;
+  state.counters["fused_gflops_visited"] = kFlopsPerPair * w.fused_pairs(causal) * iterations / fused_seconds * 1e-9;
+  state.counters["padded_gflops_visited"] = kFlopsPerPair * w.padded_pairs() * iterations / padded_seconds * 1e-9;
+}
+
+// Uniform batches (num_seqs sequences of `length`), to see how the fused kernel's efficiency varies with length.
+void BM_AttentionFusedUniform(benchmark::State& state) {
+  const int64_t length = state.range(0);
+  const bool causal = state.range(1) != 0;
+  const int64_t num_seqs = std::max<int64_t>(2, 4096 / length);
+  const std::vector<int64_t> lengths(static_cast<size_t>(num_seqs), length);
+  const std::vector<int32_t> cu_seqlens = cu_seqlens_from_lengths(lengths);
+  const int64_t qkv_cols = int64_t{kHeads + 2 * kKvHeads} * kHeadDim;
+  const Tensor qkv = random_matrix(cu_seqlens.back(), qkv_cols, 3);
+  Tensor out({cu_seqlens.back(), int64_t{kHeads} * kHeadDim});
+  const ops::AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.0f, causal};
+  for (auto _ : state) {
+    ops::attention(Workload::band(qkv, 0, kHeads), Workload::band(qkv, kHeads, kKvHeads),
+                   Workload::band(qkv, kHeads + kKvHeads, kKvHeads), out.matrix(), cu_seqlens, config);
+  }
+  const int64_t real = num_seqs * kHeads * (causal ? length * (length + 1) / 2 : length * length);
+  report(state, kernels::cpu::attention_score_pairs(cu_seqlens, {kHeads, kKvHeads, kHeadDim, 0.125f, causal}), real, 0);
+}
+
+// fp32 FMA peak: every thread runs independent chains of vector FMAs held in registers.
+void BM_FmaPeak(benchmark::State& state) {
+  constexpr int64_t kSteps = 1 << 20;
+  constexpr size_t kChains = 16;
+  const hn::ScalableTag<float> d;
+  double flops = 0.0;
+  for (auto _ : state) {
+    int threads = 1;
+    float sink = 0.0f;
+#pragma omp parallel reduction(+ : sink)
+    {
+#pragma omp single
+      threads = omp_get_num_threads();
+      auto acc = hn::Set(d, 1.0f);
+      const auto mul = hn::Set(d, 0.999999f);
+      const auto add = hn::Set(d, 1e-7f);
+      decltype(acc) chains[kChains];
+      for (size_t c = 0; c < kChains; ++c) chains[c] = hn::Add(acc, hn::Set(d, static_cast<float>(c)));
+      for (int64_t step = 0; step < kSteps; ++step) {
+        for (size_t c = 0; c < kChains; ++c) chains[c] = hn::MulAdd(chains[c], mul, add);
+      }
+      for (size_t c = 0; c < kChains; ++c) acc = hn::Add(acc, chains[c]);
+      sink += hn::GetLane(acc);
+    }
+    benchmark::DoNotOptimize(sink);
+    flops += 2.0 * static_cast<double>(hn::Lanes(d) * kChains) * kSteps * threads;
+  }
+  state.counters["gflops"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsRate);
+}
+
+BENCHMARK(BM_AttentionFused)->ArgName("causal")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AttentionPadded)->ArgName("causal")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_FusedVsPadded)->ArgName("causal")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AttentionFusedUniform)
+    ->ArgNames({"length", "causal"})
+    ->ArgsProduct({{16, 64, 256, 1024}, {1, 0}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

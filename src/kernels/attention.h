@@ -1,0 +1,74 @@
+// Attention over ragged batches: every sequence attends only to itself. Unchecked: ops/attention.cpp checks
+// shapes. Head h reads kv head h / (num_heads / num_kv_heads) (MHA, GQA, MQA), as FlashAttention and
+// Hugging Face's repeat_kv do.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+
+#include "jagged/tensor.h"
+
+namespace jagged::kernels {
+
+struct AttentionParams {
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;  // divides num_heads
+  int64_t head_dim = 0;      // a multiple of 8
+  float scale = 0.0f;        // resolved: > 0
+  bool causal = true;
+
+  int64_t group() const { return num_heads / num_kv_heads; }  // query heads per kv head
+  int64_t kv_head_of(int64_t head) const { return head / group(); }
+};
+
+// All the varlen arithmetic in one place (FlashAttention's BlockInfo): where a sequence's rows are and which
+// keys each of its queries sees. Kernels index queries and keys from 0 within the sequence.
+struct SequenceBlock {
+  int64_t row_begin = 0;  // first row of the sequence in q, k, v, out
+  int64_t length = 0;     // its tokens
+
+  // Sequence `seq` of a packed batch: rows [cu_seqlens[seq], cu_seqlens[seq + 1]).
+  static SequenceBlock packed(std::span<const int32_t> cu_seqlens, int64_t seq) {
+    return {cu_seqlens[seq], int64_t{cu_seqlens[seq + 1]} - cu_seqlens[seq]};
+  }
+  // Sequence `seq` of a padded batch: rows [seq * max_seqlen, seq * max_seqlen + length).
+  static SequenceBlock padded(int64_t seq, int64_t max_seqlen, int64_t length) { return {seq * max_seqlen, length}; }
+
+  // Query `query` sees keys [0, key_end(query)).
+  int64_t key_end(int64_t query, bool causal) const { return causal ? std::min(query + 1, length) : length; }
+
+  // The `head`-th head_dim-wide slice of the sequence's row `index`.
+  template <typename T>
+  T* head_row(MatrixRef<T> matrix, int64_t index, int64_t head, int64_t head_dim) const {
+    return matrix.row(row_begin + index) + head * head_dim;
+  }
+};
+
+namespace reference {
+// Naive per (sequence, head, query): scores, mask, softmax, weighted sum, in double.
+// q, out [num_tokens, num_heads * head_dim]; k, v [num_tokens, num_kv_heads * head_dim]; strided views.
+void attention(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixView out,
+               std::span<const int32_t> cu_seqlens, const AttentionParams& params);
+}  // namespace reference
+
+namespace cpu {
+// Fused, tiled, online-softmax attention (FlashAttention-2 style): no score matrix, work ~ sum of L_i^2 (about
+// half when causal). Each sequence's output is bit-identical whatever else shares the batch. Shapes as above.
+void attention(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixView out,
+               std::span<const int32_t> cu_seqlens, const AttentionParams& params);
+
+// Score pairs (summed over heads) that cpu::attention evaluates for this batch: the visible pairs plus the masked
+// ones it computes where a vector of keys crosses the causal diagonal or a sequence's end. For benchmarks.
+int64_t attention_score_pairs(std::span<const int32_t> cu_seqlens, const AttentionParams& params);
+
+// The padded baseline frameworks use: rows are [batch, max_seqlen] positions; scores [batch, num_heads,
+// max_seqlen, max_seqlen] are materialised with GEMMs (oneDNN sgemm), masked, softmaxed and applied.
+// key_padding_mask [batch, max_seqlen] u8 (1 = real key). A query row that sees no key at all (all keys
+// padding, or masked by causality) comes out as zeros; padded query rows otherwise attend to the real keys
+// like any other row (finite, as in PyTorch). Shapes as above with num_tokens = batch * max_seqlen.
+void attention_padded(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixView out, int64_t batch,
+                      int64_t max_seqlen, const uint8_t* key_padding_mask, const AttentionParams& params);
+}  // namespace cpu
+
+}  // namespace jagged::kernels

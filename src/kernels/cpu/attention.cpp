@@ -1,0 +1,412 @@
+// Fused ragged attention, FlashAttention-2 style on CPU.
+// Work item = (sequence, kv head, range of query blocks). The item packs the K (transposed, tile by tile) and V
+// rows it needs into per-thread buffers, so they stay in L2 while every query block of the range streams them.
+// A query block's rows are its queries times the query heads sharing the kv head (GQA: each K/V tile serves the
+// whole group), ordered query-major. For each key tile: scores with a register-blocked micro-kernel, the online
+// softmax (running max, running sum, rescale of the output accumulator), then P.V. Nothing larger than one
+// [rows, kKeyTile] score tile exists; causal blocks stop at their last query, and only the key vectors crossing
+// the diagonal are masked.
+// Items run longest first under dynamic scheduling. Each row's arithmetic depends only on its sequence (tiles
+// start at the sequence's first key; query blocks at its first query), never on the batch or the item split:
+// outputs are bit-identical whatever else shares the batch.
+#include "kernels/attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
+#include "kernels/cpu/attention_tiles.h"
+
+namespace jagged::kernels::cpu {
+namespace {
+namespace hn = hwy::HWY_NAMESPACE;
+using namespace attention_tiles;
+
+constexpr int64_t kRowsTarget = 48;          // (query, head) rows per query block
+constexpr int64_t kItemsPerThread = 8;       // split long sequences until the batch has this many items per thread
+constexpr size_t kMaxValueVectors = 8;       // P.V covers head_dim in chunks of at most this many vectors
+
+int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+// Keys of tile [key_begin, ...) when keys [0, num_keys) are packed: whole vectors, at most kKeyTile.
+int64_t tile_width(int64_t num_keys, int64_t key_begin) {
+  return std::min(kKeyTile, round_up(num_keys - key_begin, kLanes));
+}
+
+size_t chunk_vectors(int64_t acc_stride, int64_t column) {
+  return std::min<size_t>(kMaxValueVectors, static_cast<size_t>((acc_stride - column) / kLanes));
+}
+
+// Rows are padded to a multiple of every micro-kernel's row block.
+int64_t padded_row_multiple(int64_t acc_stride) {
+  int64_t multiple = static_cast<int64_t>(kScoreRows);
+  for (int64_t column = 0; column < acc_stride; column += kMaxValueVectors * kLanes) {
+    multiple = std::lcm(multiple, static_cast<int64_t>(value_rows(chunk_vectors(acc_stride, column))));
+  }
+  return multiple;
+}
+
+struct Shape {
+  int64_t group;              // query heads per kv head
+  int64_t queries_per_block;  // queries per query block
+  int64_t acc_stride;         // head_dim rounded up to whole vectors
+  int64_t row_multiple;       // see padded_row_multiple
+
+  explicit Shape(const AttentionParams& params)
+      : group(params.group()),
+        queries_per_block(std::max<int64_t>(1, (kRowsTarget + group - 1) / group)),
+        acc_stride(round_up(params.head_dim, kLanes)),
+        row_multiple(padded_row_multiple(acc_stride)) {}
+  int64_t padded_rows(int64_t queries) const { return round_up(queries * group, row_multiple); }
+};
+
+struct WorkItem {
+  int64_t seq = 0;
+  int64_t kv_head = 0;
+  int64_t query_begin = 0;
+  int64_t query_end = 0;
+  int64_t cost = 0;  // score pairs visited: rows x keys
+};
+
+// Per-thread buffers: one accounted Tensor carved into 64-byte aligned pieces, plus row bookkeeping.
+class Scratch {
+ public:
+  Scratch(int64_t max_keys, int64_t head_dim, const Shape& shape) {
+    const int64_t max_rows = shape.padded_rows(shape.queries_per_block);
+    const int64_t sizes[] = {round_up(max_keys, kLanes) * head_dim, max_keys * shape.acc_stride, max_rows * kKeyTile,
+                             max_rows * shape.acc_stride, max_rows * static_cast<int64_t>(kLanes)};
+    int64_t total = 0;
+    for (const int64_t size : sizes) total += round_up(size, 16);
+    storage_ = Tensor({total});
+    float* next = storage_.data<float>();
+    float** pieces[] = {&keys_t, &values, &scores, &acc, &row_sum};
+    for (size_t i = 0; i < std::size(pieces); ++i) {
+      *pieces[i] = next;
+      next += round_up(sizes[i], 16);
+    }
+    q_rows.resize(static_cast<size_t>(max_rows));
+    key_end.resize(static_cast<size_t>(max_rows));
+    row_max.resize(static_cast<size_t>(max_rows));
+    tile_max.resize(static_cast<size_t>(max_rows));
+    alpha.resize(static_cast<size_t>(max_rows));
+  }
+
+  float* keys_t = nullptr;   // K of keys [0, n): tile t at keys_t + t * kKeyTile * head_dim, [head_dim][width]
+  float* values = nullptr;   // [n, acc_stride] V rows, zero past head_dim
+  float* scores = nullptr;   // [rows, kKeyTile] scores, then probabilities
+  float* acc = nullptr;      // [rows, acc_stride] unnormalised output
+  float* row_sum = nullptr;  // [rows, kLanes] lane-wise partial sums of probabilities
+  std::vector<const float*> q_rows;  // [rows] the row's query, one head
+  std::vector<int64_t> key_end;      // [rows] keys [0, key_end) are visible
+  std::vector<float> row_max;        // [rows] running max of raw scores
+  std::vector<float> tile_max;       // [rows] max of the row's visible scores in the current tile
+  std::vector<float> alpha;          // [rows] rescale of acc for the current tile
+
+ private:
+  Tensor storage_;
+};
+
+struct Problem {
+  ConstMatrixView q, k, v;
+  MatrixView out;
+  std::span<const int32_t> cu_seqlens;
+  AttentionParams params;
+  Shape shape;
+  float log2_scale;  // scale * log2(e): probabilities are exp2(score * log2_scale - max)
+};
+
+// Starts loading a run of floats into the cache, one prefetch per 64-byte line.
+void prefetch(const float* begin, int64_t count) {
+  for (int64_t i = 0; i < count; i += 16) hwy::Prefetch(begin + i);
+}
+
+// K of keys [0, num_keys) transposed tile by tile ([head_dim][width], zero past num_keys), gathering kLanes keys
+// per store; V rows copied to [num_keys][acc_stride], zero past head_dim. Works through kLanes keys at a time,
+// prefetching the next kLanes rows of K and V.
+void pack_keys_values(const Problem& problem, const SequenceBlock& block, int64_t kv_head, int64_t num_keys,
+                      Scratch& scratch) {
+  const FloatTag d;
+  const hn::RebindToSigned<FloatTag> di;
+  const int64_t head_dim = problem.params.head_dim;
+  const int64_t stride = problem.shape.acc_stride;
+  for (int64_t key = 0; key < std::min<int64_t>(kLanes, num_keys); ++key) {
+    prefetch(block.head_row(problem.k, key, kv_head, head_dim), head_dim);
+    prefetch(block.head_row(problem.v, key, kv_head, head_dim), head_dim);
+  }
+  for (int64_t first = 0; first < num_keys; first += kLanes) {
+    const int64_t valid = std::min<int64_t>(kLanes, num_keys - first);
+    for (int64_t key = first + kLanes; key < std::min<int64_t>(first + 2 * kLanes, num_keys); ++key) {
+      prefetch(block.head_row(problem.k, key, kv_head, head_dim), head_dim);
+      prefetch(block.head_row(problem.v, key, kv_head, head_dim), head_dim);
+    }
+    // K: tile [first / kKeyTile], columns [first % kKeyTile, + kLanes). Lanes past the last key re-read it and
+    // are zeroed.
+    const int64_t key_begin = first / kKeyTile * kKeyTile;
+    const int64_t width = tile_width(num_keys, key_begin);
+    float* tile_t = scratch.keys_t + key_begin * head_dim + (first - key_begin);
+    const auto rows = hn::Min(hn::Iota(di, 0), hn::Set(di, static_cast<int32_t>(valid - 1)));
+    const auto offsets = hn::Mul(rows, hn::Set(di, static_cast<int32_t>(problem.k.row_stride)));
+    const auto in_range = hn::FirstN(d, static_cast<size_t>(valid));
+    const float* keys = block.head_row(problem.k, first, kv_head, head_dim);
+    for (int64_t c = 0; c < head_dim; ++c) {
+      hn::Store(hn::IfThenElseZero(in_range, hn::GatherIndex(d, keys + c, offsets)), d, tile_t + c * width);
+    }
+    // V.
+    for (int64_t key = first; key < first + valid; ++key) {
+      const float* value = block.head_row(problem.v, key, kv_head, head_dim);
+      std::copy_n(value, head_dim, scratch.values + key * stride);
+      std::fill(scratch.values + key * stride + head_dim, scratch.values + (key + 1) * stride, 0.0f);
+    }
+  }
+}
+
+// Online-softmax step of one row over one key tile whose scores (raw q.k, -inf where masked) peak at tile_max:
+// its first `count` scores become probabilities in place, the rest of the tile zeros; the running max and the
+// lane-wise running sum are updated. Returns the factor that rescales the row's output accumulator.
+float softmax_step(float* scores, int64_t count, float tile_max, float log2_scale, float& row_max, float* row_sum) {
+  const FloatTag d;
+  if (count <= 0) {
+    for (size_t v = 0; v < kKeyVectors; ++v) hn::Store(hn::Zero(d), d, scores + v * kLanes);
+    return 1.0f;
+  }
+  float alpha = 1.0f;
+  if (tile_max > row_max) {
+    alpha = row_max == -HUGE_VALF ? 0.0f : std::exp2((row_max - tile_max) * log2_scale);
+    row_max = tile_max;
+  }
+  const size_t vectors = static_cast<size_t>((count + kLanes - 1) / kLanes);
+  const FloatVec scale = hn::Set(d, log2_scale);
+  const FloatVec bias = hn::Set(d, -row_max * log2_scale);
+  FloatVec sum = hn::Zero(d);
+  for (size_t v = 0; v < vectors; ++v) {
+    const FloatVec prob = exp2_nonpositive(d, hn::MulAdd(hn::Load(d, scores + v * kLanes), scale, bias));
+    hn::Store(prob, d, scores + v * kLanes);
+    sum = hn::Add(sum, prob);
+  }
+  for (size_t v = vectors; v < kKeyVectors; ++v) hn::Store(hn::Zero(d), d, scores + v * kLanes);
+  hn::Store(hn::MulAdd(hn::Load(d, row_sum), hn::Set(d, alpha), sum), d, row_sum);
+  return alpha;
+}
+
+void score_block(size_t vectors, const float* const* q_rows, const float* keys_t, size_t keys_stride,
+                 size_t head_dim, const int64_t* key_end, int64_t key_begin, float* scores, float* tile_max) {
+  switch (vectors) {
+    case 1: return score_rows<1>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores, tile_max);
+    case 2: return score_rows<2>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores, tile_max);
+    case 3: return score_rows<3>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores, tile_max);
+    default: return score_rows<4>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores, tile_max);
+  }
+}
+
+void value_block(size_t vectors, const float* probs, const float* alpha, const float* values, size_t values_stride,
+                 size_t num_keys, float* acc, size_t acc_stride) {
+  switch (vectors) {
+    case 1: return accumulate_values<1>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 2: return accumulate_values<2>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 3: return accumulate_values<3>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 4: return accumulate_values<4>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 5: return accumulate_values<5>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 6: return accumulate_values<6>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 7: return accumulate_values<7>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    default: return accumulate_values<8>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+  }
+}
+
+// Keys [key_begin, key_begin + kKeyTile) visible to the rows in [row, row + rows): the last row sees the most.
+int64_t block_keys(const Scratch& scratch, size_t row, size_t rows, int64_t key_begin) {
+  return std::clamp<int64_t>(scratch.key_end[row + rows - 1] - key_begin, 0, kKeyTile);
+}
+
+// The q row (one head_dim slice) of row `row` of the query block starting at query_begin.
+const float* query_row(const Problem& problem, const SequenceBlock& block, int64_t kv_head, int64_t query_begin,
+                       int64_t row) {
+  const int64_t group = problem.shape.group;
+  return block.head_row(problem.q, query_begin + row / group, kv_head * group + row % group, problem.params.head_dim);
+}
+
+// One query block [query_begin, query_end) against the packed keys [0, num_keys). Prefetches the q rows of the
+// next block, [query_end, next_end), spread over its first softmax pass (a burst would stall on the fill buffers).
+void run_query_block(const Problem& problem, const SequenceBlock& block, int64_t kv_head, int64_t query_begin,
+                     int64_t query_end, int64_t next_end, int64_t num_keys, Scratch& scratch) {
+  const AttentionParams& params = problem.params;
+  const Shape& shape = problem.shape;
+  const int64_t head_dim = params.head_dim;
+  const int64_t group = shape.group;
+  const int64_t rows = (query_end - query_begin) * group;
+  const int64_t padded_rows = shape.padded_rows(query_end - query_begin);
+  const FloatTag d;
+
+  for (int64_t row = 0; row < padded_rows; ++row) {
+    const int64_t real_row = std::min(row, rows - 1);  // padding rows repeat the last row; never written out
+    const int64_t query = query_begin + real_row / group;
+    scratch.q_rows[row] = query_row(problem, block, kv_head, query_begin, real_row);
+    scratch.key_end[row] = block.key_end(query, params.causal);
+    scratch.row_max[row] = -HUGE_VALF;
+    hn::Store(hn::Zero(d), d, scratch.row_sum + row * kLanes);
+  }
+  std::fill_n(scratch.acc, padded_rows * shape.acc_stride, 0.0f);
+
+  const int64_t block_key_end = scratch.key_end[rows - 1];
+  for (int64_t key_begin = 0; key_begin < block_key_end; key_begin += kKeyTile) {
+    // S = Q . K^T for this tile, only the key vectors each row block can see.
+    const float* keys_t = scratch.keys_t + key_begin * head_dim;
+    const size_t width = static_cast<size_t>(tile_width(num_keys, key_begin));
+    for (size_t row = 0; row < static_cast<size_t>(padded_rows); row += kScoreRows) {
+      const int64_t keys = block_keys(scratch, row, kScoreRows, key_begin);
+      if (keys <= 0) continue;
+      score_block(static_cast<size_t>((keys + kLanes - 1) / kLanes), scratch.q_rows.data() + row, keys_t, width,
+                  static_cast<size_t>(head_dim), scratch.key_end.data() + row, key_begin,
+                  scratch.scores + row * kKeyTile, scratch.tile_max.data() + row);
+    }
+    if (key_begin == 0) {
+      for (int64_t row = 0; row < (next_end - query_end) * group; ++row) {
+        prefetch(query_row(problem, block, kv_head, query_end, row), head_dim);
+      }
+    }
+    // Online softmax, row by row.
+    for (int64_t row = 0; row < padded_rows; ++row) {
+      scratch.alpha[row] = softmax_step(scratch.scores + row * kKeyTile,
+                                        std::min(scratch.key_end[row] - key_begin, kKeyTile), scratch.tile_max[row],
+                                        problem.log2_scale, scratch.row_max[row], scratch.row_sum + row * kLanes);
+    }
+    // acc = alpha * acc + P . V, head_dim in chunks.
+    const float* values = scratch.values + key_begin * shape.acc_stride;
+    for (int64_t column = 0; column < shape.acc_stride; column += kMaxValueVectors * kLanes) {
+      const size_t vectors = chunk_vectors(shape.acc_stride, column);
+      const size_t rows_per_block = value_rows(vectors);
+      for (size_t row = 0; row < static_cast<size_t>(padded_rows); row += rows_per_block) {
+        const int64_t keys = block_keys(scratch, row, rows_per_block, key_begin);
+        if (keys <= 0) continue;  // every row here has alpha 1 and no visible key
+        value_block(vectors, scratch.scores + row * kKeyTile, scratch.alpha.data() + row, values + column,
+                    static_cast<size_t>(shape.acc_stride), static_cast<size_t>(keys),
+                    scratch.acc + row * shape.acc_stride + column, static_cast<size_t>(shape.acc_stride));
+      }
+    }
+  }
+
+  for (int64_t row = 0; row < rows; ++row) {
+    const FloatVec inverse = hn::Set(d, 1.0f / hn::GetLane(hn::SumOfLanes(d, hn::Load(d, scratch.row_sum + row * kLanes))));
+    const float* acc = scratch.acc + row * shape.acc_stride;
+    float* out = block.head_row(problem.out, query_begin + row / group, kv_head * group + row % group, head_dim);
+    for (int64_t i = 0; i < head_dim; i += kLanes) {
+      const size_t lanes = static_cast<size_t>(std::min<int64_t>(kLanes, head_dim - i));
+      hn::BlendedStore(hn::Mul(hn::Load(d, acc + i), inverse), hn::FirstN(d, lanes), d, out + i);
+    }
+  }
+}
+
+int64_t item_keys(const WorkItem& item, const SequenceBlock& block, bool causal) {
+  return causal ? item.query_end : block.length;
+}
+
+void run_item(const WorkItem& item, const Problem& problem, Scratch& scratch) {
+  const SequenceBlock block = SequenceBlock::packed(problem.cu_seqlens, item.seq);
+  const int64_t num_keys = item_keys(item, block, problem.params.causal);
+  const int64_t per_block = problem.shape.queries_per_block;
+  const int64_t first_end = std::min(item.query_begin + per_block, item.query_end);
+  for (int64_t row = 0; row < (first_end - item.query_begin) * problem.shape.group; ++row) {
+    prefetch(query_row(problem, block, item.kv_head, item.query_begin, row), problem.params.head_dim);
+  }
+  pack_keys_values(problem, block, item.kv_head, num_keys, scratch);
+  for (int64_t query = item.query_begin; query < item.query_end; query += per_block) {
+    const int64_t end = std::min(query + per_block, item.query_end);
+    run_query_block(problem, block, item.kv_head, query, end, std::min(end + per_block, item.query_end), num_keys,
+                    scratch);
+  }
+}
+
+// Items: each (sequence, kv head) whole, or, for long sequences, split into runs of query blocks so that the batch
+// has about kItemsPerThread items per thread. Sorted longest first.
+std::vector<WorkItem> make_work_items(std::span<const int32_t> cu_seqlens, const AttentionParams& params,
+                                      const Shape& shape, int threads) {
+  const auto block_cost = [&](const SequenceBlock& block, int64_t begin, int64_t end) {
+    return (end - begin) * shape.group * (params.causal ? end : block.length);
+  };
+  const int64_t num_seqs = static_cast<int64_t>(cu_seqlens.size()) - 1;
+  int64_t total = 0;
+  for (int64_t seq = 0; seq < num_seqs; ++seq) {
+    const SequenceBlock block = SequenceBlock::packed(cu_seqlens, seq);
+    for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
+      total += block_cost(block, begin, std::min(begin + shape.queries_per_block, block.length));
+    }
+  }
+  const int64_t target = std::max<int64_t>(1, total * params.num_kv_heads / (kItemsPerThread * threads));
+
+  std::vector<WorkItem> items;
+  for (int64_t seq = 0; seq < num_seqs; ++seq) {
+    const SequenceBlock block = SequenceBlock::packed(cu_seqlens, seq);
+    for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
+      WorkItem item{seq, kv_head, 0, 0, 0};
+      for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
+        const int64_t end = std::min(begin + shape.queries_per_block, block.length);
+        const int64_t cost = block_cost(block, begin, end);
+        if (item.cost > 0 && item.cost + cost > target) {
+          items.push_back(item);
+          item = {seq, kv_head, begin, begin, 0};
+        }
+        item.query_end = end;
+        item.cost += cost;
+      }
+      if (item.cost > 0) items.push_back(item);
+    }
+  }
+  std::stable_sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) { return a.cost > b.cost; });
+  return items;
+}
+
+}  // namespace
+
+int64_t attention_score_pairs(std::span<const int32_t> cu_seqlens, const AttentionParams& params) {
+  const Shape shape(params);
+  int64_t pairs = 0;
+  for (int64_t seq = 0; seq + 1 < static_cast<int64_t>(cu_seqlens.size()); ++seq) {
+    const SequenceBlock block = SequenceBlock::packed(cu_seqlens, seq);
+    for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
+      const int64_t end = std::min(begin + shape.queries_per_block, block.length);
+      const int64_t rows = (end - begin) * shape.group;
+      const auto key_end = [&](int64_t row) {
+        return block.key_end(begin + std::min(row, rows - 1) / shape.group, params.causal);
+      };
+      for (int64_t key_begin = 0; key_begin < key_end(rows - 1); key_begin += kKeyTile) {
+        for (int64_t row = 0; row < shape.padded_rows(end - begin); row += static_cast<int64_t>(kScoreRows)) {
+          const int64_t keys = std::clamp<int64_t>(key_end(row + kScoreRows - 1) - key_begin, 0, kKeyTile);
+          pairs += static_cast<int64_t>(kScoreRows) * round_up(keys, kLanes);
+        }
+      }
+    }
+  }
+  return pairs * params.num_kv_heads;
+}
+
+void attention(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixView out,
+               std::span<const int32_t> cu_seqlens, const AttentionParams& params) {
+  const Shape shape(params);
+  const int threads = omp_get_max_threads();
+  const std::vector<WorkItem> items = make_work_items(cu_seqlens, params, shape, threads);
+  if (items.empty()) return;
+  int64_t max_keys = 0;
+  for (const WorkItem& item : items) {
+    max_keys = std::max(max_keys, item_keys(item, SequenceBlock::packed(cu_seqlens, item.seq), params.causal));
+  }
+  const Problem problem{q, k, v, out, cu_seqlens, params, shape, static_cast<float>(params.scale * 1.4426950408889634)};
+  std::vector<Scratch> scratch;
+  scratch.reserve(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) scratch.emplace_back(max_keys, params.head_dim, shape);
+
+  const int64_t count = static_cast<int64_t>(items.size());
+#pragma omp parallel
+  {
+    Scratch& mine = scratch[static_cast<size_t>(omp_get_thread_num())];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < count; ++i) run_item(items[i], problem, mine);
+  }
+}
+
+}  // namespace jagged::kernels::cpu

@@ -1,0 +1,128 @@
+// SIMD building blocks of the fused attention kernel (and the padded baseline's softmax): a fast exp2, and the
+// two register-blocked micro-kernels of a FlashAttention step, laid out like a GEMM:
+//   scores = Q_rows . K_tile^T   rows x keys; keys run along the lanes, K packed transposed [head_dim][keys],
+//                                each query element broadcast (kScoreRows x kKeyVectors accumulators);
+//   acc    = alpha * acc + P . V rows x head_dim; head_dim runs along the lanes, each probability broadcast.
+// Internal to src/kernels/cpu.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cmath>
+#include <cstdint>
+
+#include <hwy/highway.h>
+
+namespace jagged::kernels::cpu::attention_tiles {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using FloatTag = hn::ScalableTag<float>;
+using FloatVec = hn::Vec<FloatTag>;
+inline constexpr size_t kLanes = hn::MaxLanes(FloatTag());
+
+// Vector registers the micro-kernels may fill with accumulators (3/4 of the register file).
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+inline constexpr size_t kAccumulators = 24;  // of 32 zmm
+#else
+inline constexpr size_t kAccumulators = 12;  // of 16 ymm/xmm
+#endif
+
+inline constexpr size_t kKeyVectors = 4;                       // vectors of keys per tile
+inline constexpr int64_t kKeyTile = kKeyVectors * kLanes;      // keys per tile (64 with AVX-512)
+inline constexpr size_t kScoreRows = kAccumulators / kKeyVectors;  // rows per score micro-kernel call
+
+// Rows per call of the P.V micro-kernel that accumulates `vectors` vectors of head_dim.
+constexpr size_t value_rows(size_t vectors) { return std::clamp<size_t>(kAccumulators / vectors, 1, 8); }
+
+// 2^x for x <= 0: Cephes' exp2f polynomial on [-1/2, 1/2] (relative error < 2e-7) times 2^round(x). Results
+// below 2^-125 (x < -125, -inf included) are exactly 0: no denormal is ever produced (they cost microcode
+// assists on x86), and masked scores contribute nothing.
+HWY_INLINE FloatVec exp2_nonpositive(FloatTag d, FloatVec x) {
+  const FloatVec floor = hn::Set(d, -125.0f);
+  const auto normal = hn::Gt(x, floor);
+  x = hn::Max(x, floor);
+  const FloatVec whole = hn::Round(x);
+  const FloatVec f = hn::Sub(x, whole);
+  FloatVec p = hn::Set(d, 1.535336188319500e-4f);
+  p = hn::MulAdd(p, f, hn::Set(d, 1.339887440266574e-3f));
+  p = hn::MulAdd(p, f, hn::Set(d, 9.618437357674640e-3f));
+  p = hn::MulAdd(p, f, hn::Set(d, 5.550332471162809e-2f));
+  p = hn::MulAdd(p, f, hn::Set(d, 2.402264791363012e-1f));
+  p = hn::MulAdd(p, f, hn::Set(d, 6.931472028550421e-1f));
+  p = hn::MulAdd(p, f, hn::Set(d, 1.0f));
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  return FloatVec{_mm512_maskz_scalef_ps(normal.raw, p.raw, whole.raw)};  // p * 2^whole, or 0
+#else
+  const hn::RebindToSigned<FloatTag> di;
+  const auto exponent = hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, whole), hn::Set(di, 127)));
+  return hn::IfThenElseZero(normal, hn::Mul(p, hn::BitCast(d, exponent)));
+#endif
+}
+
+// For r < kScoreRows: scores[r][0, kVecs * kLanes) = q_rows[r] . keys, with the lanes at or past
+// key_end[r] - key_begin (keys the row may not see) set to -inf, and tile_max[r] = the largest of them.
+// q_rows: kScoreRows pointers to head_dim floats; keys_t [head_dim][keys_stride]: a K tile, transposed;
+// scores [kScoreRows][kKeyTile], aligned.
+template <size_t kVecs>
+HWY_INLINE void score_rows(const float* const* q_rows, const float* keys_t, size_t keys_stride, size_t head_dim,
+                           const int64_t* key_end, int64_t key_begin, float* scores, float* tile_max) {
+  const FloatTag d;
+  const float* rows[kScoreRows];
+  for (size_t r = 0; r < kScoreRows; ++r) rows[r] = q_rows[r];
+  FloatVec acc[kScoreRows][kVecs];
+  for (size_t r = 0; r < kScoreRows; ++r) {
+    for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::Zero(d);
+  }
+  for (size_t c = 0; c < head_dim; ++c) {
+    FloatVec keys[kVecs];
+    for (size_t v = 0; v < kVecs; ++v) keys[v] = hn::Load(d, keys_t + c * keys_stride + v * kLanes);
+    for (size_t r = 0; r < kScoreRows; ++r) {
+      const FloatVec query = hn::Set(d, rows[r][c]);
+      for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::MulAdd(query, keys[v], acc[r][v]);
+    }
+  }
+  const FloatVec neg_inf = hn::Set(d, -HUGE_VALF);
+  for (size_t r = 0; r < kScoreRows; ++r) {
+    const int64_t count = key_end[r] - key_begin;
+    FloatVec row_max = neg_inf;
+    for (size_t v = 0; v < kVecs; ++v) {
+      FloatVec score = acc[r][v];
+      const int64_t lanes = count - static_cast<int64_t>(v * kLanes);
+      if (lanes < static_cast<int64_t>(kLanes)) {
+        score = hn::IfThenElse(hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(lanes, 0))), score, neg_inf);
+      }
+      hn::Store(score, d, scores + r * kKeyTile + v * kLanes);
+      row_max = hn::Max(row_max, score);
+    }
+    tile_max[r] = hn::GetLane(hn::MaxOfLanes(d, row_max));
+  }
+}
+
+// For r < value_rows(kVecs), the kVecs * kLanes columns at `acc_rows`:
+//   acc[r] = alpha[r] * acc[r] + sum_{j < num_keys} probs[r][j] * values[j]
+// probs [rows][kKeyTile]; values [num_keys][values_stride] (V rows at one head_dim offset, aligned);
+// acc [rows][acc_stride], aligned.
+template <size_t kVecs>
+HWY_INLINE void accumulate_values(const float* probs, const float* alpha, const float* values, size_t values_stride,
+                                  size_t num_keys, float* acc_rows, size_t acc_stride) {
+  constexpr size_t kRows = value_rows(kVecs);
+  const FloatTag d;
+  FloatVec acc[kRows][kVecs];
+  for (size_t r = 0; r < kRows; ++r) {
+    const FloatVec rescale = hn::Set(d, alpha[r]);
+    for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::Mul(hn::Load(d, acc_rows + r * acc_stride + v * kLanes), rescale);
+  }
+  for (size_t j = 0; j < num_keys; ++j) {
+    FloatVec value[kVecs];
+    for (size_t v = 0; v < kVecs; ++v) value[v] = hn::Load(d, values + j * values_stride + v * kLanes);
+    for (size_t r = 0; r < kRows; ++r) {
+      const FloatVec prob = hn::Set(d, probs[r * kKeyTile + j]);
+      for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::MulAdd(prob, value[v], acc[r][v]);
+    }
+  }
+  for (size_t r = 0; r < kRows; ++r) {
+    for (size_t v = 0; v < kVecs; ++v) hn::Store(acc[r][v], d, acc_rows + r * acc_stride + v * kLanes);
+  }
+}
+
+}  // namespace jagged::kernels::cpu::attention_tiles
