@@ -38,7 +38,7 @@ Tensor Tensor::from_floats(std::span<const float> values, Shape shape) {
   if (static_cast<int64_t>(values.size()) != tensor.numel()) {
     throw InvalidArgument(concat("from_floats: ", values.size(), " values for shape ", shape_string(tensor.shape_)));
   }
-  std::memcpy(tensor.bytes_, values.data(), tensor.nbytes());
+  if (tensor.nbytes() > 0) std::memcpy(tensor.bytes_, values.data(), tensor.nbytes());  // empty span: null data
   return tensor;
 }
 
@@ -47,7 +47,7 @@ Tensor Tensor::from_ints(std::span<const int32_t> values, Shape shape) {
   if (static_cast<int64_t>(values.size()) != tensor.numel()) {
     throw InvalidArgument(concat("from_ints: ", values.size(), " values for shape ", shape_string(tensor.shape_)));
   }
-  std::memcpy(tensor.bytes_, values.data(), tensor.nbytes());
+  if (tensor.nbytes() > 0) std::memcpy(tensor.bytes_, values.data(), tensor.nbytes());  // empty span: null data
   return tensor;
 }
 
