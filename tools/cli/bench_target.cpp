@@ -66,6 +66,7 @@ BenchTarget open_bench_target(const std::string& model_spec, const std::string& 
   };
   target.export_for_torch = [model](const fs::path& directory) { export_huggingface(*model, directory); };
   target.torch_script = "bench/torch_llama.py";
+  target.torch_args = last_token_logits ? "" : " --all-logits";
   return target;
 }
 
@@ -96,7 +97,7 @@ nlohmann::json compare_with_torch(const BenchTarget& target, const NestedTensor&
                                      shell_quote((work / "tokens.json").string()), " --threads ", report.threads,
                                      " --runs ", runs, " --warmup ", warmup, " --json ",
                                      shell_quote((work / "torch.json").string()), " --outputs ",
-                                     shell_quote((work / "torch_outputs.f32").string()), " 1>&2");
+                                     shell_quote((work / "torch_outputs.f32").string()), target.torch_args, " 1>&2");
   std::cerr << "running PyTorch: " << command << "\n";
   if (std::system(command.c_str()) != 0) throw Error(concat("the PyTorch benchmark failed: ", command));
   nlohmann::json torch;

@@ -30,6 +30,7 @@ struct BenchTarget {
   // Writes the weights where the PyTorch script reads them (a Hugging Face directory).
   std::function<void(const std::filesystem::path&)> export_for_torch;
   std::string torch_script;  // bench/torch_llama.py or bench/torch_bert.py
+  std::string torch_args;    // extra arguments that make the script produce the same outputs
 };
 
 BenchTarget open_bench_target(const std::string& model_spec, const std::string& tokenizer_path, bool last_token_logits);

@@ -26,7 +26,7 @@ std::unique_ptr<Tokenizer> open_tokenizer_for(const std::string& model_spec, con
   }
   if (model.extension() == ".gguf") return load_tokenizer(model, vocab_size);
   // llama2.c: the tokenizer sits beside the checkpoint (tokenizer.bin, or tok<vocab>.bin as in tinyllamas).
-  for (const fs::path candidate : {model.parent_path() / "tokenizer.bin",
+  for (const fs::path& candidate : {model.parent_path() / "tokenizer.bin",
                                    model.parent_path() / concat("tok", vocab_size, ".bin")}) {
     if (fs::exists(candidate)) return load_tokenizer(candidate, vocab_size);
   }
