@@ -145,6 +145,11 @@ void read_json_vocab(const json& vocab_object, const json& root, const fs::path&
     max_id = std::max(max_id, checked_id(token.value("id", json()), "added token '" + token["content"].get<std::string>() + "'"));
   }
   if (max_id < 0) throw FileError(concat(path.string(), ": the vocabulary is empty"));
+  // Ids are dense in real files; a huge id with few entries would only allocate a vocabulary of holes.
+  const auto entries = static_cast<int64_t>(vocab_object.size() + added_tokens.size());
+  if (max_id >= entries + 65536) {
+    throw FileError(concat(path.string(), ": token id ", max_id, " is far beyond the ", entries, " entries"));
+  }
   vocab.pieces.assign(static_cast<size_t>(max_id + 1), std::string());
   vocab.kinds.assign(static_cast<size_t>(max_id + 1), TokenKind::unused);  // ids no entry names stay unused
   for (const auto& [piece, id] : vocab_object.items()) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -53,7 +54,7 @@ std::vector<testing::VocabCase> read_llama_tokenizer_js_cases(const fs::path& pa
 TEST(SentencePiece, GgufMatchesLlamaCppCases) {
   const fs::path gguf = testing::llama_vocab("llama-spm");
   JAGGED_REQUIRE_PATH(gguf);
-  const auto tokenizer = load_tokenizer(gguf);
+  const Tokenizer* tokenizer = &testing::cached_tokenizer(gguf);
   EXPECT_EQ(tokenizer->kind(), "sentencepiece");
   const auto cases = testing::read_vocab_cases(gguf);
   const int matched = testing::check_vocab_cases(*tokenizer, cases, "llama-spm");
@@ -65,7 +66,7 @@ TEST(SentencePiece, MatchesLlamaTokenizerJsCasesWithBos) {
   const fs::path js = testing::tokenizer_data_dir() / "npm" / "llama-tokenizer-js" / "llama-tokenizer.js";
   JAGGED_REQUIRE_PATH(gguf);
   JAGGED_REQUIRE_PATH(js);
-  const auto tokenizer = load_tokenizer(gguf);
+  const Tokenizer* tokenizer = &testing::cached_tokenizer(gguf);
   const auto cases = read_llama_tokenizer_js_cases(js);
   ASSERT_GE(cases.size(), 12u) << "the test file changed shape";
   for (const auto& c : cases) {
@@ -79,7 +80,7 @@ TEST(SentencePiece, MatchesLlamaTokenizerJsCasesWithBos) {
 TEST(SentencePiece, GgufRoundTripsAndSpecialTokens) {
   const fs::path gguf = testing::llama_vocab("llama-spm");
   JAGGED_REQUIRE_PATH(gguf);
-  const auto tokenizer = load_tokenizer(gguf);
+  const Tokenizer* tokenizer = &testing::cached_tokenizer(gguf);
   for (const auto& c : testing::read_vocab_cases(gguf)) {
     EXPECT_EQ(tokenizer->decode(tokenizer->encode(c.text, false)), c.text) << "'" << c.text << "'";
     EXPECT_EQ(tokenizer->decode(tokenizer->encode(c.text, true)), c.text) << "'" << c.text << "'";

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -30,6 +31,15 @@ inline std::string read_whole_file(const std::filesystem::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// One tokenizer per file for the whole test program (loading a 128K vocabulary takes a second, more under
+// sanitizers); tokenizers are immutable, so tests can share them.
+inline const Tokenizer& cached_tokenizer(const std::filesystem::path& path) {
+  static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
+  std::unique_ptr<Tokenizer>& entry = cache[path.string()];
+  if (entry == nullptr) entry = load_tokenizer(path);
+  return *entry;
 }
 
 struct VocabCase {

@@ -45,7 +45,7 @@ class WordPieceFiles : public ::testing::Test {
 TEST(WordPiece, GgufMatchesLlamaCppCases) {
   const fs::path gguf = testing::llama_vocab("bert-bge");
   JAGGED_REQUIRE_PATH(gguf);
-  const auto tokenizer = load_tokenizer(gguf);
+  const Tokenizer* tokenizer = &testing::cached_tokenizer(gguf);
   EXPECT_EQ(tokenizer->kind(), "wordpiece");
   const auto cases = testing::read_vocab_cases(gguf);
   const int matched = testing::check_vocab_cases(*tokenizer, cases, "bert-bge");
@@ -55,7 +55,7 @@ TEST(WordPiece, GgufMatchesLlamaCppCases) {
 TEST(WordPiece, GgufSpecialTokensAndDecoding) {
   const fs::path gguf = testing::llama_vocab("bert-bge");
   JAGGED_REQUIRE_PATH(gguf);
-  const auto tokenizer = load_tokenizer(gguf);
+  const Tokenizer* tokenizer = &testing::cached_tokenizer(gguf);
   EXPECT_EQ(tokenizer->bos_id(), 101);
   EXPECT_EQ(tokenizer->eos_id(), 102);
   EXPECT_EQ(tokenizer->encode("Hello, world!", true), (std::vector<int32_t>{101, 7592, 1010, 2088, 999, 102}));
