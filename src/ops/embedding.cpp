@@ -5,8 +5,8 @@ namespace jagged::ops {
 
 void embedding(const Tensor& token_ids, const Tensor& table, Tensor& out) {
   if (!token_ids.defined() || token_ids.rank() != 1 || token_ids.dtype() != DType::i32) {
-    throw InvalidArgument(concat("embedding: token_ids must be [num_tokens] i32, got ",
-                                 shape_string(token_ids.shape()), " ", dtype_name(token_ids.dtype())));
+    throw InvalidArgument(concat("embedding: token_ids must be [num_tokens] i32, got ", shape_string(token_ids.shape()),
+                                 " ", dtype_name(token_ids.dtype())));
   }
   if (!table.defined() || table.rank() != 2 || table.dtype() != DType::f32) {
     throw InvalidArgument(concat("embedding: table must be [vocab_size, dim] f32, got ", shape_string(table.shape()),
@@ -18,8 +18,8 @@ void embedding(const Tensor& token_ids, const Tensor& table, Tensor& out) {
   const int32_t* ids = token_ids.data<int32_t>();
   for (int64_t t = 0; t < num_tokens; ++t) {
     if (ids[t] < 0 || ids[t] >= vocab_size) {
-      throw InvalidArgument(concat("embedding: token id ", ids[t], " at position ", t, " is outside [0, vocab_size = ",
-                                   vocab_size, ")"));
+      throw InvalidArgument(
+          concat("embedding: token id ", ids[t], " at position ", t, " is outside [0, vocab_size = ", vocab_size, ")"));
     }
   }
   kernels::cpu::embedding(ids, num_tokens, table.data<float>(), table.dim(1), out.data<float>());

@@ -54,8 +54,8 @@ void linear(ConstMatrixView x, const Tensor& weight, const Tensor* bias, MatrixV
                                  " expects in_features = ", in_features));
   }
   if (out.rows != x.rows || out.cols != out_features) {
-    throw InvalidArgument(concat("linear: out is [", out.rows, ", ", out.cols, "], expected [", x.rows, ", ",
-                                 out_features, "]"));
+    throw InvalidArgument(
+        concat("linear: out is [", out.rows, ", ", out.cols, "], expected [", x.rows, ", ", out_features, "]"));
   }
   if (bias != nullptr) check_shape(*bias, {out_features}, "linear bias");
   if (overlap(x, out)) throw InvalidArgument("linear: out overlaps x; the product cannot be computed in place");
@@ -70,8 +70,8 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& o
     throw InvalidArgument(concat("linear: out must be [rows, out_features], got ", shape_string(out.shape())));
   }
   if (x.dtype() != DType::f32 || out.dtype() != DType::f32) {
-    throw InvalidArgument(concat("linear: x and out must be f32, got ", dtype_name(x.dtype()), " and ",
-                                 dtype_name(out.dtype())));
+    throw InvalidArgument(
+        concat("linear: x and out must be f32, got ", dtype_name(x.dtype()), " and ", dtype_name(out.dtype())));
   }
   // Views from the shapes (Tensor::matrix() cannot tell the columns of a tensor with no rows).
   const ConstMatrixView x_view{x.data<float>(), x.dim(0), x.dim(1), x.dim(1)};

@@ -58,8 +58,8 @@ Tensor token_positions(std::span<const int32_t> cu_seqlens, std::span<const int3
   validate_cu_seqlens(cu_seqlens, cu_seqlens.back());
   const int64_t num_seqs = static_cast<int64_t>(cu_seqlens.size()) - 1;
   if (!start_positions.empty() && static_cast<int64_t>(start_positions.size()) != num_seqs) {
-    throw InvalidArgument(concat("token_positions: ", start_positions.size(), " start_positions for ", num_seqs,
-                                 " sequences"));
+    throw InvalidArgument(
+        concat("token_positions: ", start_positions.size(), " start_positions for ", num_seqs, " sequences"));
   }
   Tensor positions({cu_seqlens.back()}, DType::i32);
   int32_t* out = positions.data<int32_t>();
@@ -70,8 +70,8 @@ Tensor token_positions(std::span<const int32_t> cu_seqlens, std::span<const int3
       throw InvalidArgument(concat("token_positions: start_positions[", seq, "] = ", start, " is negative"));
     }
     if (start + length > std::numeric_limits<int32_t>::max()) {
-      throw InvalidArgument(concat("token_positions: sequence ", seq, " reaches position ", start + length,
-                                   ", beyond int32"));
+      throw InvalidArgument(
+          concat("token_positions: sequence ", seq, " reaches position ", start + length, ", beyond int32"));
     }
     for (int64_t i = 0; i < length; ++i) out[cu_seqlens[seq] + i] = static_cast<int32_t>(start + i);
   }
@@ -85,17 +85,17 @@ void rope(MatrixView x, int num_heads, int head_dim, const Tensor& positions, st
                                  num_heads, ", head_dim ", head_dim));
   }
   if (x.cols != static_cast<int64_t>(num_heads) * head_dim) {
-    throw InvalidArgument(concat("rope: x has ", x.cols, " columns, expected num_heads * head_dim = ", num_heads,
-                                 " * ", head_dim));
+    throw InvalidArgument(
+        concat("rope: x has ", x.cols, " columns, expected num_heads * head_dim = ", num_heads, " * ", head_dim));
   }
   if (x.rows < 0 || (x.rows > 1 && x.row_stride < x.cols) || (x.rows > 0 && x.data == nullptr)) {
-    throw InvalidArgument(concat("rope: x view [", x.rows, ", ", x.cols, "] with row_stride ", x.row_stride,
-                                 " is not a valid matrix"));
+    throw InvalidArgument(
+        concat("rope: x view [", x.rows, ", ", x.cols, "] with row_stride ", x.row_stride, " is not a valid matrix"));
   }
   check_shape(positions, {x.rows}, "rope positions", DType::i32);
   if (static_cast<int64_t>(inv_freq.size()) != head_dim / 2) {
-    throw InvalidArgument(concat("rope: inv_freq has ", inv_freq.size(), " entries, expected head_dim / 2 = ",
-                                 head_dim / 2));
+    throw InvalidArgument(
+        concat("rope: inv_freq has ", inv_freq.size(), " entries, expected head_dim / 2 = ", head_dim / 2));
   }
   if (pairs != RopePairs::adjacent && pairs != RopePairs::halves) {
     throw InvalidArgument(concat("rope: unknown pair convention ", static_cast<int>(pairs)));

@@ -14,12 +14,12 @@ namespace {
 TEST(Allocator, CurrentBytesTrackLiveTensors) {
   const MemoryStats before = memory_stats();
   {
-    const Tensor a({100, 10});                   // 4000 bytes
-    const Tensor b({7}, DType::u8);              // 7 bytes: accounted as requested, not as the padded block
+    const Tensor a({100, 10});       // 4000 bytes
+    const Tensor b({7}, DType::u8);  // 7 bytes: accounted as requested, not as the padded block
     const MemoryStats during = memory_stats();
     EXPECT_EQ(during.current_bytes - before.current_bytes, 4007);
     EXPECT_EQ(during.allocations - before.allocations, 2);
-    Tensor moved = Tensor({50}, DType::i32);   // a move hands over the block: counted once
+    Tensor moved = Tensor({50}, DType::i32);  // a move hands over the block: counted once
     Tensor target = std::move(moved);
     EXPECT_EQ(memory_stats().current_bytes - before.current_bytes, 4007 + 200);
     const Tensor copy = a.clone();

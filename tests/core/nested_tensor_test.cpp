@@ -33,10 +33,10 @@ TEST(NestedTensor, FromSequencesPacksInOrder) {
             (std::vector<int32_t>{0, 2, 2, 5, 6}));
   EXPECT_EQ(nested.values().shape(), (Shape{6, 4}));
   const float* values = nested.values().data<float>();
-  EXPECT_EQ(values[0 * 4 + 1], 1.0f);     // seq 0, token 0, feature 1
-  EXPECT_EQ(values[2 * 4 + 0], 200.0f);   // seq 2 starts at row 2 (seq 1 is empty)
-  EXPECT_EQ(values[4 * 4 + 3], 223.0f);   // seq 2, token 2, feature 3
-  EXPECT_EQ(values[5 * 4 + 2], 302.0f);   // seq 3, token 0
+  EXPECT_EQ(values[0 * 4 + 1], 1.0f);    // seq 0, token 0, feature 1
+  EXPECT_EQ(values[2 * 4 + 0], 200.0f);  // seq 2 starts at row 2 (seq 1 is empty)
+  EXPECT_EQ(values[4 * 4 + 3], 223.0f);  // seq 2, token 2, feature 3
+  EXPECT_EQ(values[5 * 4 + 2], 302.0f);  // seq 3, token 0
   for (size_t i = 0; i < lengths.size(); ++i) EXPECT_EQ(nested.seqlen(static_cast<int64_t>(i)), lengths[i]);
 }
 
@@ -141,8 +141,8 @@ TEST(NestedTensor, RejectsBadOffsets) {
   EXPECT_THROW(make({0, 3, 2, 5}, 5), InvalidArgument);  // non-monotonic
   EXPECT_THROW(make({0, 2, 4}, 5), InvalidArgument);     // last offset != num_tokens
   EXPECT_THROW(make({0, 2, 6}, 5), InvalidArgument);
-  EXPECT_THROW(make({1, 2, 5}, 5), InvalidArgument);     // does not start at 0
-  EXPECT_THROW(make({}, 0), InvalidArgument);            // no offsets at all
+  EXPECT_THROW(make({1, 2, 5}, 5), InvalidArgument);  // does not start at 0
+  EXPECT_THROW(make({}, 0), InvalidArgument);         // no offsets at all
   EXPECT_THROW(NestedTensor(Tensor(), {0}), InvalidArgument);
   try {
     make({0, 3, 2, 5}, 5);

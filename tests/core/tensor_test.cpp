@@ -143,9 +143,7 @@ void check_exhaustive_round_trip(Decode decode, Encode encode, Reference referen
 
 TEST(DType, F16ExhaustiveRoundTrip) { check_exhaustive_round_trip(f16_to_f32, f32_to_f16, f16_reference, "f16"); }
 
-TEST(DType, Bf16ExhaustiveRoundTrip) {
-  check_exhaustive_round_trip(bf16_to_f32, f32_to_bf16, bf16_reference, "bf16");
-}
+TEST(DType, Bf16ExhaustiveRoundTrip) { check_exhaustive_round_trip(bf16_to_f32, f32_to_bf16, bf16_reference, "bf16"); }
 
 // Round to nearest, ties to even: for every pair of adjacent finite positive 16-bit values (a, b), the exact
 // midpoint goes to the one with an even mantissa, and the f32 values just below / above it go to a / b.
@@ -162,8 +160,8 @@ void check_rounding(Decode decode, Encode encode, uint16_t largest_finite, const
     const uint16_t got_below = encode(std::nextafter(mid, 0.0f));
     const uint16_t got_above = encode(std::nextafter(mid, INFINITY));
     if (got_mid != even || got_below != low || got_above != high) {
-      ADD_FAILURE() << name << " between " << std::hex << low << " and " << high << ": mid " << got_mid
-                    << " below " << got_below << " above " << got_above;
+      ADD_FAILURE() << name << " between " << std::hex << low << " and " << high << ": mid " << got_mid << " below "
+                    << got_below << " above " << got_above;
       ++failures;
     }
     // Negative values mirror.

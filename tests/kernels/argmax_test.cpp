@@ -33,11 +33,11 @@ TEST(Argmax, TiesNansAndInfinities) {
   const float nan = NAN;
   const float inf = INFINITY;
   const std::vector<float> values = {
-      1, 5, 5, 2, 5,                 // tie: first of the 5s
-      nan, 3, nan, 3, 1,             // NaNs are skipped
-      nan, nan, nan, nan, nan,       // only NaNs: 0
-      -inf, -inf, nan, -inf, -inf,   // all -inf: the first
-      nan, -inf, 2, inf, inf,        // +inf wins, first one
+      1,    5,    5,   2,    5,     // tie: first of the 5s
+      nan,  3,    nan, 3,    1,     // NaNs are skipped
+      nan,  nan,  nan, nan,  nan,   // only NaNs: 0
+      -inf, -inf, nan, -inf, -inf,  // all -inf: the first
+      nan,  -inf, 2,   inf,  inf,   // +inf wins, first one
   };
   const Tensor x = Tensor::from_floats(values, {5, 5});
   std::vector<int32_t> expected(5);

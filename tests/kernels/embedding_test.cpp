@@ -34,8 +34,7 @@ TEST(Embedding, MatchesReferenceOnRaggedBatches) {
       const Tensor ids = random_ids(num_tokens, vocab_size, 4);
       Tensor expected({num_tokens, dim});
       Tensor actual({num_tokens, dim});
-      kernels::reference::embedding(ids.data<int32_t>(), num_tokens, table.data<float>(), dim,
-                                    expected.data<float>());
+      kernels::reference::embedding(ids.data<int32_t>(), num_tokens, table.data<float>(), dim, expected.data<float>());
       ops::embedding(ids, table, actual);
       // A lookup copies: bit-identical.
       EXPECT_EQ(std::memcmp(actual.data<float>(), expected.data<float>(), actual.nbytes()), 0)

@@ -39,8 +39,8 @@ void expect_matches_reference(ops::GeluForm form, void (*reference)(float*, int6
       Tensor actual = input.clone();
       reference(expected.data<float>(), expected.numel());
       ops::gelu(actual, form);
-      EXPECT_LE(worst_error_over_bound(input.data<float>(), actual.data<float>(), expected.data<float>(),
-                                       input.numel(), absolute_bound),
+      EXPECT_LE(worst_error_over_bound(input.data<float>(), actual.data<float>(), expected.data<float>(), input.numel(),
+                                       absolute_bound),
                 1.0)
           << length_case.name << " dim " << dim;
     }
@@ -91,8 +91,7 @@ TEST(GeluErf, NegativeTailKeepsRelativeAccuracy) {
     const double x_squared = static_cast<double>(x) * x;
     return (1.2e-7 + (x_squared / 4.0 + 8.0) * FLT_EPSILON) * std::fabs(exact) + 1e-44;
   };
-  EXPECT_LE(worst_error_over_bound(values.data(), actual.data<float>(), expected.data<float>(), count,
-                                   relative_bound),
+  EXPECT_LE(worst_error_over_bound(values.data(), actual.data<float>(), expected.data<float>(), count, relative_bound),
             1.0);
 }
 

@@ -24,7 +24,8 @@ double worst_error_over_bound(ConstMatrixView x, const Tensor& weight, const Ten
   for (int64_t r = 0; r < x.rows; ++r) {
     for (int64_t o = 0; o < actual.cols; ++o) {
       double magnitude = 0.0;
-      for (int64_t i = 0; i < in_features; ++i) magnitude += std::fabs(static_cast<double>(x.row(r)[i]) * w[o * in_features + i]);
+      for (int64_t i = 0; i < in_features; ++i)
+        magnitude += std::fabs(static_cast<double>(x.row(r)[i]) * w[o * in_features + i]);
       const double bias_term = bias != nullptr ? std::fabs(bias->data<float>()[o]) : 0.0;
       const double bound = (in_features + 2) * FLT_EPSILON * magnitude + FLT_EPSILON * bias_term + FLT_MIN;
       const double error = std::fabs(static_cast<double>(actual.row(r)[o]) - expected.row(r)[o]);
@@ -137,8 +138,8 @@ TEST(Linear, RowResultIsIndependentOfBatch) {
         ops::linear(x_part, weight, &bias, part.matrix());
         EXPECT_TRUE(rows_bit_equal(part.matrix(), all.matrix().row_range(window.begin, window.begin + window.count)))
             << "in " << shape.in << " out " << shape.out << ": rows [" << window.begin << ", "
-            << window.begin + window.count << ") with " << threads << " threads differ from the same rows in a "
-            << rows << "-row batch";
+            << window.begin + window.count << ") with " << threads << " threads differ from the same rows in a " << rows
+            << "-row batch";
       }
     }
     set_num_threads(saved_threads);

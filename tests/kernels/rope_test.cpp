@@ -18,7 +18,8 @@ namespace {
 // and sin: within 4 eps (|a| + |b|) <= 8 eps max|x|.
 double tolerance(const Tensor& x) {
   double largest = 0.0;
-  for (int64_t i = 0; i < x.numel(); ++i) largest = std::max(largest, std::fabs(static_cast<double>(x.data<float>()[i])));
+  for (int64_t i = 0; i < x.numel(); ++i)
+    largest = std::max(largest, std::fabs(static_cast<double>(x.data<float>()[i])));
   return 8.0 * FLT_EPSILON * largest;
 }
 
@@ -29,25 +30,43 @@ TEST(Rope, MatchesReferenceOnRaggedBatches) {
   for (const Heads heads : {Heads{1, 2}, Heads{3, 6}, Heads{9, 64}, Heads{2, 128}, Heads{4, 40}}) {
     const std::vector<float> inv_freq = ops::rope_inv_freq(heads.head_dim, 10000.0f);
     for (const auto pairs : {ops::RopePairs::adjacent, ops::RopePairs::halves}) {
-      for (const auto& length_case : testing::ragged_length_cases()) {
-        const NestedTensor layout = NestedTensor::from_lengths(length_case.lengths, {1});
-        // Some sequences continue a cached prefix, so positions reach the hundred thousands.
-        std::vector<int32_t> starts(static_cast<size_t>(layout.num_seqs()));
-        for (size_t i = 0; i < starts.size(); ++i) starts[i] = static_cast<int32_t>((i % 3) * 50000);
-        const Tensor positions = ops::token_positions(layout.cu_seqlens(), starts);
-        const int64_t rows = layout.num_tokens();
-        const int64_t cols = int64_t{heads.num_heads} * heads.head_dim;
-        Tensor actual = testing::random_tensor({rows, cols}, 29, -4.0f, 4.0f);
-        Tensor expected = actual.clone();
-        const double bound = tolerance(actual);
-        kernels::reference::rope(expected.matrix(), heads.num_heads, heads.head_dim, positions.data<int32_t>(),
-                                 inv_freq.data(), pairs);
-        ops::rope(actual.matrix(), heads.num_heads, heads.head_dim, positions, inv_freq, pairs);
-        EXPECT_LE(testing::max_abs_diff(actual.data<float>(), expected.data<float>(), actual.numel()), bound)
-            << length_case.name << " heads " << heads.num_heads << "x" << heads.head_dim << " pairs "
-            << static_cast<int>(pairs);
+      for (const bool with_starts : {false, true}) {
+        for (const auto& length_case : testing::ragged_length_cases()) {
+          const NestedTensor layout = NestedTensor::from_lengths(length_case.lengths, {1});
+          // Some sequences continue a cached prefix, so positions reach the hundred thousands (a rotation computed
+          // per token); without, positions repeat across sequences (a table of rotations per position).
+          std::vector<int32_t> starts(static_cast<size_t>(layout.num_seqs()));
+          for (size_t i = 0; i < starts.size(); ++i) starts[i] = static_cast<int32_t>((i % 3) * 50000);
+          const Tensor positions = with_starts ? ops::token_positions(layout.cu_seqlens(), starts)
+                                               : ops::token_positions(layout.cu_seqlens());
+          const int64_t rows = layout.num_tokens();
+          const int64_t cols = int64_t{heads.num_heads} * heads.head_dim;
+          Tensor actual = testing::random_tensor({rows, cols}, 29, -4.0f, 4.0f);
+          Tensor expected = actual.clone();
+          const double bound = tolerance(actual);
+          kernels::reference::rope(expected.matrix(), heads.num_heads, heads.head_dim, positions.data<int32_t>(),
+                                   inv_freq.data(), pairs);
+          ops::rope(actual.matrix(), heads.num_heads, heads.head_dim, positions, inv_freq, pairs);
+          EXPECT_LE(testing::max_abs_diff(actual.data<float>(), expected.data<float>(), actual.numel()), bound)
+              << length_case.name << " heads " << heads.num_heads << "x" << heads.head_dim << " pairs "
+              << static_cast<int>(pairs) << " starts " << with_starts;
+        }
       }
     }
+  }
+}
+
+// A token's rotation does not depend on the other tokens' positions (which decide between a table of rotations
+// per position and a rotation per token).
+TEST(Rope, TokenResultIsIndependentOfBatch) {
+  const std::vector<float> inv_freq = ops::rope_inv_freq(64, 10000.0f);
+  const Tensor x = testing::random_tensor({4, 128}, 3);
+  for (const auto pairs : {ops::RopePairs::adjacent, ops::RopePairs::halves}) {
+    Tensor near = x.clone();  // positions 5, 6, 7, 8: a table
+    ops::rope(near.matrix(), 2, 64, Tensor::from_ints(std::vector<int32_t>{5, 6, 7, 8}, {4}), inv_freq, pairs);
+    Tensor far = x.clone();  // position 200000 in the batch: per token
+    ops::rope(far.matrix(), 2, 64, Tensor::from_ints(std::vector<int32_t>{5, 6, 7, 200000}, {4}), inv_freq, pairs);
+    EXPECT_EQ(std::memcmp(near.data<float>(), far.data<float>(), 3 * 128 * sizeof(float)), 0);
   }
 }
 
@@ -62,8 +81,8 @@ TEST(Rope, KnownRotationsForBothPairConventions) {
   {
     Tensor x = Tensor::from_floats(values, {2, 4});
     ops::rope(x.matrix(), 1, 4, positions, inv_freq, ops::RopePairs::adjacent);
-    const auto [a0, b0] = rotate(1, 2, 3.0);  // pair (x0, x1), frequency 1
-    const auto [a1, b1] = rotate(3, 4, 1.5);  // pair (x2, x3), frequency 0.5
+    const auto [a0, b0] = rotate(1, 2, 3.0);                 // pair (x0, x1), frequency 1
+    const auto [a1, b1] = rotate(3, 4, 1.5);                 // pair (x2, x3), frequency 0.5
     const double expected[] = {a0, b0, a1, b1, 1, 2, 3, 4};  // position 0: unchanged
     for (int i = 0; i < 8; ++i) EXPECT_NEAR(x.data<float>()[i], expected[i], 32 * FLT_EPSILON) << i;
   }
@@ -92,8 +111,7 @@ TEST(Rope, StridedBandAndConventionsAgreeUnderPermutation) {
 
   Tensor qkv = testing::random_tensor({rows, 3 * band}, 7);
   const Tensor original = qkv.clone();
-  ops::rope(qkv.matrix().columns(band, 2 * band), num_heads, head_dim, positions, inv_freq,
-            ops::RopePairs::adjacent);
+  ops::rope(qkv.matrix().columns(band, 2 * band), num_heads, head_dim, positions, inv_freq, ops::RopePairs::adjacent);
   for (int64_t r = 0; r < rows; ++r) {
     const float* now = qkv.data<float>() + r * 3 * band;
     const float* before = original.data<float>() + r * 3 * band;
@@ -148,11 +166,11 @@ TEST(RopeInvFreq, Llama3ScalingMatchesHuggingFace) {
   const std::pair<int, double> golden[] = {
       {0, 1.0},
       {10, 1.286873817e-01},
-      {28, 3.211446106e-03},   // last high-frequency entry: unchanged
-      {29, 2.166570630e-03},   // interpolated
+      {28, 3.211446106e-03},  // last high-frequency entry: unchanged
+      {29, 2.166570630e-03},  // interpolated
       {31, 8.567514597e-04},
-      {34, 1.785077911e-04},   // last interpolated
-      {35, 9.556212171e-05},   // first low-frequency entry: divided by 8
+      {34, 1.785077911e-04},  // last interpolated
+      {35, 9.556212171e-05},  // first low-frequency entry: divided by 8
       {50, 4.411534519e-06},
       {63, 3.068925878e-07},
   };
@@ -204,8 +222,7 @@ TEST(Rope, RejectsBadArguments) {
   EXPECT_THROW(ops::rope(x.matrix(), 0, 8, positions, inv_freq, ops::RopePairs::halves), InvalidArgument);
   EXPECT_THROW(ops::rope(x.matrix(), 16, 1, positions, std::vector<float>{}, ops::RopePairs::halves),
                InvalidArgument);  // odd head_dim
-  EXPECT_THROW(ops::rope(x.matrix(), 2, 8, positions, std::vector<float>(3), ops::RopePairs::halves),
-               InvalidArgument);
+  EXPECT_THROW(ops::rope(x.matrix(), 2, 8, positions, std::vector<float>(3), ops::RopePairs::halves), InvalidArgument);
   const Tensor short_positions = Tensor::from_ints(std::vector<int32_t>{0, 1}, {2});
   EXPECT_THROW(ops::rope(x.matrix(), 2, 8, short_positions, inv_freq, ops::RopePairs::halves), InvalidArgument);
   const Tensor float_positions = testing::random_tensor({3}, 2);

@@ -35,16 +35,16 @@ TEST(Silu, MatchesReferenceOnRaggedBatches) {
       Tensor actual = input.clone();
       kernels::reference::silu(expected.data<float>(), expected.numel());
       ops::silu(actual);
-      EXPECT_LE(worst_error_over_bound(input.data<float>(), actual.data<float>(), expected.data<float>(),
-                                       input.numel()), 1.0)
+      EXPECT_LE(
+          worst_error_over_bound(input.data<float>(), actual.data<float>(), expected.data<float>(), input.numel()), 1.0)
           << length_case.name << " dim " << dim;
     }
   }
 }
 
 TEST(Silu, EdgeValues) {
-  const std::vector<float> values = {0.0f, -0.0f, 1e-30f, -1e-30f, 1.0f, -1.0f, 87.0f, -87.0f, 88.5f, -88.5f,
-                                     100.0f, -100.0f, 1e6f, -1e6f, FLT_MAX, -FLT_MAX};
+  const std::vector<float> values = {0.0f,  -0.0f,  1e-30f, -1e-30f, 1.0f, -1.0f, 87.0f,   -87.0f,
+                                     88.5f, -88.5f, 100.0f, -100.0f, 1e6f, -1e6f, FLT_MAX, -FLT_MAX};
   Tensor actual = Tensor::from_floats(values, {static_cast<int64_t>(values.size())});
   Tensor expected = actual.clone();
   kernels::reference::silu(expected.data<float>(), expected.numel());

@@ -45,7 +45,8 @@ TEST(Softmax, MatchesReferenceOnRaggedBatches) {
       Tensor expected = input.clone();
       kernels::reference::softmax(expected.data<float>(), rows, cols);
       ops::softmax(actual);
-      EXPECT_LE(worst_error_over_bound(input.data<float>(), actual.data<float>(), expected.data<float>(), rows, cols), 1.0)
+      EXPECT_LE(worst_error_over_bound(input.data<float>(), actual.data<float>(), expected.data<float>(), rows, cols),
+                1.0)
           << length_case.name << " cols " << cols;
     }
   }

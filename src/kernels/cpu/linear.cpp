@@ -45,8 +45,7 @@ class BlockScratch {
 
 }  // namespace
 
-void linear_blocked(ConstMatrixView x, const float* weight, const float* bias, MatrixView out,
-                    int64_t block_rows) {
+void linear_blocked(ConstMatrixView x, const float* weight, const float* bias, MatrixView out, int64_t block_rows) {
   const int64_t rows = x.rows;
   const int64_t in_features = x.cols;
   const int64_t out_features = out.cols;
@@ -66,27 +65,38 @@ void linear_blocked(ConstMatrixView x, const float* weight, const float* bias, M
   const BlockScratch& scratch = caller_scratch;
 
   std::atomic<int> failure{dnnl_success};
+  // A full block of a dense x is read in place, and a dense out written in place: the call is the same
+  // (lda = in_features, ldc = out_features), only the addresses differ. Otherwise (a strided view, the last
+  // partial block) the rows go through the scratch, zero-padded to block_rows.
+  const bool dense_x = x.row_stride == in_features || rows == 1;
+  const bool dense_out = out.row_stride == out_features || rows == 1;
   const auto run_block = [&](int64_t block, int thread) {
     const int64_t row_begin = block * block_rows;
     const int64_t count = std::min(block_rows, rows - row_begin);
-    float* x_block = scratch.x(thread);
-    float* out_block = scratch.out(thread);
-    const size_t x_row_bytes = static_cast<size_t>(in_features) * sizeof(float);
-    for (int64_t r = 0; r < count; ++r) std::memcpy(x_block + r * in_features, x.row(row_begin + r), x_row_bytes);
-    std::fill(x_block + count * in_features, x_block + block_rows * in_features, 0.0f);
-    const dnnl_status_t status = dnnl_sgemm('N', 'T', block_rows, out_features, in_features, 1.0f, x_block,
-                                            in_features, weight, in_features, 0.0f, out_block, out_features);
+    const bool full = count == block_rows;
+    const float* x_block = x.row(row_begin);
+    if (!full || !dense_x) {
+      float* copy = scratch.x(thread);
+      const size_t row_bytes = static_cast<size_t>(in_features) * sizeof(float);
+      for (int64_t r = 0; r < count; ++r) std::memcpy(copy + r * in_features, x.row(row_begin + r), row_bytes);
+      std::fill(copy + count * in_features, copy + block_rows * in_features, 0.0f);
+      x_block = copy;
+    }
+    float* out_block = full && dense_out ? out.row(row_begin) : scratch.out(thread);
+    const dnnl_status_t status = dnnl_sgemm('N', 'T', block_rows, out_features, in_features, 1.0f, x_block, in_features,
+                                            weight, in_features, 0.0f, out_block, out_features);
     if (status != dnnl_success) {
       failure.store(status);
       return;
     }
     for (int64_t r = 0; r < count; ++r) {
       const float* result = out_block + r * out_features;
+      float* target = out.row(row_begin + r);
       if (bias != nullptr) {
-        vec::transform2(result, bias, out.row(row_begin + r), out_features,
+        vec::transform2(result, bias, target, out_features,
                         [](vec::FloatVec a, vec::FloatVec b) { return vec::hn::Add(a, b); });
-      } else {
-        std::memcpy(out.row(row_begin + r), result, static_cast<size_t>(out_features) * sizeof(float));
+      } else if (result != target) {
+        std::memcpy(target, result, static_cast<size_t>(out_features) * sizeof(float));
       }
     }
   };
@@ -99,8 +109,8 @@ void linear_blocked(ConstMatrixView x, const float* weight, const float* bias, M
     for (int64_t block = 0; block < blocks; ++block) run_block(block, omp_get_thread_num());
   }
   if (failure.load() != dnnl_success) {
-    throw Error(concat("linear: oneDNN sgemm failed with status ", failure.load(), " for x [", rows, ", ",
-                       in_features, "] and weight [", out_features, ", ", in_features, "]"));
+    throw Error(concat("linear: oneDNN sgemm failed with status ", failure.load(), " for x [", rows, ", ", in_features,
+                       "] and weight [", out_features, ", ", in_features, "]"));
   }
 }
 

@@ -78,38 +78,71 @@ void rotate_halves(float* head, const float* cos_half, const float* sin_half, in
   }
 }
 
+// The rotation of one position as two arrays of head_dim floats: for adjacent pairs cos (c_i, c_i) and
+// sin_signed (-s_i, +s_i); for halves cos c_i and sin s_i in the first head_dim / 2 entries.
+void fill_rotation(int32_t position, const float* inv_freq, int64_t head_dim, ops::RopePairs pairs, float* cos_out,
+                   float* sin_out) {
+  for (int64_t i = 0; i < head_dim / 2; ++i) {
+    const float angle = static_cast<float>(position) * inv_freq[i];
+    const auto c = static_cast<float>(std::cos(static_cast<double>(angle)));
+    const auto s = static_cast<float>(std::sin(static_cast<double>(angle)));
+    if (pairs == ops::RopePairs::adjacent) {
+      cos_out[2 * i] = cos_out[2 * i + 1] = c;
+      sin_out[2 * i] = -s;
+      sin_out[2 * i + 1] = s;
+    } else {
+      cos_out[i] = c;
+      sin_out[i] = s;
+    }
+  }
+}
+
+void rotate_token(float* row, int64_t num_heads, int64_t head_dim, const float* cos_row, const float* sin_row,
+                  ops::RopePairs pairs) {
+  for (int64_t h = 0; h < num_heads; ++h) {
+    float* head = row + h * head_dim;
+    if (pairs == ops::RopePairs::adjacent) {
+      rotate_adjacent(head, cos_row, sin_row, head_dim);
+    } else {
+      rotate_halves(head, cos_row, sin_row, head_dim / 2);
+    }
+  }
+}
+
 }  // namespace
 
 void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* positions, const float* inv_freq,
           ops::RopePairs pairs) {
-  const int64_t half = head_dim / 2;
+  if (x.rows == 0) return;
   const int64_t min_rows = std::max<int64_t>(1, 4096 / std::max<int64_t>(x.cols, 1));
+  // Sequences of a batch share positions (0, 1, 2... or a KV cache's next ones): when the range of positions is
+  // not much wider than the batch, the cosines and sines are computed once per position into a table, instead
+  // of once per token. Both ways call fill_rotation, so the values are the same.
+  const auto [min_it, max_it] = std::minmax_element(positions, positions + x.rows);
+  const int64_t first = *min_it;
+  const int64_t span = int64_t{*max_it} - first + 1;
+  const int64_t row_floats = 2 * head_dim;  // cos then sin
+  if (span <= x.rows + 256) {
+    std::vector<float> table(static_cast<size_t>(span * row_floats));
+    core::parallel_rows(span, 64, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        float* entry = table.data() + p * row_floats;
+        fill_rotation(static_cast<int32_t>(first + p), inv_freq, head_dim, pairs, entry, entry + head_dim);
+      }
+    });
+    core::parallel_rows(x.rows, min_rows, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        const float* entry = table.data() + (positions[t] - first) * row_floats;
+        rotate_token(x.row(t), num_heads, head_dim, entry, entry + head_dim, pairs);
+      }
+    });
+    return;
+  }
   core::parallel_rows(x.rows, min_rows, [&](int64_t begin, int64_t end) {
-    // Per token: the cosines and sines of its head_dim / 2 angles, shared by all its heads.
-    std::vector<float> cos_table(static_cast<size_t>(head_dim));
-    std::vector<float> sin_table(static_cast<size_t>(head_dim));
+    std::vector<float> entry(static_cast<size_t>(row_floats));
     for (int64_t t = begin; t < end; ++t) {
-      for (int64_t i = 0; i < half; ++i) {
-        const float angle = static_cast<float>(positions[t]) * inv_freq[i];
-        const auto c = static_cast<float>(std::cos(static_cast<double>(angle)));
-        const auto s = static_cast<float>(std::sin(static_cast<double>(angle)));
-        if (pairs == ops::RopePairs::adjacent) {
-          cos_table[2 * i] = cos_table[2 * i + 1] = c;
-          sin_table[2 * i] = -s;
-          sin_table[2 * i + 1] = s;
-        } else {
-          cos_table[i] = c;
-          sin_table[i] = s;
-        }
-      }
-      for (int64_t h = 0; h < num_heads; ++h) {
-        float* head = x.row(t) + h * head_dim;
-        if (pairs == ops::RopePairs::adjacent) {
-          rotate_adjacent(head, cos_table.data(), sin_table.data(), head_dim);
-        } else {
-          rotate_halves(head, cos_table.data(), sin_table.data(), half);
-        }
-      }
+      fill_rotation(positions[t], inv_freq, head_dim, pairs, entry.data(), entry.data() + head_dim);
+      rotate_token(x.row(t), num_heads, head_dim, entry.data(), entry.data() + head_dim, pairs);
     }
   });
 }

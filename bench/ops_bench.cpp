@@ -1,0 +1,426 @@
+// Op benchmarks on the study's workload (32 sequences of ../shared/workloads/study-32.txt: 3960 real tokens,
+// 8000 when padded to the longest, 250).
+//   build-<name>/bench/ops_bench --benchmark_format=json --benchmark_out=ops.json
+// (a) BM_FmaPeak: this machine's fp32 FMA peak, a register-only loop of independent vector FMA chains, on one
+//     thread and on all (threads:0); counter gflops.
+// (b) BM_SgemmPeak: the GEMM library's peak, one dnnl_sgemm of 2048^3 on all threads.
+// (c) BM_LinearNestedVsPadded: ops::linear at layer shapes of SmolLM-135M (576->576, 576->2x1536 fused
+//     gate_up, 1536->576) and a Llama-like model (2048->2048, 2048->5632), nested (3960 rows) against padded
+//     (8000 rows), timed alternately in the same iterations; counters: gflops of each, fraction of the FMA
+//     peak, time_ratio = nested / padded against token_ratio = 3960 / 8000 and ratio_target = 1.1 x that.
+//     BM_LinearBlockRows: what the batch-invariant blocking costs against one plain multi-threaded sgemm call.
+//     BM_LinearSmallBatch: decode-sized batches, where the blocking computes a whole block of rows.
+//     BM_SgemmBatchInvariance: a measurement, not a timing: how many rows of a plain dnnl_sgemm change their
+//     bits when computed in a batch of M = 1 or 37 instead of 3960.
+// (d) One benchmark per elementwise kernel at the workload's sizes; counters bytes_per_second, items_per_second.
+#include <benchmark/benchmark.h>
+
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <hwy/highway.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include "jagged/nested_tensor.h"
+#include "jagged/ops.h"
+#include "kernels/linear.h"
+
+namespace {
+namespace hn = hwy::HWY_NAMESPACE;
+using namespace jagged;
+
+// The study's lengths; the file is the source of truth, this copy the fallback when ../shared is absent.
+std::vector<int64_t> study_lengths() {
+  std::ifstream file(std::string(JAGGED_SOURCE_DIR) + "/../shared/workloads/study-32.txt");
+  std::vector<int64_t> lengths;
+  for (int64_t length = 0; file >> length;) lengths.push_back(length);
+  if (lengths.empty()) {
+    std::fprintf(stderr, "ops_bench: ../shared/workloads/study-32.txt not found, using the built-in copy\n");
+    lengths = {109, 63,  243, 13,  217, 16, 31,  187, 20, 28, 214, 230, 113, 58, 173, 174,
+               198, 229, 48,  153, 189, 11, 185, 44,  79, 32, 127, 244, 250, 50, 71,  161};
+  }
+  return lengths;
+}
+
+struct StudyBatch {
+  std::vector<int64_t> lengths = study_lengths();
+  std::vector<int32_t> cu_seqlens = cu_seqlens_from_lengths(lengths);
+  int64_t real_tokens = cu_seqlens.back();
+  int64_t padded_tokens = 0;
+  StudyBatch() {
+    int64_t max_seqlen = 0;
+    for (const int64_t length : lengths) max_seqlen = std::max(max_seqlen, length);
+    padded_tokens = max_seqlen * static_cast<int64_t>(lengths.size());
+  }
+};
+
+const StudyBatch& study() {
+  static const StudyBatch batch;
+  return batch;
+}
+
+Tensor random_tensor(const Shape& shape, uint64_t seed, float low = -1.0f, float high = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(low, high);
+  Tensor tensor(shape);
+  for (int64_t i = 0; i < tensor.numel(); ++i) tensor.data<float>()[i] = dist(rng);
+  return tensor;
+}
+
+// ---------------------------------------------------------------------------------------------- (a) FMA peak
+
+// kChains independent chains of vector FMAs, enough to cover the FMA latency (4 cycles) times the FMA ports
+// (2) with margin; the compiler keeps them in registers (32 vector registers on AVX-512).
+HWY_NOINLINE float fma_chains(int64_t steps, float seed) {
+  constexpr size_t kChains = 16;
+  const hn::ScalableTag<float> d;
+  const auto mul = hn::Set(d, 0.999999f);
+  const auto add = hn::Set(d, 1e-7f);
+  decltype(hn::Zero(d)) chains[kChains];
+  for (size_t c = 0; c < kChains; ++c) chains[c] = hn::Set(d, seed + static_cast<float>(c));
+  for (int64_t step = 0; step < steps; ++step) {
+    for (size_t c = 0; c < kChains; ++c) chains[c] = hn::MulAdd(chains[c], mul, add);
+  }
+  auto sum = chains[0];
+  for (size_t c = 1; c < kChains; ++c) sum = hn::Add(sum, chains[c]);
+  return hn::GetLane(sum);
+}
+
+constexpr int64_t kFmaSteps = 1 << 20;
+double fma_flops_per_call() { return 2.0 * static_cast<double>(hn::Lanes(hn::ScalableTag<float>()) * 16) * kFmaSteps; }
+
+// GFLOP/s of `threads` threads (0: all) running the chains at once.
+double fma_gflops(int threads, int repeats) {
+  const int team = threads > 0 ? threads : omp_get_max_threads();
+  double best = 0.0;
+  for (int repeat = 0; repeat < repeats; ++repeat) {
+    float sink = 0.0f;
+    const auto start = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(team) reduction(+ : sink)
+    sink += fma_chains(kFmaSteps, static_cast<float>(omp_get_thread_num()));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    benchmark::DoNotOptimize(sink);
+    best = std::max(best, fma_flops_per_call() * team / seconds * 1e-9);
+  }
+  return best;
+}
+
+// The all-threads peak, measured once, to express GEMM rates as a fraction of it.
+double machine_peak_gflops() {
+  static const double peak = fma_gflops(0, 20);
+  return peak;
+}
+
+void BM_FmaPeak(benchmark::State& state) {
+  const int team = state.range(0) > 0 ? static_cast<int>(state.range(0)) : omp_get_max_threads();
+  double flops = 0.0;
+  for (auto _ : state) {
+    float sink = 0.0f;
+#pragma omp parallel num_threads(team) reduction(+ : sink)
+    sink += fma_chains(kFmaSteps, static_cast<float>(omp_get_thread_num()));
+    benchmark::DoNotOptimize(sink);
+    flops += fma_flops_per_call() * team;
+  }
+  state.counters["gflops"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["threads"] = team;
+}
+
+// ------------------------------------------------------------------------------------------- (b) GEMM peak
+
+void BM_SgemmPeak(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  const Tensor a = random_tensor({n, n}, 1);
+  const Tensor b = random_tensor({n, n}, 2);
+  Tensor c({n, n});
+  for (auto _ : state) {
+    dnnl_sgemm('N', 'T', n, n, n, 1.0f, a.data<float>(), n, b.data<float>(), n, 0.0f, c.data<float>(), n);
+  }
+  const double flops = 2.0 * n * n * n * static_cast<double>(state.iterations());
+  state.counters["gflops"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["threads"] = omp_get_max_threads();
+}
+
+// ------------------------------------------------------------------------------------------------ (c) linear
+
+struct LayerShape {
+  const char* name;
+  int64_t in_features;
+  int64_t out_features;
+};
+constexpr LayerShape kLayerShapes[] = {
+    {"smollm_qkvo_576x576", 576, 576},          {"smollm_gate_up_576x3072", 576, 3072},
+    {"smollm_down_1536x576", 1536, 576},        {"llama_attn_2048x2048", 2048, 2048},
+    {"llama_gate_or_up_2048x5632", 2048, 5632},
+};
+
+// Activations of one layer in both layouts; the padded rows beyond each sequence's length hold zeros.
+struct LinearWorkload {
+  Tensor weight, bias, nested_x, nested_out, padded_x, padded_out;
+  explicit LinearWorkload(const LayerShape& shape) {
+    weight = random_tensor({shape.out_features, shape.in_features}, 3, -0.05f, 0.05f);
+    bias = random_tensor({shape.out_features}, 4);
+    nested_x = random_tensor({study().real_tokens, shape.in_features}, 5);
+    nested_out = Tensor({study().real_tokens, shape.out_features});
+    const NestedTensor nested(nested_x.clone(), study().cu_seqlens);
+    padded_x = nested.to_padded().values;
+    padded_x.reshape({study().padded_tokens, shape.in_features});
+    padded_out = Tensor({study().padded_tokens, shape.out_features});
+  }
+};
+
+double linear_flops(int64_t rows, const LayerShape& shape) {
+  return 2.0 * static_cast<double>(rows) * shape.in_features * shape.out_features;
+}
+
+void BM_LinearNestedVsPadded(benchmark::State& state) {
+  const LayerShape& shape = kLayerShapes[state.range(0)];
+  state.SetLabel(shape.name);
+  LinearWorkload w(shape);
+  using Clock = std::chrono::steady_clock;
+  double nested_seconds = 0.0;
+  double padded_seconds = 0.0;
+  for (auto _ : state) {
+    const auto start = Clock::now();
+    ops::linear(w.nested_x, w.weight, &w.bias, w.nested_out);
+    const auto middle = Clock::now();
+    ops::linear(w.padded_x, w.weight, &w.bias, w.padded_out);
+    nested_seconds += std::chrono::duration<double>(middle - start).count();
+    padded_seconds += std::chrono::duration<double>(Clock::now() - middle).count();
+  }
+  const double iterations = static_cast<double>(state.iterations());
+  const double nested_gflops = linear_flops(study().real_tokens, shape) * iterations / nested_seconds * 1e-9;
+  const double padded_gflops = linear_flops(study().padded_tokens, shape) * iterations / padded_seconds * 1e-9;
+  const double token_ratio = static_cast<double>(study().real_tokens) / static_cast<double>(study().padded_tokens);
+  state.counters["nested_ms"] = nested_seconds / iterations * 1e3;
+  state.counters["padded_ms"] = padded_seconds / iterations * 1e3;
+  state.counters["nested_gflops"] = nested_gflops;
+  state.counters["padded_gflops"] = padded_gflops;
+  state.counters["nested_fraction_of_fma_peak"] = nested_gflops / machine_peak_gflops();
+  state.counters["padded_fraction_of_fma_peak"] = padded_gflops / machine_peak_gflops();
+  state.counters["fma_peak_gflops"] = machine_peak_gflops();
+  state.counters["time_ratio"] = nested_seconds / padded_seconds;
+  state.counters["token_ratio"] = token_ratio;
+  state.counters["ratio_target"] = 1.1 * token_ratio;
+}
+
+// The nested batch with the batch-invariant blocking (block_rows rows per sgemm call; 0: one plain sgemm call
+// over all rows on all threads, which is not batch-invariant), so the cost of invariance can be read off.
+void BM_LinearBlockRows(benchmark::State& state) {
+  const LayerShape& shape = kLayerShapes[state.range(0)];
+  const int64_t block_rows = state.range(1);
+  state.SetLabel(shape.name);
+  LinearWorkload w(shape);
+  const ConstMatrixView x = w.nested_x.matrix();
+  const MatrixView out = w.nested_out.matrix();
+  for (auto _ : state) {
+    if (block_rows > 0) {
+      kernels::cpu::linear_blocked(x, w.weight.data<float>(), w.bias.data<float>(), out, block_rows);
+    } else {
+      dnnl_sgemm('N', 'T', x.rows, out.cols, x.cols, 1.0f, x.data, x.row_stride, w.weight.data<float>(), x.cols, 0.0f,
+                 out.data, out.row_stride);
+    }
+  }
+  const double gflops = linear_flops(study().real_tokens, shape) * static_cast<double>(state.iterations());
+  state.counters["gflops"] = benchmark::Counter(gflops * 1e-9, benchmark::Counter::kIsRate);
+}
+
+// Decode-sized batches: ops::linear (always at least one block of kGemmBlockRows rows) against one plain
+// sgemm call with the batch's own M (oneDNN's gemv path for M = 1).
+void BM_LinearSmallBatch(benchmark::State& state) {
+  const LayerShape& shape = kLayerShapes[state.range(0)];
+  const int64_t rows = state.range(1);
+  const bool plain = state.range(2) != 0;
+  state.SetLabel(std::string(shape.name) + (plain ? " plain_sgemm" : " ops_linear"));
+  const Tensor weight = random_tensor({shape.out_features, shape.in_features}, 3);
+  const Tensor x = random_tensor({rows, shape.in_features}, 5);
+  Tensor out({rows, shape.out_features});
+  for (auto _ : state) {
+    if (plain) {
+      dnnl_sgemm('N', 'T', rows, shape.out_features, shape.in_features, 1.0f, x.data<float>(), shape.in_features,
+                 weight.data<float>(), shape.in_features, 0.0f, out.data<float>(), shape.out_features);
+    } else {
+      ops::linear(x, weight, nullptr, out);
+    }
+  }
+  state.counters["weight_gbytes_per_second"] =
+      benchmark::Counter(static_cast<double>(weight.nbytes()) * static_cast<double>(state.iterations()) * 1e-9,
+                         benchmark::Counter::kIsRate);
+}
+
+// How many of the first M rows differ in bits between a plain sgemm call of M rows and one of all 3960.
+void BM_SgemmBatchInvariance(benchmark::State& state) {
+  const LayerShape& shape = kLayerShapes[state.range(0)];
+  state.SetLabel(shape.name);
+  const int64_t rows = study().real_tokens;
+  const Tensor weight = random_tensor({shape.out_features, shape.in_features}, 3);
+  const Tensor x = random_tensor({rows, shape.in_features}, 5);
+  Tensor all({rows, shape.out_features});
+  Tensor part({rows, shape.out_features});
+  const auto plain = [&](int64_t m, Tensor& out) {
+    dnnl_sgemm('N', 'T', m, shape.out_features, shape.in_features, 1.0f, x.data<float>(), shape.in_features,
+               weight.data<float>(), shape.in_features, 0.0f, out.data<float>(), shape.out_features);
+  };
+  const auto ours = [&](int64_t m, Tensor& out) {
+    kernels::cpu::linear(x.matrix().row_range(0, m), weight.data<float>(), nullptr, out.matrix().row_range(0, m));
+  };
+  const auto differing_rows = [&](int64_t m) {
+    int64_t count = 0;
+    for (int64_t r = 0; r < m; ++r) {
+      count += std::memcmp(part.data<float>() + r * shape.out_features, all.data<float>() + r * shape.out_features,
+                           static_cast<size_t>(shape.out_features) * sizeof(float)) != 0;
+    }
+    return static_cast<double>(count);
+  };
+  for (auto _ : state) {
+    plain(rows, all);
+    for (const int64_t m : {1, 37}) {
+      plain(m, part);
+      state.counters["plain_rows_differing_m" + std::to_string(m)] = differing_rows(m);
+    }
+    ours(rows, all);
+    for (const int64_t m : {1, 37}) {
+      ours(m, part);
+      state.counters["blocked_rows_differing_m" + std::to_string(m)] = differing_rows(m);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------ (d) elementwise
+
+void set_rates(benchmark::State& state, int64_t bytes, int64_t items) {
+  const auto iterations = static_cast<int64_t>(state.iterations());
+  state.SetBytesProcessed(bytes * iterations);
+  state.SetItemsProcessed(items * iterations);
+}
+
+constexpr int64_t kModelDim = 576;
+constexpr int64_t kFfnDim = 1536;
+constexpr int64_t kVocabSize = 49152;
+
+void BM_Embedding(benchmark::State& state) {
+  const int64_t tokens = study().real_tokens;
+  const Tensor table = random_tensor({kVocabSize, kModelDim}, 1);
+  std::vector<int32_t> ids(static_cast<size_t>(tokens));
+  std::mt19937 rng(2);
+  for (auto& id : ids) id = static_cast<int32_t>(rng() % kVocabSize);
+  const Tensor token_ids = Tensor::from_ints(ids, {tokens});
+  Tensor out({tokens, kModelDim});
+  for (auto _ : state) ops::embedding(token_ids, table, out);
+  set_rates(state, 2 * tokens * kModelDim * 4, tokens * kModelDim);
+}
+
+void BM_LayerNorm(benchmark::State& state) {
+  const int64_t tokens = study().real_tokens;
+  const Tensor x = random_tensor({tokens, kModelDim}, 1);
+  const Tensor weight = random_tensor({kModelDim}, 2);
+  const Tensor bias = random_tensor({kModelDim}, 3);
+  Tensor out({tokens, kModelDim});
+  for (auto _ : state) ops::layernorm(x, weight, bias, 1e-5f, out);
+  set_rates(state, 2 * tokens * kModelDim * 4, tokens * kModelDim);
+}
+
+void BM_Silu(benchmark::State& state) {
+  Tensor x = random_tensor({study().real_tokens, kFfnDim}, 1, -8.0f, 8.0f);
+  for (auto _ : state) ops::silu(x);
+  set_rates(state, 2 * x.numel() * 4, x.numel());
+}
+
+void BM_Gelu(benchmark::State& state) {
+  const auto form = state.range(0) == 0 ? ops::GeluForm::erf : ops::GeluForm::tanh;
+  state.SetLabel(form == ops::GeluForm::erf ? "erf" : "tanh");
+  const Tensor input = random_tensor({study().real_tokens, kFfnDim}, 1, -8.0f, 8.0f);
+  Tensor x = input.clone();
+  for (auto _ : state) {
+    state.PauseTiming();  // keep the inputs in range: gelu applied repeatedly would drift to 0
+    std::memcpy(x.raw_data(), input.raw_data(), input.nbytes());
+    state.ResumeTiming();
+    ops::gelu(x, form);
+  }
+  set_rates(state, 2 * x.numel() * 4, x.numel());
+}
+
+void BM_SwiGlu(benchmark::State& state) {
+  const Tensor gate_up = random_tensor({study().real_tokens, 2 * kFfnDim}, 1, -8.0f, 8.0f);
+  Tensor out({study().real_tokens, kFfnDim});
+  for (auto _ : state) ops::swiglu(gate_up, out);
+  set_rates(state, (gate_up.numel() + out.numel()) * 4, out.numel());
+}
+
+void BM_Add(benchmark::State& state) {
+  Tensor x = random_tensor({study().real_tokens, kModelDim}, 1);
+  const Tensor y = random_tensor({study().real_tokens, kModelDim}, 2, -1e-3f, 1e-3f);
+  for (auto _ : state) ops::add(x, y);
+  set_rates(state, 3 * x.numel() * 4, x.numel());
+}
+
+// Softmax over vocabulary-sized rows (one per sequence: sampling the next token).
+void BM_Softmax(benchmark::State& state) {
+  const int64_t rows = static_cast<int64_t>(study().lengths.size());
+  const Tensor logits = random_tensor({rows, kVocabSize}, 1, -10.0f, 10.0f);
+  Tensor x = logits.clone();
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::memcpy(x.raw_data(), logits.raw_data(), logits.nbytes());
+    state.ResumeTiming();
+    ops::softmax(x);
+  }
+  set_rates(state, 2 * x.numel() * 4, x.numel());
+}
+
+void BM_Argmax(benchmark::State& state) {
+  const int64_t rows = static_cast<int64_t>(study().lengths.size());
+  const Tensor logits = random_tensor({rows, kVocabSize}, 1, -10.0f, 10.0f);
+  for (auto _ : state) benchmark::DoNotOptimize(ops::argmax(logits));
+  set_rates(state, logits.numel() * 4, logits.numel());
+}
+
+// RoPE on the Q band (9 heads of 64) of a fused QKV projection of SmolLM-135M.
+void BM_Rope(benchmark::State& state) {
+  const auto pairs = state.range(0) == 0 ? ops::RopePairs::adjacent : ops::RopePairs::halves;
+  state.SetLabel(pairs == ops::RopePairs::adjacent ? "adjacent" : "halves");
+  constexpr int kHeads = 9;
+  constexpr int kKvHeads = 3;
+  constexpr int kHeadDim = 64;
+  const int64_t tokens = study().real_tokens;
+  Tensor qkv = random_tensor({tokens, int64_t{kHeads + 2 * kKvHeads} * kHeadDim}, 1);
+  const Tensor positions = ops::token_positions(study().cu_seqlens);
+  const std::vector<float> inv_freq = ops::rope_inv_freq(kHeadDim, 10000.0f);
+  const MatrixView q = qkv.matrix().columns(0, int64_t{kHeads} * kHeadDim);
+  for (auto _ : state) ops::rope(q, kHeads, kHeadDim, positions, inv_freq, pairs);
+  set_rates(state, 2 * tokens * kHeads * kHeadDim * 4, tokens * kHeads * kHeadDim);
+}
+
+BENCHMARK(BM_FmaPeak)->ArgName("threads")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SgemmPeak)->ArgName("n")->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LinearNestedVsPadded)->ArgName("shape")->DenseRange(0, 4)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LinearBlockRows)
+    ->ArgNames({"shape", "block_rows"})
+    ->ArgsProduct({{0, 1, 3}, {0, 64, 128, 256, 512}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_LinearSmallBatch)
+    ->ArgNames({"shape", "rows", "plain"})
+    ->ArgsProduct({{0, 3}, {1, 8, 32}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(BM_SgemmBatchInvariance)->ArgName("shape")->Arg(0)->Arg(3)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Embedding)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LayerNorm)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Silu)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Gelu)->ArgName("tanh")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_SwiGlu)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Add)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Softmax)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Argmax)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Rope)->ArgName("halves")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
