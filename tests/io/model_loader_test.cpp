@@ -603,3 +603,85 @@ TEST(Fixtures, Qwen2AndBert) {
 
 }  // namespace
 }  // namespace jagged::io
+
+namespace jagged::io {
+namespace {
+
+// Regenerates fuzz/seeds/ (tiny valid files for the libFuzzer targets):
+//   build-io/tests/io_tests --gtest_also_run_disabled_tests --gtest_filter='*WriteFuzzSeeds'
+TEST(FuzzSeeds, DISABLED_WriteFuzzSeeds) {
+  const fs::path seeds = fs::path(JAGGED_SOURCE_DIR) / "fuzz" / "seeds";
+  for (const char* name : {"gguf", "safetensors", "llama2c"}) fs::create_directories(seeds / name);
+  LlamaConfig config;
+  config.model_dim = 8;
+  config.ffn_dim = 8;
+  config.num_layers = 1;
+  config.num_heads = 2;
+  config.num_kv_heads = 1;
+  config.head_dim = 4;
+  config.vocab_size = 8;
+  config.context_length = 4;
+  config.tied_output = false;
+  const WeightMap weights = testing::random_llama_weights(config);
+  LlamaConfig tied = config;
+  tied.tied_output = true;
+  const WeightMap tied_weights = testing::random_llama_weights(tied);
+  LlamaConfig qwen = tied;
+  qwen.qkv_bias = true;
+  const WeightMap qwen_weights = testing::random_llama_weights(qwen);
+
+  testing::write_file(seeds / "llama2c" / "tiny_untied.bin", testing::llama2c_bytes(config, weights));
+  testing::write_file(seeds / "llama2c" / "tiny_tied.bin", testing::llama2c_bytes(tied, tied_weights));
+
+  testing::write_file(seeds / "gguf" / "llama_f32.gguf", testing::gguf_llama_writer(config, weights).bytes());
+  testing::write_file(seeds / "gguf" / "qwen2_f16.gguf",
+                      testing::gguf_llama_writer(qwen, qwen_weights, "qwen2", Storage::f16).bytes());
+  testing::GgufWriter vocab;
+  vocab.kv_string("general.architecture", "llama");
+  vocab.kv_strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a"});
+  vocab.kv_i32s("tokenizer.ggml.token_type", {2, 3, 3, 1});
+  testing::write_file(seeds / "gguf" / "vocab_only.gguf", vocab.bytes());
+  BertConfig bert;
+  bert.model_dim = 4;
+  bert.ffn_dim = 4;
+  bert.num_layers = 1;
+  bert.num_heads = 2;
+  bert.vocab_size = 6;
+  bert.context_length = 4;
+  testing::GgufWriter bert_writer;
+  bert_writer.kv_string("general.architecture", "bert");
+  bert_writer.kv_u32("bert.embedding_length", 4);
+  bert_writer.kv_u32("bert.feed_forward_length", 4);
+  bert_writer.kv_u32("bert.block_count", 1);
+  bert_writer.kv_u32("bert.attention.head_count", 2);
+  bert_writer.kv_u32("bert.context_length", 4);
+  bert_writer.kv_f32("bert.attention.layer_norm_epsilon", 1e-12f);
+  bert_writer.kv_strings("tokenizer.ggml.tokens", {"[PAD]", "[CLS]", "[SEP]", "a", "b", "c"});
+  for (const auto& [name, tensor] : testing::random_bert_weights(bert, true)) {
+    // GGUF calls the pooler dense layer "cls".
+    const std::string gguf_name = name.rfind("cls.pooler.", 0) == 0 ? concat("cls.", name.substr(11)) : name;
+    bert_writer.tensor(gguf_name, tensor, Storage::bf16);
+  }
+  testing::write_file(seeds / "gguf" / "bert_bf16.gguf", bert_writer.bytes());
+
+  testing::SafetensorsWriter llama;
+  for (const auto& [name, tensor] : weights) llama.tensor(testing::hf_llama_name(name), tensor);
+  testing::write_file(seeds / "safetensors" / "llama_f32.safetensors", llama.bytes());
+  testing::SafetensorsWriter mixed;
+  mixed.header_padding = 1;
+  mixed.tensor("a", testing::random_tensor({2, 3}, 1), Storage::f16);
+  mixed.tensor("b", testing::random_tensor({3}, 2), Storage::bf16);
+  mixed.tensor("c", testing::random_tensor({1}, 3));
+  mixed.tensor("ids", "I64", {2}, Bytes(16));
+  testing::write_file(seeds / "safetensors" / "mixed_unaligned.safetensors", mixed.bytes());
+
+  // The model seeds are valid, so the fuzzers start from inputs that reach the deepest checks.
+  EXPECT_EQ(load_llama(seeds / "llama2c" / "tiny_untied.bin").weights.size(), weights.size());
+  EXPECT_EQ(load_llama(seeds / "llama2c" / "tiny_tied.bin").weights.size(), tied_weights.size());
+  EXPECT_EQ(load_llama(seeds / "gguf" / "llama_f32.gguf").weights.size(), weights.size());
+  EXPECT_EQ(load_llama(seeds / "gguf" / "qwen2_f16.gguf").weights.size(), qwen_weights.size());
+  EXPECT_EQ(load_bert(seeds / "gguf" / "bert_bf16.gguf").config.model_dim, 4);
+}
+
+}  // namespace
+}  // namespace jagged::io
