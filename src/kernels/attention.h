@@ -67,8 +67,11 @@ int64_t attention_score_pairs(std::span<const int32_t> cu_seqlens, const Attenti
 // key_padding_mask [batch, max_seqlen] u8 (1 = real key). A query row that sees no key at all (all keys
 // padding, or masked by causality) comes out as zeros; padded query rows otherwise attend to the real keys
 // like any other row (finite, as in PyTorch). Shapes as above with num_tokens = batch * max_seqlen.
+// scores: a [batch, num_heads, max_seqlen, max_seqlen] f32 workspace, or nullptr to allocate it (as frameworks
+// do, through the accounting allocator); benchmarks pass a reused one to time the arithmetic without page faults.
 void attention_padded(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixView out, int64_t batch,
-                      int64_t max_seqlen, const uint8_t* key_padding_mask, const AttentionParams& params);
+                      int64_t max_seqlen, const uint8_t* key_padding_mask, const AttentionParams& params,
+                      float* scores = nullptr);
 }  // namespace cpu
 
 }  // namespace jagged::kernels

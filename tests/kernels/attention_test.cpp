@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -72,16 +73,50 @@ kernels::AttentionParams params_of(const ops::AttentionConfig& config) {
   return {config.num_heads, config.num_kv_heads, config.head_dim, scale, config.causal};
 }
 
-// Error bound of f32 attention against the exact result (standard floating-point analysis, gamma_n ~ n * eps):
-// a score is a head_dim-term dot product, off by up to head_dim * eps * scale * sum|q_i k_i| <= head_dim^2 * eps *
-// scale * max|q| max|k|, and a score error ds moves the output (a convex combination of v rows) by up to
-// 2 ds max|v|; the softmax normaliser and P.V are sums of up to max_seqlen terms (max_seqlen * eps * max|v|);
-// exp2 and the final division add a few eps.
-double tolerance(const Buffers& buffers, const ops::AttentionConfig& config, int64_t max_seqlen) {
-  const double head_dim = config.head_dim;
-  const double score_error =
-      head_dim * head_dim * FLT_EPSILON * params_of(config).scale * max_abs(buffers.q) * max_abs(buffers.k);
-  return max_abs(buffers.v) * (2.0 * score_error + (2.0 * max_seqlen + 8.0) * FLT_EPSILON);
+// The test oracle FlashAttention uses: against the double reference, the kernel may err at most twice as much as
+// a naive f32 implementation (scores, softmax with expf, weighted sum, all in plain float loops); the floor of a
+// few ulp of max|v| covers cases where the naive one happens to be exact (a single key).
+void naive_f32_attention(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixView out,
+                         std::span<const int32_t> cu_seqlens, const kernels::AttentionParams& params) {
+  const int64_t head_dim = params.head_dim;
+  std::vector<float> scores;
+  std::vector<float> weighted(static_cast<size_t>(head_dim));
+  for (int64_t seq = 0; seq + 1 < static_cast<int64_t>(cu_seqlens.size()); ++seq) {
+    const kernels::SequenceBlock block = kernels::SequenceBlock::packed(cu_seqlens, seq);
+    for (int64_t head = 0; head < params.num_heads; ++head) {
+      const int64_t kv_head = params.kv_head_of(head);
+      for (int64_t query = 0; query < block.length; ++query) {
+        const int64_t key_end = block.key_end(query, params.causal);
+        scores.assign(static_cast<size_t>(key_end), 0.0f);
+        float max_score = -INFINITY;
+        const float* q_row = block.head_row(q, query, head, head_dim);
+        for (int64_t key = 0; key < key_end; ++key) {
+          const float* k_row = block.head_row(k, key, kv_head, head_dim);
+          float dot = 0.0f;
+          for (int64_t i = 0; i < head_dim; ++i) dot += q_row[i] * k_row[i];
+          scores[key] = dot * params.scale;
+          max_score = std::max(max_score, scores[key]);
+        }
+        float sum = 0.0f;
+        for (float& score : scores) sum += (score = std::exp(score - max_score));
+        std::fill(weighted.begin(), weighted.end(), 0.0f);
+        for (int64_t key = 0; key < key_end; ++key) {
+          const float* v_row = block.head_row(v, key, kv_head, head_dim);
+          for (int64_t i = 0; i < head_dim; ++i) weighted[i] += scores[key] * v_row[i];
+        }
+        float* out_row = block.head_row(out, query, head, head_dim);
+        for (int64_t i = 0; i < head_dim; ++i) out_row[i] = weighted[i] / sum;
+      }
+    }
+  }
+}
+
+// Twice the naive f32 error on this batch (against `expected`, the double reference), plus 4 ulp of max|v|.
+double tolerance(const Buffers& buffers, std::span<const int32_t> cu_seqlens, const ops::AttentionConfig& config,
+                 ConstMatrixView expected) {
+  Tensor naive({buffers.q.rows, int64_t{config.num_heads} * config.head_dim});
+  naive_f32_attention(buffers.q, buffers.k, buffers.v, naive.matrix(), cu_seqlens, params_of(config));
+  return 2.0 * max_diff(std::as_const(naive).matrix(), expected) + 4.0 * FLT_EPSILON * max_abs(buffers.v);
 }
 
 int64_t max_length(const std::vector<int64_t>& lengths) {
@@ -104,21 +139,24 @@ void expect_fused_matches_reference(const std::vector<int64_t>& lengths, const o
   Tensor expected({rows, int64_t{config.num_heads} * config.head_dim});
   kernels::reference::attention(buffers.q, buffers.k, buffers.v, expected.matrix(), cu_seqlens, params_of(config));
   ops::attention(buffers.q, buffers.k, buffers.v, buffers.out, cu_seqlens, config);
-  EXPECT_LE(max_diff(buffers.out, std::as_const(expected).matrix()), tolerance(buffers, config, max_length(lengths)))
+  EXPECT_LE(max_diff(buffers.out, std::as_const(expected).matrix()),
+            tolerance(buffers, cu_seqlens, config, std::as_const(expected).matrix()))
       << name << ": " << describe(config);
   EXPECT_TRUE(buffers.sentinels_intact()) << name << ": " << describe(config);
 }
 
+// GQA 9/3 with a small head_dim keeps the double reference cheap (the test also runs under ASan); head_dim is
+// swept below.
 TEST(Attention, FusedMatchesReferenceOnRaggedBatches) {
   for (const auto& length_case : testing::ragged_length_cases()) {
     for (const bool causal : {true, false}) {
-      expect_fused_matches_reference(length_case.lengths, {9, 3, 64, 0.0f, causal}, length_case.name);
+      expect_fused_matches_reference(length_case.lengths, {9, 3, 32, 0.0f, causal}, length_case.name);
     }
   }
 }
 
 TEST(Attention, FusedMatchesReferenceAcrossHeadLayouts) {
-  const std::vector<int64_t> lengths = {0, 5, 1, 70, 17, 130};  // 70, 130: beyond one and two key tiles
+  const std::vector<int64_t> lengths = {0, 5, 1, 70, 17, 100};  // 70, 100: beyond one key tile
   const std::vector<ops::AttentionConfig> configs = {
       {8, 8, 64, 0.0f, true},  {4, 1, 64, 0.0f, true},   {9, 3, 8, 0.0f, true},  {4, 2, 80, 0.0f, true},
       {3, 1, 96, 0.0f, true},  {2, 2, 128, 0.0f, true},  {6, 2, 24, 0.0f, true}, {16, 1, 16, 0.0f, true},
@@ -201,11 +239,12 @@ void expect_padded_matches_reference(const std::vector<int64_t>& lengths, const 
                   static_cast<size_t>(padded.qkv.dim(1)) * sizeof(float));
     }
   }
-  kernels::reference::attention(packed.q, packed.k, packed.v, packed.out, cu_seqlens, params_of(config));
-  const double tol = tolerance(packed, config, max_seqlen);
+  Tensor expected({cu_seqlens.back(), int64_t{config.num_heads} * config.head_dim});
+  kernels::reference::attention(packed.q, packed.k, packed.v, expected.matrix(), cu_seqlens, params_of(config));
+  const double tol = tolerance(packed, cu_seqlens, config, std::as_const(expected).matrix());
   for (int64_t b = 0; b < batch; ++b) {
     const ConstMatrixView real = padded.out.row_range(b * max_seqlen, b * max_seqlen + lengths[b]);
-    EXPECT_LE(max_diff(real, packed.out.row_range(cu_seqlens[b], cu_seqlens[b + 1])), tol)
+    EXPECT_LE(max_diff(real, std::as_const(expected).matrix().row_range(cu_seqlens[b], cu_seqlens[b + 1])), tol)
         << name << " sequence " << b << ": " << describe(config);
     for (int64_t i = lengths[b]; i < max_seqlen; ++i) {
       const float* row = padded.out.row(b * max_seqlen + i);
@@ -225,7 +264,7 @@ TEST(Attention, PaddedMatchesReferenceOnRealRows) {
     // path's cost is the point of the comparison, not something a unit test should pay.
     if (length_case.lengths.size() > 8) continue;
     for (const bool causal : {true, false}) {
-      expect_padded_matches_reference(length_case.lengths, {9, 3, 64, 0.0f, causal}, length_case.name);
+      expect_padded_matches_reference(length_case.lengths, {6, 2, 32, 0.0f, causal}, length_case.name);
     }
   }
   for (const bool causal : {true, false}) {

@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -29,9 +30,10 @@ namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 using namespace attention_tiles;
 
-constexpr int64_t kRowsTarget = 48;          // (query, head) rows per query block
+constexpr int64_t kRowsTarget = 96;          // (query, head) rows per query block
 constexpr int64_t kItemsPerThread = 8;       // split long sequences until the batch has this many items per thread
 constexpr size_t kMaxValueVectors = 8;       // P.V covers head_dim in chunks of at most this many vectors
+constexpr int64_t kPrefetchLines = 8;       // cache lines each prefetcher issues per row group
 
 int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
@@ -75,6 +77,39 @@ struct WorkItem {
   int64_t cost = 0;  // score pairs visited: rows x keys
 };
 
+// Memory that work about to start will read, prefetched a few cache lines at a time between compute steps: the
+// loads overlap the current arithmetic instead of stalling it, without a burst that would fill the line buffers.
+class Prefetcher {
+ public:
+  void clear() { count_ = current_ = 0, row_ = offset_ = 0; }
+  // `rows` rows of `floats` floats, `stride` floats apart, from `first`.
+  void add(const float* first, int64_t rows, int64_t floats, int64_t stride) {
+    if (rows > 0 && count_ < kMaxRuns) runs_[count_++] = {first, rows, floats, stride};
+  }
+  // Issues up to `lines` prefetches.
+  void pump(int64_t lines) {
+    for (; lines > 0 && current_ < count_; --lines) {
+      const Run& run = runs_[current_];
+      hwy::Prefetch(run.first + row_ * run.stride + offset_);
+      offset_ += 16;
+      if (offset_ >= run.floats) {
+        offset_ = 0;
+        if (++row_ == run.rows) row_ = 0, ++current_;
+      }
+    }
+  }
+
+ private:
+  struct Run {
+    const float* first;
+    int64_t rows, floats, stride;
+  };
+  static constexpr int kMaxRuns = 4;
+  Run runs_[kMaxRuns] = {};
+  int count_ = 0, current_ = 0;
+  int64_t row_ = 0, offset_ = 0;
+};
+
 // Per-thread buffers: one accounted Tensor carved into 64-byte aligned pieces, plus row bookkeeping.
 class Scratch {
  public:
@@ -108,6 +143,8 @@ class Scratch {
   std::vector<float> row_max;        // [rows] running max of raw scores
   std::vector<float> tile_max;       // [rows] max of the row's visible scores in the current tile
   std::vector<float> alpha;          // [rows] rescale of acc for the current tile
+  Prefetcher next_block;             // q rows of the next query block, out rows of this one
+  Prefetcher next_item;              // q rows, K and V of the item this thread runs next
 
  private:
   Tensor storage_;
@@ -205,17 +242,17 @@ void score_block(size_t vectors, const float* const* q_rows, const float* keys_t
   }
 }
 
-void value_block(size_t vectors, const float* probs, const float* alpha, const float* values, size_t values_stride,
-                 size_t num_keys, float* acc, size_t acc_stride) {
+void value_block(size_t vectors, bool first, const float* probs, const float* alpha, const float* values,
+                 size_t values_stride, size_t num_keys, float* acc, size_t acc_stride) {
   switch (vectors) {
-    case 1: return accumulate_values<1>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 2: return accumulate_values<2>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 3: return accumulate_values<3>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 4: return accumulate_values<4>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 5: return accumulate_values<5>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 6: return accumulate_values<6>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 7: return accumulate_values<7>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    default: return accumulate_values<8>(probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 1: return accumulate_values<1>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 2: return accumulate_values<2>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 3: return accumulate_values<3>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 4: return accumulate_values<4>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 5: return accumulate_values<5>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 6: return accumulate_values<6>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 7: return accumulate_values<7>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    default: return accumulate_values<8>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
   }
 }
 
@@ -224,15 +261,8 @@ int64_t block_keys(const Scratch& scratch, size_t row, size_t rows, int64_t key_
   return std::clamp<int64_t>(scratch.key_end[row + rows - 1] - key_begin, 0, kKeyTile);
 }
 
-// The q row (one head_dim slice) of row `row` of the query block starting at query_begin.
-const float* query_row(const Problem& problem, const SequenceBlock& block, int64_t kv_head, int64_t query_begin,
-                       int64_t row) {
-  const int64_t group = problem.shape.group;
-  return block.head_row(problem.q, query_begin + row / group, kv_head * group + row % group, problem.params.head_dim);
-}
-
-// One query block [query_begin, query_end) against the packed keys [0, num_keys). Prefetches the q rows of the
-// next block, [query_end, next_end), spread over its first softmax pass (a burst would stall on the fill buffers).
+// One query block [query_begin, query_end) against the packed keys [0, num_keys). Between row groups it feeds the
+// prefetchers: the next block's q rows first, then the next item's data.
 void run_query_block(const Problem& problem, const SequenceBlock& block, int64_t kv_head, int64_t query_begin,
                      int64_t query_end, int64_t next_end, int64_t num_keys, Scratch& scratch) {
   const AttentionParams& params = problem.params;
@@ -243,61 +273,84 @@ void run_query_block(const Problem& problem, const SequenceBlock& block, int64_t
   const int64_t padded_rows = shape.padded_rows(query_end - query_begin);
   const FloatTag d;
 
+  for (int64_t query = query_begin, row = 0; query < query_end; ++query) {
+    for (int64_t head = kv_head * group; head < (kv_head + 1) * group; ++head, ++row) {
+      scratch.q_rows[row] = block.head_row(problem.q, query, head, head_dim);
+      scratch.key_end[row] = block.key_end(query, params.causal);
+    }
+  }
   for (int64_t row = 0; row < padded_rows; ++row) {
-    const int64_t real_row = std::min(row, rows - 1);  // padding rows repeat the last row; never written out
-    const int64_t query = query_begin + real_row / group;
-    scratch.q_rows[row] = query_row(problem, block, kv_head, query_begin, real_row);
-    scratch.key_end[row] = block.key_end(query, params.causal);
+    if (row >= rows) {  // padding rows repeat the last row; never written out
+      scratch.q_rows[row] = scratch.q_rows[rows - 1];
+      scratch.key_end[row] = scratch.key_end[rows - 1];
+    }
     scratch.row_max[row] = -HUGE_VALF;
     hn::Store(hn::Zero(d), d, scratch.row_sum + row * kLanes);
   }
-  std::fill_n(scratch.acc, padded_rows * shape.acc_stride, 0.0f);
 
+  // The next block's q rows, and this block's out rows (written at its end: fetching them only then would stall
+  // the stores).
+  scratch.next_block.clear();
+  scratch.next_block.add(block.head_row(problem.q, query_end, kv_head * group, head_dim), next_end - query_end,
+                         group * head_dim, problem.q.row_stride);
+  scratch.next_block.add(block.head_row(problem.out, query_begin, kv_head * group, head_dim), query_end - query_begin,
+                         group * head_dim, problem.out.row_stride);
+
+  // Tile by tile, row group by row group: Q.K^T, online softmax and P.V of a few rows reuse the K and V tiles
+  // from L1 (the whole block's scores and accumulators would not fit beside them).
   const int64_t block_key_end = scratch.key_end[rows - 1];
+  const int64_t row_group = shape.row_multiple;
   for (int64_t key_begin = 0; key_begin < block_key_end; key_begin += kKeyTile) {
-    // S = Q . K^T for this tile, only the key vectors each row block can see.
     const float* keys_t = scratch.keys_t + key_begin * head_dim;
     const size_t width = static_cast<size_t>(tile_width(num_keys, key_begin));
-    for (size_t row = 0; row < static_cast<size_t>(padded_rows); row += kScoreRows) {
-      const int64_t keys = block_keys(scratch, row, kScoreRows, key_begin);
-      if (keys <= 0) continue;
-      score_block(static_cast<size_t>((keys + kLanes - 1) / kLanes), scratch.q_rows.data() + row, keys_t, width,
-                  static_cast<size_t>(head_dim), scratch.key_end.data() + row, key_begin,
-                  scratch.scores + row * kKeyTile, scratch.tile_max.data() + row);
-    }
-    if (key_begin == 0) {
-      for (int64_t row = 0; row < (next_end - query_end) * group; ++row) {
-        prefetch(query_row(problem, block, kv_head, query_end, row), head_dim);
-      }
-    }
-    // Online softmax, row by row.
-    for (int64_t row = 0; row < padded_rows; ++row) {
-      scratch.alpha[row] = softmax_step(scratch.scores + row * kKeyTile,
-                                        std::min(scratch.key_end[row] - key_begin, kKeyTile), scratch.tile_max[row],
-                                        problem.log2_scale, scratch.row_max[row], scratch.row_sum + row * kLanes);
-    }
-    // acc = alpha * acc + P . V, head_dim in chunks.
     const float* values = scratch.values + key_begin * shape.acc_stride;
-    for (int64_t column = 0; column < shape.acc_stride; column += kMaxValueVectors * kLanes) {
-      const size_t vectors = chunk_vectors(shape.acc_stride, column);
-      const size_t rows_per_block = value_rows(vectors);
-      for (size_t row = 0; row < static_cast<size_t>(padded_rows); row += rows_per_block) {
-        const int64_t keys = block_keys(scratch, row, rows_per_block, key_begin);
-        if (keys <= 0) continue;  // every row here has alpha 1 and no visible key
-        value_block(vectors, scratch.scores + row * kKeyTile, scratch.alpha.data() + row, values + column,
-                    static_cast<size_t>(shape.acc_stride), static_cast<size_t>(keys),
-                    scratch.acc + row * shape.acc_stride + column, static_cast<size_t>(shape.acc_stride));
+    for (int64_t group_begin = 0; group_begin < padded_rows; group_begin += row_group) {
+      if (block_keys(scratch, static_cast<size_t>(group_begin), static_cast<size_t>(row_group), key_begin) <= 0) {
+        continue;  // no row of the group sees this tile: nothing changes
+      }
+      scratch.next_block.pump(kPrefetchLines);
+      scratch.next_item.pump(kPrefetchLines);
+      // S = Q . K^T, only the key vectors each row block can see.
+      for (size_t row = static_cast<size_t>(group_begin); row < static_cast<size_t>(group_begin + row_group);
+           row += kScoreRows) {
+        const int64_t keys = block_keys(scratch, row, kScoreRows, key_begin);
+        if (keys <= 0) continue;
+        score_block(static_cast<size_t>((keys + kLanes - 1) / kLanes), scratch.q_rows.data() + row, keys_t, width,
+                    static_cast<size_t>(head_dim), scratch.key_end.data() + row, key_begin,
+                    scratch.scores + row * kKeyTile, scratch.tile_max.data() + row);
+      }
+      // Online softmax, row by row.
+      for (int64_t row = group_begin; row < group_begin + row_group; ++row) {
+        scratch.alpha[row] = softmax_step(scratch.scores + row * kKeyTile,
+                                          std::min(scratch.key_end[row] - key_begin, kKeyTile), scratch.tile_max[row],
+                                          problem.log2_scale, scratch.row_max[row], scratch.row_sum + row * kLanes);
+      }
+      // acc = alpha * acc + P . V, head_dim in chunks.
+      for (int64_t column = 0; column < shape.acc_stride; column += kMaxValueVectors * kLanes) {
+        const size_t vectors = chunk_vectors(shape.acc_stride, column);
+        const size_t rows_per_block = value_rows(vectors);
+        for (size_t row = static_cast<size_t>(group_begin); row < static_cast<size_t>(group_begin + row_group);
+             row += rows_per_block) {
+          const int64_t keys = block_keys(scratch, row, rows_per_block, key_begin);
+          if (keys <= 0) continue;  // every row here has alpha 1 and no visible key
+          value_block(vectors, key_begin == 0, scratch.scores + row * kKeyTile, scratch.alpha.data() + row,
+                      values + column, static_cast<size_t>(shape.acc_stride), static_cast<size_t>(keys),
+                      scratch.acc + row * shape.acc_stride + column, static_cast<size_t>(shape.acc_stride));
+        }
       }
     }
   }
 
-  for (int64_t row = 0; row < rows; ++row) {
-    const FloatVec inverse = hn::Set(d, 1.0f / hn::GetLane(hn::SumOfLanes(d, hn::Load(d, scratch.row_sum + row * kLanes))));
-    const float* acc = scratch.acc + row * shape.acc_stride;
-    float* out = block.head_row(problem.out, query_begin + row / group, kv_head * group + row % group, head_dim);
-    for (int64_t i = 0; i < head_dim; i += kLanes) {
-      const size_t lanes = static_cast<size_t>(std::min<int64_t>(kLanes, head_dim - i));
-      hn::BlendedStore(hn::Mul(hn::Load(d, acc + i), inverse), hn::FirstN(d, lanes), d, out + i);
+  const int64_t full = head_dim / kLanes * kLanes;
+  const auto tail = hn::FirstN(d, static_cast<size_t>(head_dim - full));
+  for (int64_t query = query_begin, row = 0; query < query_end; ++query) {
+    for (int64_t head = kv_head * group; head < (kv_head + 1) * group; ++head, ++row) {
+      const float sum = hn::GetLane(hn::SumOfLanes(d, hn::Load(d, scratch.row_sum + row * kLanes)));
+      const FloatVec inverse = hn::Set(d, 1.0f / sum);
+      const float* acc = scratch.acc + row * shape.acc_stride;
+      float* out = block.head_row(problem.out, query, head, head_dim);
+      for (int64_t i = 0; i < full; i += kLanes) hn::StoreU(hn::Mul(hn::Load(d, acc + i), inverse), d, out + i);
+      if (full < head_dim) hn::BlendedStore(hn::Mul(hn::Load(d, acc + full), inverse), tail, d, out + full);
     }
   }
 }
@@ -306,13 +359,23 @@ int64_t item_keys(const WorkItem& item, const SequenceBlock& block, bool causal)
   return causal ? item.query_end : block.length;
 }
 
-void run_item(const WorkItem& item, const Problem& problem, Scratch& scratch) {
+void run_item(const WorkItem& item, const WorkItem* next, const Problem& problem, Scratch& scratch) {
   const SequenceBlock block = SequenceBlock::packed(problem.cu_seqlens, item.seq);
   const int64_t num_keys = item_keys(item, block, problem.params.causal);
   const int64_t per_block = problem.shape.queries_per_block;
-  const int64_t first_end = std::min(item.query_begin + per_block, item.query_end);
-  for (int64_t row = 0; row < (first_end - item.query_begin) * problem.shape.group; ++row) {
-    prefetch(query_row(problem, block, item.kv_head, item.query_begin, row), problem.params.head_dim);
+  const int64_t head_dim = problem.params.head_dim;
+  const int64_t group = problem.shape.group;
+  scratch.next_item.clear();
+  if (next != nullptr) {
+    const SequenceBlock next_block = SequenceBlock::packed(problem.cu_seqlens, next->seq);
+    const int64_t queries = std::min(per_block, next->query_end - next->query_begin);
+    scratch.next_item.add(next_block.head_row(problem.q, next->query_begin, next->kv_head * group, head_dim), queries,
+                          group * head_dim, problem.q.row_stride);
+    const int64_t keys = item_keys(*next, next_block, problem.params.causal);
+    scratch.next_item.add(next_block.head_row(problem.k, 0, next->kv_head, head_dim), keys, head_dim,
+                          problem.k.row_stride);
+    scratch.next_item.add(next_block.head_row(problem.v, 0, next->kv_head, head_dim), keys, head_dim,
+                          problem.v.row_stride);
   }
   pack_keys_values(problem, block, item.kv_head, num_keys, scratch);
   for (int64_t query = item.query_begin; query < item.query_end; query += per_block) {
@@ -400,12 +463,17 @@ void attention(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixVi
   scratch.reserve(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) scratch.emplace_back(max_keys, params.head_dim, shape);
 
+  // Dynamic scheduling, longest first, with each thread claiming its next item one ahead so that it can prefetch it.
   const int64_t count = static_cast<int64_t>(items.size());
+  std::atomic<int64_t> cursor{0};
 #pragma omp parallel
   {
     Scratch& mine = scratch[static_cast<size_t>(omp_get_thread_num())];
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < count; ++i) run_item(items[i], problem, mine);
+    for (int64_t current = cursor.fetch_add(1); current < count;) {
+      const int64_t next = cursor.fetch_add(1);
+      run_item(items[current], next < count ? &items[next] : nullptr, problem, mine);
+      current = next;
+    }
   }
 }
 

@@ -64,7 +64,8 @@ void masked_softmax_row(float* scores, const float* mask_bias, int64_t count, in
 }  // namespace
 
 void attention_padded(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixView out, int64_t batch,
-                      int64_t max_seqlen, const uint8_t* key_padding_mask, const AttentionParams& params) {
+                      int64_t max_seqlen, const uint8_t* key_padding_mask, const AttentionParams& params,
+                      float* scores) {
   if (batch == 0 || max_seqlen == 0) return;
   const int64_t head_dim = params.head_dim;
   const int64_t num_heads = params.num_heads;
@@ -73,8 +74,9 @@ void attention_padded(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, M
   for (size_t i = 0; i < mask_bias.size(); ++i) {
     mask_bias[i] = key_padding_mask[i] != 0 ? 0.0f : -std::numeric_limits<float>::infinity();
   }
-  Tensor scores({batch, num_heads, max_seqlen, max_seqlen});  // [batch, num_heads, max_seqlen, max_seqlen] f32
-  float* all_scores = scores.data<float>();
+  Tensor allocated;  // [batch, num_heads, max_seqlen, max_seqlen] f32 unless the caller lent one
+  if (scores == nullptr) allocated = Tensor({batch, num_heads, max_seqlen, max_seqlen});
+  float* all_scores = scores != nullptr ? scores : allocated.data<float>();
   const int64_t work = batch * num_heads;
   int failures = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : failures)

@@ -68,23 +68,31 @@ HWY_INLINE void score_rows(const float* const* q_rows, const float* keys_t, size
                            const int64_t* key_end, int64_t key_begin, float* scores, float* tile_max) {
   const FloatTag d;
   const float* rows[kScoreRows];
+  HWY_UNROLL(8)
   for (size_t r = 0; r < kScoreRows; ++r) rows[r] = q_rows[r];
   FloatVec acc[kScoreRows][kVecs];
+  HWY_UNROLL(8)
   for (size_t r = 0; r < kScoreRows; ++r) {
+    HWY_UNROLL(8)
     for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::Zero(d);
   }
   for (size_t c = 0; c < head_dim; ++c) {
     FloatVec keys[kVecs];
+    HWY_UNROLL(8)
     for (size_t v = 0; v < kVecs; ++v) keys[v] = hn::Load(d, keys_t + c * keys_stride + v * kLanes);
+    HWY_UNROLL(8)
     for (size_t r = 0; r < kScoreRows; ++r) {
       const FloatVec query = hn::Set(d, rows[r][c]);
+      HWY_UNROLL(8)
       for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::MulAdd(query, keys[v], acc[r][v]);
     }
   }
   const FloatVec neg_inf = hn::Set(d, -HUGE_VALF);
+  HWY_UNROLL(8)
   for (size_t r = 0; r < kScoreRows; ++r) {
     const int64_t count = key_end[r] - key_begin;
     FloatVec row_max = neg_inf;
+    HWY_UNROLL(8)
     for (size_t v = 0; v < kVecs; ++v) {
       FloatVec score = acc[r][v];
       const int64_t lanes = count - static_cast<int64_t>(v * kLanes);
@@ -99,28 +107,37 @@ HWY_INLINE void score_rows(const float* const* q_rows, const float* keys_t, size
 }
 
 // For r < value_rows(kVecs), the kVecs * kLanes columns at `acc_rows`:
-//   acc[r] = alpha[r] * acc[r] + sum_{j < num_keys} probs[r][j] * values[j]
+//   acc[r] = alpha[r] * acc[r] + sum_{j < num_keys} probs[r][j] * values[j]   (first: acc[r] starts at 0)
 // probs [rows][kKeyTile]; values [num_keys][values_stride] (V rows at one head_dim offset, aligned);
 // acc [rows][acc_stride], aligned.
 template <size_t kVecs>
-HWY_INLINE void accumulate_values(const float* probs, const float* alpha, const float* values, size_t values_stride,
-                                  size_t num_keys, float* acc_rows, size_t acc_stride) {
+HWY_INLINE void accumulate_values(bool first, const float* probs, const float* alpha, const float* values,
+                                  size_t values_stride, size_t num_keys, float* acc_rows, size_t acc_stride) {
   constexpr size_t kRows = value_rows(kVecs);
   const FloatTag d;
   FloatVec acc[kRows][kVecs];
+  HWY_UNROLL(8)
   for (size_t r = 0; r < kRows; ++r) {
     const FloatVec rescale = hn::Set(d, alpha[r]);
-    for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::Mul(hn::Load(d, acc_rows + r * acc_stride + v * kLanes), rescale);
+    HWY_UNROLL(8)
+    for (size_t v = 0; v < kVecs; ++v) {
+      acc[r][v] = first ? hn::Zero(d) : hn::Mul(hn::Load(d, acc_rows + r * acc_stride + v * kLanes), rescale);
+    }
   }
   for (size_t j = 0; j < num_keys; ++j) {
     FloatVec value[kVecs];
+    HWY_UNROLL(8)
     for (size_t v = 0; v < kVecs; ++v) value[v] = hn::Load(d, values + j * values_stride + v * kLanes);
+    HWY_UNROLL(8)
     for (size_t r = 0; r < kRows; ++r) {
       const FloatVec prob = hn::Set(d, probs[r * kKeyTile + j]);
+      HWY_UNROLL(8)
       for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::MulAdd(prob, value[v], acc[r][v]);
     }
   }
+  HWY_UNROLL(8)
   for (size_t r = 0; r < kRows; ++r) {
+    HWY_UNROLL(8)
     for (size_t v = 0; v < kVecs; ++v) hn::Store(acc[r][v], d, acc_rows + r * acc_stride + v * kLanes);
   }
 }
