@@ -4,7 +4,8 @@
 //
 // Text is UTF-8. Invalid UTF-8 never throws: each bad byte is one U+FFFD for classification. SentencePiece and
 // byte-level BPE keep the original byte (byte fallback / byte-level tokens), so decode(encode(bytes)) gives the
-// bytes back; WordPiece drops it, as BERT drops U+FFFD.
+// bytes back; WordPiece drops it, as BERT drops U+FFFD. Round trips are exact for byte-level BPE; SentencePiece
+// decodes a U+2581 written in the text as a space (its own escape for spaces); WordPiece normalises.
 #pragma once
 
 #include <cstdint>

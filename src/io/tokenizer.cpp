@@ -255,13 +255,19 @@ std::unique_ptr<VocabTokenizer> load_json(const fs::path& path, const TokenizerO
 }
 
 std::unique_ptr<VocabTokenizer> load_gguf(const fs::path& path, const TokenizerOptions& options) {
-  const GgufFile file = GgufFile::open(path);
-  const std::string model = file.get("tokenizer.ggml.model").as_string("tokenizer.ggml.model");
-  if (model == "llama") return load_sentencepiece_gguf(file);
-  if (model == "gpt2") return load_bpe_gguf(file);
-  if (model == "bert") return load_wordpiece_gguf(file, options);
-  throw FileError(concat(path.string(), ": tokenizer.ggml.model '", model,
-                         "' is not supported (llama, gpt2 or bert)"));
+  try {
+    const GgufFile file = GgufFile::open(path);
+    const std::string model = file.get("tokenizer.ggml.model").as_string("tokenizer.ggml.model");
+    if (model == "llama") return load_sentencepiece_gguf(file);
+    if (model == "gpt2") return load_bpe_gguf(file);
+    if (model == "bert") return load_wordpiece_gguf(file, options);
+    throw FileError(concat(path.string(), ": tokenizer.ggml.model '", model,
+                           "' is not supported (llama, gpt2 or bert)"));
+  } catch (const FileError& error) {
+    // GgufValue's accessors name the key, not the file.
+    if (std::string_view(error.what()).find(path.string()) != std::string_view::npos) throw;
+    throw FileError(concat(path.string(), ": ", error.what()));
+  }
 }
 
 }  // namespace

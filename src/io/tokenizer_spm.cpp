@@ -96,7 +96,7 @@ class SentencePieceTokenizer final : public VocabTokenizer {
     vocab_.check_id(id, "decode_token");
     if (vocab_.is_special(id)) return {};
     std::string piece_text = token_text(id);
-    const bool at_start = previous < 0 || previous == vocab_.bos;
+    const bool at_start = add_space_prefix_ && (previous < 0 || previous == vocab_.bos);
     if (at_start && vocab_.kinds[static_cast<size_t>(id)] == TokenKind::normal && piece_text.starts_with(' ')) {
       piece_text.erase(0, 1);
     }
