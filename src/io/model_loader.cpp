@@ -132,6 +132,11 @@ ModelFormat detect_format(const fs::path& path) {
     throw FileError(concat(path.string(), ": a directory without config.json (expected a Hugging Face model "
                                           "directory, a .gguf file or a llama2.c checkpoint)"));
   }
+  const std::string extension = path.extension().string();
+  if (extension == ".safetensors" || extension == ".json") {
+    throw FileError(concat(path.string(), ": pass the Hugging Face model directory (with config.json), not one of "
+                                          "its files"));
+  }
   std::ifstream stream(path, std::ios::binary);
   if (!stream) throw FileError(concat(path.string(), ": cannot open"));
   char magic[4] = {};

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -92,6 +93,22 @@ TEST(F32TensorFromFile, ConvertsF16AndBf16Exactly) {
     for (size_t i = 0; i < values.size(); ++i) {
       const float expected = storage == testing::Storage::f16 ? values[i] : bf16_to_f32(f32_to_bf16(values[i]));
       EXPECT_EQ(tensor.data<float>()[i], expected) << i;
+    }
+  }
+}
+
+TEST(F32TensorFromFile, ConvertsEveryF16AndBf16BitPatternLikeTheCoreConversions) {
+  Bytes bytes(1);  // misaligned on purpose
+  for (uint32_t bits = 0; bits < 65536; ++bits) testing::append_pod(bytes, static_cast<uint16_t>(bits));
+  const auto file = MappedFile::from_bytes(bytes, "all_bits");
+  for (const DType stored : {DType::f16, DType::bf16}) {
+    const Tensor tensor = f32_tensor_from_file(file, 1, {65536}, stored);
+    for (uint32_t bits = 0; bits < 65536; ++bits) {
+      const float want = stored == DType::f16 ? f16_to_f32(static_cast<uint16_t>(bits))
+                                              : bf16_to_f32(static_cast<uint16_t>(bits));
+      const float got = tensor.data<float>()[bits];
+      ASSERT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(want))
+          << dtype_name(stored) << " bits 0x" << std::hex << bits;
     }
   }
 }

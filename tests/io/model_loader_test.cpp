@@ -114,6 +114,7 @@ TEST(ModelLoader, DetectsFormatAndArchitecture) {
   EXPECT_EQ(detect_architecture(dir / "bert"), "bert");
   expect_file_error([&] { detect_format(dir / "absent"); }, {"absent", "no such file or directory"});
   expect_file_error([&] { detect_format(dir / "empty_dir"); }, {"empty_dir", "without config.json"});
+  expect_file_error([&] { load_llama(dir / "hf" / "model.safetensors"); }, {"model.safetensors", "pass the Hugging Face model directory"});
 
   testing::write_text_file(dir / "hf" / "config.json", R"({"architectures": ["PhiForCausalLM"], "model_type": "phi"})");
   expect_file_error([&] { detect_architecture(dir / "hf"); }, {"config.json", "unsupported model_type \"phi\""});
