@@ -292,15 +292,16 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path, con
   if (options.max_length < 0) throw InvalidArgument(concat("load_tokenizer: max_length ", options.max_length, " < 0"));
 
   const std::string prefix = io::read_prefix(path, 64);
-  const std::string name = path.filename().string();
   const size_t first_text = prefix.find_first_not_of(" \t\r\n");
   std::unique_ptr<io::VocabTokenizer> tokenizer;
   if (prefix.starts_with("GGUF")) {
     tokenizer = io::load_gguf(path, options);
-  } else if (path.extension() == ".json" || (first_text != std::string::npos && prefix[first_text] == '{')) {
+  } else if (path.extension() == ".json") {
     tokenizer = io::load_json(path, options);
   } else if (path.extension() == ".txt") {
     tokenizer = io::load_wordpiece_vocab_txt(path, options);
+  } else if (first_text != std::string::npos && prefix[first_text] == '{') {
+    tokenizer = io::load_json(path, options);
   } else {
     tokenizer = io::load_sentencepiece_llama2c(path, options.vocab_size);
   }

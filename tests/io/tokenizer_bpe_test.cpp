@@ -92,7 +92,9 @@ TEST_P(BpeReference, DecodeInvertsEncode) {
   const Tokenizer* tokenizer = &testing::cached_tokenizer(gguf);
   std::vector<std::string> texts;
   for (const auto& c : testing::read_vocab_cases(gguf)) texts.push_back(c.text);
-  texts.push_back("invalid \xff\xfe UTF-8 \xe2\x82 and a lone \x80 continuation");
+  // GPT-NeoX's vocabulary (mpt) has no symbols for 0xF5..0xFF, bytes valid UTF-8 never holds: those are dropped.
+  const bool every_byte = std::string(GetParam()) != "mpt";
+  texts.push_back(every_byte ? "invalid \xff\xfe UTF-8 \xe2\x82 and a lone \x80 continuation" : "lone \x80 \xe2\x82");
   texts.push_back(std::string("nul \0 inside", 12));
   for (const std::string& text : texts) {
     EXPECT_EQ(tokenizer->decode(tokenizer->encode(text, false)), text) << "'" << text << "'";
@@ -107,7 +109,8 @@ TEST_P(BpeReference, DecodeInvertsEncode) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Vocabularies, BpeReference, ::testing::Values("gpt-2", "llama-bpe", "qwen2"),
+// mpt: GPT-NeoX's vocabulary with the GPT-2 pre-tokenizer.
+INSTANTIATE_TEST_SUITE_P(Vocabularies, BpeReference, ::testing::Values("gpt-2", "llama-bpe", "qwen2", "mpt"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';

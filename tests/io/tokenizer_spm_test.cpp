@@ -52,13 +52,15 @@ std::vector<testing::VocabCase> read_llama_tokenizer_js_cases(const fs::path& pa
 }
 
 TEST(SentencePiece, GgufMatchesLlamaCppCases) {
-  const fs::path gguf = testing::llama_vocab("llama-spm");
-  JAGGED_REQUIRE_PATH(gguf);
-  const Tokenizer* tokenizer = &testing::cached_tokenizer(gguf);
-  EXPECT_EQ(tokenizer->kind(), "sentencepiece");
-  const auto cases = testing::read_vocab_cases(gguf);
-  const int matched = testing::check_vocab_cases(*tokenizer, cases, "llama-spm");
-  std::cout << "llama-spm: " << matched << "/" << cases.size() << " reference cases match\n";
+  for (const char* name : {"llama-spm", "phi-3"}) {  // Llama 2, Phi-3 (Llama 2's vocabulary plus chat tokens)
+    const fs::path gguf = testing::llama_vocab(name);
+    JAGGED_REQUIRE_PATH(gguf);
+    const Tokenizer* tokenizer = &testing::cached_tokenizer(gguf);
+    EXPECT_EQ(tokenizer->kind(), "sentencepiece");
+    const auto cases = testing::read_vocab_cases(gguf);
+    const int matched = testing::check_vocab_cases(*tokenizer, cases, name);
+    std::cout << name << ": " << matched << "/" << cases.size() << " reference cases match\n";
+  }
 }
 
 TEST(SentencePiece, MatchesLlamaTokenizerJsCasesWithBos) {
