@@ -1,0 +1,113 @@
+// `jagged run`, `jagged parity` and `jagged bench` from the outside: real output, and bad input that must end
+// in a clear message and a non-zero exit before any work, never a crash.
+#include <nlohmann/json.hpp>
+
+#include "testing/cli.h"
+#include "testing/ragged.h"
+
+namespace jagged {
+namespace {
+
+using testing::CliResult;
+
+class JaggedCli : public testing::CliTest {};
+
+TEST_F(JaggedCli, RunContinuesStories260KPromptsInOneBatch) {
+  const auto model = testing::shared_dir() / "models" / "stories260K" / "stories260K.bin";
+  JAGGED_REQUIRE_PATH(model);
+  const CliResult result = run(concat("run --model ", model.string(), " -n 30 -p 'Once upon a time' -p ''"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const std::string expected = testing::read_text(model.parent_path() / "expected_greedy_200.txt");
+  std::istringstream lines(result.out);
+  std::string first, second;
+  std::getline(lines, first);
+  std::getline(lines, second);
+  EXPECT_EQ(first.rfind("Once upon a time", 0), 0u) << first;
+  EXPECT_EQ(expected.rfind(second, 0), 0u) << "the empty prompt starts from BOS: " << second;
+  EXPECT_GT(second.size(), 60u);
+}
+
+TEST_F(JaggedCli, ParityPassesOnASyntheticModel) {
+  const CliResult result = run("parity --model synthetic:tiny --batch 6 --min-len 1 --max-len 70 --seed 3");
+  ASSERT_EQ(result.exit_code, 0) << result.err << result.out;
+  EXPECT_NE(result.out.find("PASS"), std::string::npos) << result.out;
+}
+
+TEST_F(JaggedCli, ParityFailsAboveAnImpossibleTolerance) {
+  const CliResult result = run("parity --model synthetic:tiny --batch 6 --max-len 70 --tol 1e-30");
+  EXPECT_EQ(result.exit_code, 1) << result.out;
+  EXPECT_NE(result.out.find("FAIL"), std::string::npos) << result.out;
+}
+
+TEST_F(JaggedCli, BenchWritesJsonAndPlot) {
+  const CliResult result = run(concat("bench --model synthetic:tiny --dist uniform --batch 5 --max-len 40 --runs 2 ",
+                                      "--warmup 0 --json ", (directory_ / "r.json").string(), " --plot ",
+                                      (directory_ / "r.svg").string()));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto report = nlohmann::json::parse(testing::read_text(directory_ / "r.json"));
+  EXPECT_EQ(report["lengths"].size(), 5u);
+  EXPECT_EQ(report["nested"]["run_seconds"].size(), 2u);
+  EXPECT_GT(report["padded"]["peak_activation_bytes"].get<int64_t>(), 0);
+  EXPECT_GE(report["ideal_time_ratio"].get<double>(), 1.0);
+  EXPECT_LE(report["parity"]["max_rel"].get<double>(), 1e-4);
+  for (const char* stage : {"embedding", "attention", "mlp", "lm_head"}) {
+    EXPECT_TRUE(report["nested"]["stage_median_seconds"].contains(stage)) << stage;
+  }
+  const std::string svg = testing::read_text(directory_ / "r.svg");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+}
+
+TEST_F(JaggedCli, BenchTakesLengthFilesAndCorpora) {
+  const auto lengths = write_file("lengths.txt", "3 9 1\n27\n");
+  CliResult result = run(concat("bench --model synthetic:tiny --runs 1 --warmup 0 --dist lengths:", lengths.string(),
+                                " --json ", (directory_ / "r.json").string()));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(nlohmann::json::parse(testing::read_text(directory_ / "r.json"))["lengths"],
+            nlohmann::json::parse("[3, 9, 1, 27]"));
+  // Without a tokenizer, a corpus cannot be tokenised: a clear error.
+  const auto corpus = write_file("corpus.txt", "one two three\n%\nfour five\n");
+  result = run(concat("bench --model synthetic:tiny --dist corpus:", corpus.string()));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("tokenizer"), std::string::npos) << result.err;
+}
+
+TEST_F(JaggedCli, BadInputFailsClearlyBeforeAnyWork) {
+  struct Case {
+    std::string arguments;
+    std::string message;  // a piece of the error the user sees
+  };
+  const std::vector<Case> cases{
+      {"bench --model synthetic:tiny --dist zipf", "unknown length distribution"},
+      {"bench --model synthetic:tiny --dist uniform --batch 0", "--batch"},
+      {"bench --model synthetic:tiny --dist uniform --min-len 50 --max-len 10", "--min-len"},
+      {"bench --model synthetic:tiny --dist uniform --max-len 5000", "context length"},
+      {"bench --model synthetic:tiny --json /no/such/folder/r.json", "--json"},
+      {"bench --model synthetic:tiny --runs 0", "--runs"},
+      {"bench --model synthetic:no-such-model", "unknown synthetic model"},
+      {"bench --model /no/such/model.gguf", "no/such/model.gguf"},
+      {"bench --model synthetic:tiny --dist lengths:/no/such/file", "cannot open"},
+      {"parity --model synthetic:tiny --max-len 100000", "context length"},
+      {"run --model synthetic:tiny -p hello", "tokenizer"},
+      {"run --model synthetic:tiny -n -3", "steps"},
+  };
+  for (const Case& test : cases) {
+    const CliResult result = run(test.arguments);
+    EXPECT_EQ(result.exit_code, 1) << test.arguments << "\n" << result.err;
+    EXPECT_NE(result.err.find(test.message), std::string::npos) << test.arguments << "\n" << result.err;
+  }
+}
+
+TEST_F(JaggedCli, RunRejectsPromptsPastTheContext) {
+  const auto model = testing::shared_dir() / "models" / "stories260K" / "stories260K.bin";
+  JAGGED_REQUIRE_PATH(model);
+  std::string long_prompt;
+  for (int i = 0; i < 400; ++i) long_prompt += "Lily went to the park. ";
+  const auto prompts = write_file("prompts.txt", long_prompt + "\n");
+  const CliResult result = run(concat("run --model ", model.string(), " --prompts ", prompts.string()));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("context length"), std::string::npos) << result.err;
+}
+
+}  // namespace
+}  // namespace jagged
