@@ -71,6 +71,7 @@ TEST(Embedding, RejectsBadShapesAndTypes) {
   EXPECT_THROW(ops::embedding(float_ids, table, out), InvalidArgument);
   const Tensor ids_2d = Tensor::from_ints(std::vector<int32_t>{1, 2, 3}, {3, 1});
   EXPECT_THROW(ops::embedding(ids_2d, table, out), InvalidArgument);
+  EXPECT_THROW(ops::embedding(ids, Tensor::zeros({10, 4}, DType::i32), out), InvalidArgument);
   const Tensor table_1d = testing::random_tensor({40}, 3);
   EXPECT_THROW(ops::embedding(ids, table_1d, out), InvalidArgument);
 }

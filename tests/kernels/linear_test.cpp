@@ -191,6 +191,11 @@ TEST(Linear, RejectsBadArguments) {
   EXPECT_NO_THROW(ops::linear(x_view, weight, nullptr, overlapping));  // disjoint bands of one buffer
   const MatrixView aliasing = buffer.matrix().columns(4, 9);
   EXPECT_THROW(ops::linear(x_view, weight, nullptr, aliasing), InvalidArgument);
+  const ConstMatrixView no_data{nullptr, 6, 8, 8};
+  EXPECT_THROW(ops::linear(no_data, weight, nullptr, out.matrix()), InvalidArgument);
+  const ConstMatrixView negative_rows{buffer.data<float>(), -1, 8, 16};
+  const MatrixView no_out{out.data<float>(), -1, 5, 5};
+  EXPECT_THROW(ops::linear(negative_rows, weight, nullptr, no_out), InvalidArgument);
 }
 
 }  // namespace

@@ -229,6 +229,8 @@ TEST(Rope, RejectsBadArguments) {
   EXPECT_THROW(ops::rope(x.matrix(), 2, 8, float_positions, inv_freq, ops::RopePairs::halves), InvalidArgument);
   const Tensor negative = Tensor::from_ints(std::vector<int32_t>{0, -4, 2}, {3});
   EXPECT_THROW(ops::rope(x.matrix(), 2, 8, negative, inv_freq, ops::RopePairs::halves), InvalidArgument);
+  const MatrixView no_data{nullptr, 3, 16, 16};
+  EXPECT_THROW(ops::rope(no_data, 2, 8, positions, inv_freq, ops::RopePairs::halves), InvalidArgument);
   const MatrixView short_stride{x.data<float>(), 3, 16, 8};
   EXPECT_THROW(ops::rope(short_stride, 2, 8, positions, inv_freq, ops::RopePairs::halves), InvalidArgument);
   EXPECT_THROW(ops::rope(x.matrix(), 2, 8, positions, inv_freq, static_cast<ops::RopePairs>(9)), InvalidArgument);
