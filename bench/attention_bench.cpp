@@ -245,9 +245,29 @@ void BM_FmaPeak(benchmark::State& state) {
   state.counters["gflops"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsRate);
 }
 
-BENCHMARK(BM_AttentionFused)->ArgName("causal")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_AttentionPadded)->ArgName("causal")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_AttentionPaddedWarm)->ArgName("causal")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+// Rates use wall time. The CPU column is the process's CPU time (all threads): on a machine shared with other jobs,
+// CPU time / threads estimates the wall time the run would take with the cores to itself.
+BENCHMARK(BM_AttentionFused)
+    ->ArgName("causal")
+    ->Arg(1)
+    ->Arg(0)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+BENCHMARK(BM_AttentionPadded)
+    ->ArgName("causal")
+    ->Arg(1)
+    ->Arg(0)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+BENCHMARK(BM_AttentionPaddedWarm)
+    ->ArgName("causal")
+    ->Arg(1)
+    ->Arg(0)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 BENCHMARK(BM_FusedVsPadded)
     ->ArgNames({"causal", "warm"})
     ->ArgsProduct({{1, 0}, {1, 0}})
@@ -258,7 +278,7 @@ BENCHMARK(BM_AttentionFusedUniform)
     ->ArgsProduct({{16, 64, 256, 1024}, {1, 0}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
 
 }  // namespace
 

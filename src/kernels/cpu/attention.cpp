@@ -33,7 +33,7 @@ using namespace attention_tiles;
 constexpr int64_t kRowsTarget = 96;          // (query, head) rows per query block
 constexpr int64_t kItemsPerThread = 8;       // split long sequences until the batch has this many items per thread
 constexpr size_t kMaxValueVectors = 8;       // P.V covers head_dim in chunks of at most this many vectors
-constexpr int64_t kPrefetchLines = 8;       // cache lines each prefetcher issues per row group
+constexpr int64_t kPrefetchLines = 32;       // cache lines each prefetcher issues per row group
 
 int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
@@ -81,21 +81,20 @@ struct WorkItem {
 // loads overlap the current arithmetic instead of stalling it, without a burst that would fill the line buffers.
 class Prefetcher {
  public:
-  void clear() { count_ = current_ = 0, row_ = offset_ = 0; }
+  void clear() { count_ = current_ = 0, row_ = 0; }
   // `rows` rows of `floats` floats, `stride` floats apart, from `first`.
   void add(const float* first, int64_t rows, int64_t floats, int64_t stride) {
     if (rows > 0 && count_ < kMaxRuns) runs_[count_++] = {first, rows, floats, stride};
   }
-  // Issues up to `lines` prefetches.
+  // Prefetches about `lines` cache lines (whole rows) into L2 only: the data is for later, and L1 holds the current
+  // K and V tiles. One prefetch per 128 bytes: the L2 spatial prefetcher completes each pair of lines.
   void pump(int64_t lines) {
-    for (; lines > 0 && current_ < count_; --lines) {
+    while (lines > 0 && current_ < count_) {
       const Run& run = runs_[current_];
-      hwy::Prefetch(run.first + row_ * run.stride + offset_);
-      offset_ += 16;
-      if (offset_ >= run.floats) {
-        offset_ = 0;
-        if (++row_ == run.rows) row_ = 0, ++current_;
-      }
+      const float* row = run.first + row_ * run.stride;
+      for (int64_t offset = 0; offset < run.floats; offset += 32) __builtin_prefetch(row + offset, 0, 2);
+      lines -= (run.floats + 15) / 16;
+      if (++row_ == run.rows) row_ = 0, ++current_;
     }
   }
 
@@ -107,7 +106,7 @@ class Prefetcher {
   static constexpr int kMaxRuns = 4;
   Run runs_[kMaxRuns] = {};
   int count_ = 0, current_ = 0;
-  int64_t row_ = 0, offset_ = 0;
+  int64_t row_ = 0;
 };
 
 // Per-thread buffers: one accounted Tensor carved into 64-byte aligned pieces, plus row bookkeeping.
@@ -129,7 +128,6 @@ class Scratch {
     q_rows.resize(static_cast<size_t>(max_rows));
     key_end.resize(static_cast<size_t>(max_rows));
     row_max.resize(static_cast<size_t>(max_rows));
-    tile_max.resize(static_cast<size_t>(max_rows));
     alpha.resize(static_cast<size_t>(max_rows));
   }
 
@@ -141,7 +139,6 @@ class Scratch {
   std::vector<const float*> q_rows;  // [rows] the row's query, one head
   std::vector<int64_t> key_end;      // [rows] keys [0, key_end) are visible
   std::vector<float> row_max;        // [rows] running max of raw scores
-  std::vector<float> tile_max;       // [rows] max of the row's visible scores in the current tile
   std::vector<float> alpha;          // [rows] rescale of acc for the current tile
   Prefetcher next_block;             // q rows of the next query block, out rows of this one
   Prefetcher next_item;              // q rows, K and V of the item this thread runs next
@@ -204,21 +201,27 @@ void pack_keys_values(const Problem& problem, const SequenceBlock& block, int64_
   }
 }
 
-// Online-softmax step of one row over one key tile whose scores (raw q.k, -inf where masked) peak at tile_max:
-// its first `count` scores become probabilities in place, the rest of the tile zeros; the running max and the
-// lane-wise running sum are updated. Returns the factor that rescales the row's output accumulator.
-float softmax_step(float* scores, int64_t count, float tile_max, float log2_scale, float& row_max, float* row_sum) {
+// Running maxima of rows [first, first + count) (count <= kLanes) after a key tile whose maxima are `tile_max`'s
+// lanes, vectorised across rows (no branch, no libm call per row): row_max = max(row_max, tile_max);
+// alpha = 2^((old - new) * log2_scale), the factor that rescales each row's sums: 0 where the old max was -inf,
+// 1 where the row has still seen no key.
+void update_maxima(Scratch& scratch, int64_t first, int64_t count, FloatVec tile_max, float log2_scale) {
   const FloatTag d;
-  if (count <= 0) {
-    for (size_t v = 0; v < kKeyVectors; ++v) hn::Store(hn::Zero(d), d, scores + v * kLanes);
-    return 1.0f;
-  }
-  float alpha = 1.0f;
-  if (tile_max > row_max) {
-    alpha = row_max == -HUGE_VALF ? 0.0f : std::exp2((row_max - tile_max) * log2_scale);
-    row_max = tile_max;
-  }
-  const size_t vectors = static_cast<size_t>((count + kLanes - 1) / kLanes);
+  const auto lanes = hn::FirstN(d, static_cast<size_t>(count));
+  const FloatVec old_max = hn::MaskedLoad(lanes, d, scratch.row_max.data() + first);
+  const FloatVec new_max = hn::Max(old_max, tile_max);
+  const FloatVec alpha = exp2_nonpositive(d, hn::Mul(hn::Sub(old_max, new_max), hn::Set(d, log2_scale)));
+  hn::BlendedStore(new_max, lanes, d, scratch.row_max.data() + first);
+  hn::BlendedStore(hn::IfThenElse(hn::Eq(new_max, hn::Set(d, -HUGE_VALF)), hn::Set(d, 1.0f), alpha), lanes, d,
+                   scratch.alpha.data() + first);
+}
+
+// Online-softmax step of one row over one key tile, after update_maxima: its first `count` scores (raw q.k) become
+// probabilities exp2(score * log2_scale - row_max * log2_scale) in place, the rest of the tile zeros, and the
+// lane-wise running sum becomes alpha * sum + theirs.
+void softmax_step(float* scores, int64_t count, float row_max, float alpha, float log2_scale, float* row_sum) {
+  const FloatTag d;
+  const size_t vectors = static_cast<size_t>(std::max<int64_t>(0, (count + kLanes - 1) / kLanes));
   const FloatVec scale = hn::Set(d, log2_scale);
   const FloatVec bias = hn::Set(d, -row_max * log2_scale);
   FloatVec sum = hn::Zero(d);
@@ -229,16 +232,15 @@ float softmax_step(float* scores, int64_t count, float tile_max, float log2_scal
   }
   for (size_t v = vectors; v < kKeyVectors; ++v) hn::Store(hn::Zero(d), d, scores + v * kLanes);
   hn::Store(hn::MulAdd(hn::Load(d, row_sum), hn::Set(d, alpha), sum), d, row_sum);
-  return alpha;
 }
 
-void score_block(size_t vectors, const float* const* q_rows, const float* keys_t, size_t keys_stride,
-                 size_t head_dim, const int64_t* key_end, int64_t key_begin, float* scores, float* tile_max) {
+FloatVec score_block(size_t vectors, const float* const* q_rows, const float* keys_t, size_t keys_stride,
+                     size_t head_dim, const int64_t* key_end, int64_t key_begin, float* scores) {
   switch (vectors) {
-    case 1: return score_rows<1>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores, tile_max);
-    case 2: return score_rows<2>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores, tile_max);
-    case 3: return score_rows<3>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores, tile_max);
-    default: return score_rows<4>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores, tile_max);
+    case 1: return score_rows<1>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores);
+    case 2: return score_rows<2>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores);
+    case 3: return score_rows<3>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores);
+    default: return score_rows<4>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores);
   }
 }
 
@@ -308,22 +310,29 @@ void run_query_block(const Problem& problem, const SequenceBlock& block, int64_t
       if (block_keys(scratch, static_cast<size_t>(group_begin), static_cast<size_t>(row_group), key_begin) <= 0) {
         continue;  // no row of the group sees this tile: nothing changes
       }
-      scratch.next_block.pump(kPrefetchLines);
-      scratch.next_item.pump(kPrefetchLines);
-      // S = Q . K^T, only the key vectors each row block can see.
+      scratch.next_block.pump(kPrefetchLines / 2);
+      scratch.next_item.pump(kPrefetchLines / 2);
+      // The next group's q rows into L1 while this group computes.
+      for (int64_t row = group_begin + row_group; row < std::min(group_begin + 2 * row_group, padded_rows); ++row) {
+        prefetch(scratch.q_rows[row], head_dim);
+      }
+      // S = Q . K^T, only the key vectors each row block can see, and the rows' running maxima.
       for (size_t row = static_cast<size_t>(group_begin); row < static_cast<size_t>(group_begin + row_group);
            row += kScoreRows) {
         const int64_t keys = block_keys(scratch, row, kScoreRows, key_begin);
-        if (keys <= 0) continue;
-        score_block(static_cast<size_t>((keys + kLanes - 1) / kLanes), scratch.q_rows.data() + row, keys_t, width,
-                    static_cast<size_t>(head_dim), scratch.key_end.data() + row, key_begin,
-                    scratch.scores + row * kKeyTile, scratch.tile_max.data() + row);
+        const FloatVec tile_max =
+            keys <= 0 ? hn::Set(d, -HUGE_VALF)
+                      : score_block(static_cast<size_t>((keys + kLanes - 1) / kLanes), scratch.q_rows.data() + row,
+                                    keys_t, width, static_cast<size_t>(head_dim), scratch.key_end.data() + row,
+                                    key_begin, scratch.scores + row * kKeyTile);
+        update_maxima(scratch, static_cast<int64_t>(row), kScoreRows, tile_max, problem.log2_scale);
       }
-      // Online softmax, row by row.
+      // Online softmax.
+      scratch.next_block.pump(kPrefetchLines / 2);
+      scratch.next_item.pump(kPrefetchLines / 2);
       for (int64_t row = group_begin; row < group_begin + row_group; ++row) {
-        scratch.alpha[row] = softmax_step(scratch.scores + row * kKeyTile,
-                                          std::min(scratch.key_end[row] - key_begin, kKeyTile), scratch.tile_max[row],
-                                          problem.log2_scale, scratch.row_max[row], scratch.row_sum + row * kLanes);
+        softmax_step(scratch.scores + row * kKeyTile, std::min(scratch.key_end[row] - key_begin, kKeyTile),
+                     scratch.row_max[row], scratch.alpha[row], problem.log2_scale, scratch.row_sum + row * kLanes);
       }
       // acc = alpha * acc + P . V, head_dim in chunks.
       for (int64_t column = 0; column < shape.acc_stride; column += kMaxValueVectors * kLanes) {

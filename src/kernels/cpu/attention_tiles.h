@@ -60,12 +60,13 @@ HWY_INLINE FloatVec exp2_nonpositive(FloatTag d, FloatVec x) {
 }
 
 // For r < kScoreRows: scores[r][0, kVecs * kLanes) = q_rows[r] . keys, with the lanes at or past
-// key_end[r] - key_begin (keys the row may not see) set to -inf, and tile_max[r] = the largest of them.
+// key_end[r] - key_begin (keys the row may not see) set to -inf. Returns the rows' maxima: lane r holds row r's
+// (in a register: six scalar stores read back as one vector would defeat store-to-load forwarding).
 // q_rows: kScoreRows pointers to head_dim floats; keys_t [head_dim][keys_stride]: a K tile, transposed;
 // scores [kScoreRows][kKeyTile], aligned.
 template <size_t kVecs>
-HWY_INLINE void score_rows(const float* const* q_rows, const float* keys_t, size_t keys_stride, size_t head_dim,
-                           const int64_t* key_end, int64_t key_begin, float* scores, float* tile_max) {
+HWY_INLINE FloatVec score_rows(const float* const* q_rows, const float* keys_t, size_t keys_stride, size_t head_dim,
+                               const int64_t* key_end, int64_t key_begin, float* scores) {
   const FloatTag d;
   const float* rows[kScoreRows];
   HWY_UNROLL(8)
@@ -88,6 +89,8 @@ HWY_INLINE void score_rows(const float* const* q_rows, const float* keys_t, size
     }
   }
   const FloatVec neg_inf = hn::Set(d, -HUGE_VALF);
+  const auto lane = hn::Iota(hn::RebindToSigned<FloatTag>(), 0);
+  FloatVec maxima = neg_inf;
   HWY_UNROLL(8)
   for (size_t r = 0; r < kScoreRows; ++r) {
     const int64_t count = key_end[r] - key_begin;
@@ -102,8 +105,10 @@ HWY_INLINE void score_rows(const float* const* q_rows, const float* keys_t, size
       hn::Store(score, d, scores + r * kKeyTile + v * kLanes);
       row_max = hn::Max(row_max, score);
     }
-    tile_max[r] = hn::GetLane(hn::MaxOfLanes(d, row_max));
+    const auto is_row = hn::RebindMask(d, hn::Eq(lane, hn::Set(hn::RebindToSigned<FloatTag>(), static_cast<int32_t>(r))));
+    maxima = hn::IfThenElse(is_row, hn::MaxOfLanes(d, row_max), maxima);
   }
+  return maxima;
 }
 
 // For r < value_rows(kVecs), the kVecs * kLanes columns at `acc_rows`:
