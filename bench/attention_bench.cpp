@@ -3,7 +3,8 @@
 //   build-<name>/bench/attention_bench --benchmark_format=json
 // Counters: GFLOP/s counted with 4 * head_dim FLOPs per score pair (Q.K^T and P.V), both over the pairs each path
 // itself evaluates (gflops_visited) and over the real pairs (gflops_real); the pair counts (summed over heads);
-// peak_scratch_bytes, the most memory the call allocated beyond its inputs and outputs. BM_FusedVsPadded times the
+// peak_scratch_bytes, the most memory the call allocated beyond its inputs and outputs (the fused kernel's
+// non-Tensor workspace included). BM_FusedVsPadded times the
 // two paths alternately in the same iterations and reports speedup against 0.8 x their pair ratio; BM_FmaPeak
 // measures the fp32 FMA peak of this machine with a register-only loop (all threads). BM_AttentionPaddedWarm
 // runs the padded kernel on a reused score workspace (no allocation, no page faults).
@@ -104,9 +105,8 @@ struct Workload {
     return pairs * kHeads;
   }
   int64_t padded_pairs() const { return batch * max_seqlen * max_seqlen * kHeads; }  // all computed, then masked
-  int64_t fused_pairs(bool causal) const {
-    return kernels::cpu::attention_score_pairs(cu_seqlens, {kHeads, kKvHeads, kHeadDim, 0.125f, causal});
-  }
+  static kernels::AttentionParams params(bool causal) { return {kHeads, kKvHeads, kHeadDim, 0.125f, causal}; }
+  int64_t fused_pairs(bool causal) const { return kernels::cpu::attention_score_pairs(cu_seqlens, params(causal)); }
 };
 
 Workload& workload() {
@@ -140,7 +140,8 @@ void BM_AttentionFused(benchmark::State& state) {
   const bool causal = state.range(0) != 0;
   const ops::AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.0f, causal};
   Workload& w = workload();
-  const int64_t scratch = scratch_bytes_of([&] { w.run_fused(config); });
+  const int64_t scratch = scratch_bytes_of([&] { w.run_fused(config); }) +
+                          kernels::cpu::attention_workspace_bytes(w.cu_seqlens, w.params(causal));
   for (auto _ : state) w.run_fused(config);
   report(state, w.fused_pairs(causal), w.real_pairs(causal), scratch);
 }

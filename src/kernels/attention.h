@@ -61,6 +61,9 @@ void attention(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixVi
 // Score pairs (summed over heads) that cpu::attention evaluates for this batch: the visible pairs plus the masked
 // ones it computes where a vector of keys crosses the causal diagonal or a sequence's end. For benchmarks.
 int64_t attention_score_pairs(std::span<const int32_t> cu_seqlens, const AttentionParams& params);
+// Bytes of scratch cpu::attention allocates for this batch (per-thread packed K/V and tile buffers, all threads).
+// Not Tensors: a forward pass allocates no Tensor per layer. For benchmarks' memory reports.
+int64_t attention_workspace_bytes(std::span<const int32_t> cu_seqlens, const AttentionParams& params);
 
 // The padded baseline frameworks use: rows are [batch, max_seqlen] positions; scores [batch, num_heads,
 // max_seqlen, max_seqlen] are materialised with GEMMs (oneDNN sgemm), masked, softmaxed and applied.

@@ -14,12 +14,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <vector>
 
+#include <hwy/aligned_allocator.h>
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
@@ -109,17 +111,16 @@ class Prefetcher {
   int64_t row_ = 0;
 };
 
-// Per-thread buffers: one accounted Tensor carved into 64-byte aligned pieces, plus row bookkeeping.
+// Per-thread buffers: one 64-byte aligned block carved into pieces, plus row bookkeeping. Allocated per call outside
+// the accounting allocator, like oneDNN's GEMM scratch: a forward pass allocates no Tensor per layer.
+// attention_workspace_bytes reports the size.
 class Scratch {
  public:
   Scratch(int64_t max_keys, int64_t head_dim, const Shape& shape) {
     const int64_t max_rows = shape.padded_rows(shape.queries_per_block);
-    const int64_t sizes[] = {round_up(max_keys, kLanes) * head_dim, max_keys * shape.acc_stride, max_rows * kKeyTile,
-                             max_rows * shape.acc_stride, max_rows * static_cast<int64_t>(kLanes)};
-    int64_t total = 0;
-    for (const int64_t size : sizes) total += round_up(size, 16);
-    storage_ = Tensor({total});
-    float* next = storage_.data<float>();
+    const Sizes sizes = sizes_of(max_keys, head_dim, shape);
+    storage_ = hwy::AllocateAligned<float>(static_cast<size_t>(total(sizes)));
+    float* next = storage_.get();
     float** pieces[] = {&keys_t, &values, &scores, &acc, &row_sum};
     for (size_t i = 0; i < std::size(pieces); ++i) {
       *pieces[i] = next;
@@ -129,6 +130,12 @@ class Scratch {
     key_end.resize(static_cast<size_t>(max_rows));
     row_max.resize(static_cast<size_t>(max_rows));
     alpha.resize(static_cast<size_t>(max_rows));
+  }
+
+  static int64_t bytes(int64_t max_keys, int64_t head_dim, const Shape& shape) {
+    const int64_t max_rows = shape.padded_rows(shape.queries_per_block);
+    return total(sizes_of(max_keys, head_dim, shape)) * static_cast<int64_t>(sizeof(float)) +
+           max_rows * static_cast<int64_t>(sizeof(const float*) + sizeof(int64_t) + 2 * sizeof(float));
   }
 
   float* keys_t = nullptr;   // K of keys [0, n): tile t at keys_t + t * kKeyTile * head_dim, [head_dim][width]
@@ -144,7 +151,19 @@ class Scratch {
   Prefetcher next_item;              // q rows, K and V of the item this thread runs next
 
  private:
-  Tensor storage_;
+  using Sizes = std::array<int64_t, 5>;  // floats of keys_t, values, scores, acc, row_sum
+  static Sizes sizes_of(int64_t max_keys, int64_t head_dim, const Shape& shape) {
+    const int64_t max_rows = shape.padded_rows(shape.queries_per_block);
+    return {round_up(max_keys, kLanes) * head_dim, max_keys * shape.acc_stride, max_rows * kKeyTile,
+            max_rows * shape.acc_stride, max_rows * static_cast<int64_t>(kLanes)};
+  }
+  static int64_t total(const Sizes& sizes) {
+    int64_t floats = 0;
+    for (const int64_t size : sizes) floats += round_up(size, 16);
+    return floats;
+  }
+
+  hwy::AlignedFreeUniquePtr<float[]> storage_;
 };
 
 struct Problem {
@@ -433,7 +452,24 @@ std::vector<WorkItem> make_work_items(std::span<const int32_t> cu_seqlens, const
   return items;
 }
 
+int64_t max_item_keys(std::span<const WorkItem> items, std::span<const int32_t> cu_seqlens,
+                      const AttentionParams& params) {
+  int64_t max_keys = 0;
+  for (const WorkItem& item : items) {
+    max_keys = std::max(max_keys, item_keys(item, SequenceBlock::packed(cu_seqlens, item.seq), params.causal));
+  }
+  return max_keys;
+}
+
 }  // namespace
+
+int64_t attention_workspace_bytes(std::span<const int32_t> cu_seqlens, const AttentionParams& params) {
+  const Shape shape(params);
+  const int threads = omp_get_max_threads();
+  const std::vector<WorkItem> items = make_work_items(cu_seqlens, params, shape, threads);
+  if (items.empty()) return 0;
+  return threads * Scratch::bytes(max_item_keys(items, cu_seqlens, params), params.head_dim, shape);
+}
 
 int64_t attention_score_pairs(std::span<const int32_t> cu_seqlens, const AttentionParams& params) {
   const Shape shape(params);
@@ -463,10 +499,7 @@ void attention(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixVi
   const int threads = omp_get_max_threads();
   const std::vector<WorkItem> items = make_work_items(cu_seqlens, params, shape, threads);
   if (items.empty()) return;
-  int64_t max_keys = 0;
-  for (const WorkItem& item : items) {
-    max_keys = std::max(max_keys, item_keys(item, SequenceBlock::packed(cu_seqlens, item.seq), params.causal));
-  }
+  const int64_t max_keys = max_item_keys(items, cu_seqlens, params);
   const Problem problem{q, k, v, out, cu_seqlens, params, shape, static_cast<float>(params.scale * 1.4426950408889634)};
   std::vector<Scratch> scratch;
   scratch.reserve(static_cast<size_t>(threads));
