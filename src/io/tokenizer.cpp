@@ -242,9 +242,10 @@ std::unique_ptr<VocabTokenizer> load_json(const fs::path& path, const TokenizerO
   if (!root.is_object() || !root.contains("model") || !root["model"].is_object()) {
     throw FileError(concat(path.string(), ": no \"model\" object: not a Hugging Face tokenizer.json"));
   }
-  // Token with no "type" is BPE in old files (tokenizers < 0.11 wrote no type).
-  const std::string type = root["model"].value("type", root["model"].contains("merges") ? "BPE" : "");
+  std::string type;
   try {
+    // A model with no "type" is BPE in old files (tokenizers < 0.11 wrote no type).
+    type = root["model"].value("type", root["model"].contains("merges") ? "BPE" : "");
     if (type == "BPE") return load_bpe_json(root, path);
     if (type == "WordPiece") return load_wordpiece_json(root, path, options);
   } catch (const json::exception& error) {

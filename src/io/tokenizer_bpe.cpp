@@ -346,7 +346,8 @@ std::unique_ptr<VocabTokenizer> load_bpe_json(const json& root, const fs::path& 
 
   Vocabulary vocab;
   AddedTokens added;
-  read_json_vocab(model["vocab"], root, path, vocab, added);
+  static const json missing;
+  read_json_vocab(model.contains("vocab") ? model["vocab"] : missing, root, path, vocab, added);
   const PostProcessor post = read_json_post_processor(root, vocab);
   if (post.first >= 0) {
     vocab.bos = post.first;

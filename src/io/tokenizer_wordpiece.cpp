@@ -294,7 +294,8 @@ std::unique_ptr<VocabTokenizer> load_wordpiece_json(const json& root, const fs::
   const json& model = root["model"];
   Vocabulary vocab;
   AddedTokens added;
-  read_json_vocab(model.value("vocab", json()), root, path, vocab, added);
+  static const json missing;
+  read_json_vocab(model.contains("vocab") ? model["vocab"] : missing, root, path, vocab, added);
   if (model.contains("unk_token") && model["unk_token"].is_string()) vocab.unk = vocab.find(model["unk_token"].get<std::string>());
   const PostProcessor post = read_json_post_processor(root, vocab);
   if (post.first >= 0) vocab.bos = post.first;

@@ -238,6 +238,9 @@ TEST_F(BpeJsonFile, MalformedFilesNameTheFile) {
   expect_file_error(R"({"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},)"
                     R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Isolated"}})",
                     "regex");
+  expect_file_error(R"({"model": {"type": "BPE", "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})",
+                    "model.vocab");  // found by the fuzzer: a missing vocab was read out of bounds
+  expect_file_error(R"({"model": {"type": 5}})", "tokenizer.json structure");
   expect_file_error("[1, 2, 3]", "tokenizer.json");
   EXPECT_THROW(load_tokenizer(dir_ / "missing.json"), FileError);
 }
