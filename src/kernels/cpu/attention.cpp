@@ -36,6 +36,8 @@ constexpr int64_t kRowsTarget = 96;          // (query, head) rows per query blo
 constexpr int64_t kItemsPerThread = 8;       // split long sequences until the batch has this many items per thread
 constexpr size_t kMaxValueVectors = 8;       // P.V covers head_dim in chunks of at most this many vectors
 constexpr int64_t kPrefetchLines = 32;       // cache lines each prefetcher issues per row group
+// Largest K row stride whose kLanes - 1 rows fit the int32 indices of a gather.
+constexpr int64_t kMaxGatherStride = std::numeric_limits<int32_t>::max() / static_cast<int64_t>(kLanes);
 
 int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
@@ -140,7 +142,7 @@ class Scratch {
 
   float* keys_t = nullptr;   // K of keys [0, n): tile t at keys_t + t * kKeyTile * head_dim, [head_dim][width]
   float* values = nullptr;   // [n, acc_stride] V rows, zero past head_dim
-  float* scores = nullptr;   // [rows, kKeyTile] scores, then probabilities
+  float* scores = nullptr;   // [rows, kKeyTile] probabilities of the current tile
   float* acc = nullptr;      // [rows, acc_stride] unnormalised output
   float* row_sum = nullptr;  // [rows, kLanes] lane-wise partial sums of probabilities
   std::vector<const float*> q_rows;  // [rows] the row's query, one head
@@ -204,12 +206,18 @@ void pack_keys_values(const Problem& problem, const SequenceBlock& block, int64_
     const int64_t key_begin = first / kKeyTile * kKeyTile;
     const int64_t width = tile_width(num_keys, key_begin);
     float* tile_t = scratch.keys_t + key_begin * head_dim + (first - key_begin);
-    const auto rows = hn::Min(hn::Iota(di, 0), hn::Set(di, static_cast<int32_t>(valid - 1)));
-    const auto offsets = hn::Mul(rows, hn::Set(di, static_cast<int32_t>(problem.k.row_stride)));
-    const auto in_range = hn::FirstN(d, static_cast<size_t>(valid));
     const float* keys = block.head_row(problem.k, first, kv_head, head_dim);
-    for (int64_t c = 0; c < head_dim; ++c) {
-      hn::Store(hn::IfThenElseZero(in_range, hn::GatherIndex(d, keys + c, offsets)), d, tile_t + c * width);
+    if (problem.k.row_stride <= kMaxGatherStride) {
+      const auto rows = hn::Min(hn::Iota(di, 0), hn::Set(di, static_cast<int32_t>(valid - 1)));
+      const auto offsets = hn::Mul(rows, hn::Set(di, static_cast<int32_t>(problem.k.row_stride)));
+      const auto in_range = hn::FirstN(d, static_cast<size_t>(valid));
+      for (int64_t c = 0; c < head_dim; ++c) {
+        hn::Store(hn::IfThenElseZero(in_range, hn::GatherIndex(d, keys + c, offsets)), d, tile_t + c * width);
+      }
+    } else {  // offsets beyond int32 gather indices
+      for (int64_t j = 0; j < static_cast<int64_t>(kLanes); ++j) {
+        for (int64_t c = 0; c < head_dim; ++c) tile_t[c * width + j] = j < valid ? keys[j * problem.k.row_stride + c] : 0.0f;
+      }
     }
     // V.
     for (int64_t key = first; key < first + valid; ++key) {
@@ -220,46 +228,18 @@ void pack_keys_values(const Problem& problem, const SequenceBlock& block, int64_
   }
 }
 
-// Running maxima of rows [first, first + count) (count <= kLanes) after a key tile whose maxima are `tile_max`'s
-// lanes, vectorised across rows (no branch, no libm call per row): row_max = max(row_max, tile_max);
-// alpha = 2^((old - new) * log2_scale), the factor that rescales each row's sums: 0 where the old max was -inf,
-// 1 where the row has still seen no key.
-void update_maxima(Scratch& scratch, int64_t first, int64_t count, FloatVec tile_max, float log2_scale) {
-  const FloatTag d;
-  const auto lanes = hn::FirstN(d, static_cast<size_t>(count));
-  const FloatVec old_max = hn::MaskedLoad(lanes, d, scratch.row_max.data() + first);
-  const FloatVec new_max = hn::Max(old_max, tile_max);
-  const FloatVec alpha = exp2_nonpositive(d, hn::Mul(hn::Sub(old_max, new_max), hn::Set(d, log2_scale)));
-  hn::BlendedStore(new_max, lanes, d, scratch.row_max.data() + first);
-  hn::BlendedStore(hn::IfThenElse(hn::Eq(new_max, hn::Set(d, -HUGE_VALF)), hn::Set(d, 1.0f), alpha), lanes, d,
-                   scratch.alpha.data() + first);
-}
-
-// Online-softmax step of one row over one key tile, after update_maxima: its first `count` scores (raw q.k) become
-// probabilities exp2(score * log2_scale - row_max * log2_scale) in place, the rest of the tile zeros, and the
-// lane-wise running sum becomes alpha * sum + theirs.
-void softmax_step(float* scores, int64_t count, float row_max, float alpha, float log2_scale, float* row_sum) {
-  const FloatTag d;
-  const size_t vectors = static_cast<size_t>(std::max<int64_t>(0, (count + kLanes - 1) / kLanes));
-  const FloatVec scale = hn::Set(d, log2_scale);
-  const FloatVec bias = hn::Set(d, -row_max * log2_scale);
-  FloatVec sum = hn::Zero(d);
-  for (size_t v = 0; v < vectors; ++v) {
-    const FloatVec prob = exp2_nonpositive(d, hn::MulAdd(hn::Load(d, scores + v * kLanes), scale, bias));
-    hn::Store(prob, d, scores + v * kLanes);
-    sum = hn::Add(sum, prob);
-  }
-  for (size_t v = vectors; v < kKeyVectors; ++v) hn::Store(hn::Zero(d), d, scores + v * kLanes);
-  hn::Store(hn::MulAdd(hn::Load(d, row_sum), hn::Set(d, alpha), sum), d, row_sum);
-}
-
-FloatVec score_block(size_t vectors, const float* const* q_rows, const float* keys_t, size_t keys_stride,
-                     size_t head_dim, const int64_t* key_end, int64_t key_begin, float* scores) {
+void score_block(size_t vectors, const float* const* q_rows, const float* keys_t, size_t keys_stride,
+                 size_t head_dim, const int64_t* key_end, int64_t key_begin, float log2_scale, RowState state,
+                 float* probs) {
   switch (vectors) {
-    case 1: return score_rows<1>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores);
-    case 2: return score_rows<2>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores);
-    case 3: return score_rows<3>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores);
-    default: return score_rows<4>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, scores);
+    case 1:
+      return score_softmax_rows<1>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state, probs);
+    case 2:
+      return score_softmax_rows<2>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state, probs);
+    case 3:
+      return score_softmax_rows<3>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state, probs);
+    default:
+      return score_softmax_rows<4>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state, probs);
   }
 }
 
@@ -335,24 +315,22 @@ void run_query_block(const Problem& problem, const SequenceBlock& block, int64_t
       for (int64_t row = group_begin + row_group; row < std::min(group_begin + 2 * row_group, padded_rows); ++row) {
         prefetch(scratch.q_rows[row], head_dim);
       }
-      // S = Q . K^T, only the key vectors each row block can see, and the rows' running maxima.
+      // S = Q . K^T (only the key vectors each row block can see) and the online softmax, to P.
       for (size_t row = static_cast<size_t>(group_begin); row < static_cast<size_t>(group_begin + row_group);
            row += kScoreRows) {
         const int64_t keys = block_keys(scratch, row, kScoreRows, key_begin);
-        const FloatVec tile_max =
-            keys <= 0 ? hn::Set(d, -HUGE_VALF)
-                      : score_block(static_cast<size_t>((keys + kLanes - 1) / kLanes), scratch.q_rows.data() + row,
-                                    keys_t, width, static_cast<size_t>(head_dim), scratch.key_end.data() + row,
-                                    key_begin, scratch.scores + row * kKeyTile);
-        update_maxima(scratch, static_cast<int64_t>(row), kScoreRows, tile_max, problem.log2_scale);
+        float* probs = scratch.scores + row * kKeyTile;
+        if (keys <= 0) {  // no row here sees this tile: P = 0, nothing to rescale
+          std::fill_n(probs, kScoreRows * kKeyTile, 0.0f);
+          std::fill_n(scratch.alpha.data() + row, kScoreRows, 1.0f);
+          continue;
+        }
+        score_block(static_cast<size_t>((keys + kLanes - 1) / kLanes), scratch.q_rows.data() + row, keys_t, width,
+                    static_cast<size_t>(head_dim), scratch.key_end.data() + row, key_begin, problem.log2_scale,
+                    {scratch.row_max.data() + row, scratch.alpha.data() + row, scratch.row_sum + row * kLanes}, probs);
       }
-      // Online softmax.
       scratch.next_block.pump(kPrefetchLines / 2);
       scratch.next_item.pump(kPrefetchLines / 2);
-      for (int64_t row = group_begin; row < group_begin + row_group; ++row) {
-        softmax_step(scratch.scores + row * kKeyTile, std::min(scratch.key_end[row] - key_begin, kKeyTile),
-                     scratch.row_max[row], scratch.alpha[row], problem.log2_scale, scratch.row_sum + row * kLanes);
-      }
       // acc = alpha * acc + P . V, head_dim in chunks.
       for (int64_t column = 0; column < shape.acc_stride; column += kMaxValueVectors * kLanes) {
         const size_t vectors = chunk_vectors(shape.acc_stride, column);

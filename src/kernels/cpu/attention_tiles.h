@@ -1,7 +1,8 @@
 // SIMD building blocks of the fused attention kernel (and the padded baseline's softmax): a fast exp2, and the
 // two register-blocked micro-kernels of a FlashAttention step, laid out like a GEMM:
 //   scores = Q_rows . K_tile^T   rows x keys; keys run along the lanes, K packed transposed [head_dim][keys],
-//                                each query element broadcast (kScoreRows x kKeyVectors accumulators);
+//                                each query element broadcast (kScoreRows x kKeyVectors accumulators), then the
+//                                online softmax on the accumulators, in registers;
 //   acc    = alpha * acc + P . V rows x head_dim; head_dim runs along the lanes, each probability broadcast.
 // Internal to src/kernels/cpu.
 #pragma once
@@ -59,15 +60,32 @@ HWY_INLINE FloatVec exp2_nonpositive(FloatTag d, FloatVec x) {
 #endif
 }
 
-// For r < kScoreRows: scores[r][0, kVecs * kLanes) = q_rows[r] . keys, with the lanes at or past
-// key_end[r] - key_begin (keys the row may not see) set to -inf. Returns the rows' maxima: lane r holds row r's
-// (in a register: six scalar stores read back as one vector would defeat store-to-load forwarding).
-// q_rows: kScoreRows pointers to head_dim floats; keys_t [head_dim][keys_stride]: a K tile, transposed;
-// scores [kScoreRows][kKeyTile], aligned.
-template <size_t kVecs>
-HWY_INLINE FloatVec score_rows(const float* const* q_rows, const float* keys_t, size_t keys_stride, size_t head_dim,
-                               const int64_t* key_end, int64_t key_begin, float* scores) {
+// Online-softmax state of consecutive rows.
+struct RowState {
+  float* max;    // [rows] running max of the raw scores seen
+  float* alpha;  // [rows] factor that rescales the output accumulator after this tile (see accumulate_values)
+  float* sum;    // [rows, kLanes] lane-wise running sums of the probabilities
+};
+
+// Lane `lane` of v in every lane.
+HWY_INLINE FloatVec broadcast_lane(FloatVec v, int32_t lane) {
   const FloatTag d;
+  return hn::TableLookupLanes(v, hn::IndicesFromVec(d, hn::Set(hn::RebindToSigned<FloatTag>(), lane)));
+}
+
+// One FlashAttention step, up to P, for rows r < kScoreRows and one key tile:
+//   s = q_rows[r] . keys, -inf at or past key_end[r] - key_begin (keys the row may not see);
+//   max' = max(max, max_j s); alpha = 2^((max - max') * log2_scale)  (0 from max = -inf; 1 while max' = -inf);
+//   p = 2^(s * log2_scale - max' * log2_scale); sum = alpha * sum + p.
+// Probabilities go to probs[r][0, kKeyTile) (zeros past kVecs * kLanes); the scores never leave the registers.
+// q_rows: kScoreRows pointers to head_dim floats; keys_t [head_dim][keys_stride]: a K tile, transposed;
+// probs [kScoreRows][kKeyTile], aligned; state: the rows' state.
+template <size_t kVecs>
+HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys_t, size_t keys_stride,
+                                   size_t head_dim, const int64_t* key_end, int64_t key_begin, float log2_scale,
+                                   RowState state, float* probs) {
+  const FloatTag d;
+  const hn::RebindToSigned<FloatTag> di;
   const float* rows[kScoreRows];
   HWY_UNROLL(8)
   for (size_t r = 0; r < kScoreRows; ++r) rows[r] = q_rows[r];
@@ -88,27 +106,53 @@ HWY_INLINE FloatVec score_rows(const float* const* q_rows, const float* keys_t, 
       for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::MulAdd(query, keys[v], acc[r][v]);
     }
   }
+
+  // Mask, and the rows' tile maxima gathered in one vector (lane r: row r).
   const FloatVec neg_inf = hn::Set(d, -HUGE_VALF);
-  const auto lane = hn::Iota(hn::RebindToSigned<FloatTag>(), 0);
-  FloatVec maxima = neg_inf;
+  const auto lane = hn::Iota(di, 0);
+  FloatVec tile_max = neg_inf;
   HWY_UNROLL(8)
   for (size_t r = 0; r < kScoreRows; ++r) {
     const int64_t count = key_end[r] - key_begin;
     FloatVec row_max = neg_inf;
     HWY_UNROLL(8)
     for (size_t v = 0; v < kVecs; ++v) {
-      FloatVec score = acc[r][v];
       const int64_t lanes = count - static_cast<int64_t>(v * kLanes);
       if (lanes < static_cast<int64_t>(kLanes)) {
-        score = hn::IfThenElse(hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(lanes, 0))), score, neg_inf);
+        acc[r][v] = hn::IfThenElse(hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(lanes, 0))), acc[r][v], neg_inf);
       }
-      hn::Store(score, d, scores + r * kKeyTile + v * kLanes);
-      row_max = hn::Max(row_max, score);
+      row_max = hn::Max(row_max, acc[r][v]);
     }
-    const auto is_row = hn::RebindMask(d, hn::Eq(lane, hn::Set(hn::RebindToSigned<FloatTag>(), static_cast<int32_t>(r))));
-    maxima = hn::IfThenElse(is_row, hn::MaxOfLanes(d, row_max), maxima);
+    const auto is_row = hn::RebindMask(d, hn::Eq(lane, hn::Set(di, static_cast<int32_t>(r))));
+    tile_max = hn::IfThenElse(is_row, hn::MaxOfLanes(d, row_max), tile_max);
   }
-  return maxima;
+
+  // Running maxima and rescale factors, all rows at once.
+  const auto rows_mask = hn::FirstN(d, kScoreRows);
+  const FloatVec old_max = hn::MaskedLoad(rows_mask, d, state.max);
+  const FloatVec new_max = hn::Max(old_max, tile_max);
+  const FloatVec scale = hn::Set(d, log2_scale);
+  FloatVec alpha = exp2_nonpositive(d, hn::Mul(hn::Sub(old_max, new_max), scale));
+  alpha = hn::IfThenElse(hn::Eq(new_max, neg_inf), hn::Set(d, 1.0f), alpha);
+  hn::BlendedStore(new_max, rows_mask, d, state.max);
+  hn::BlendedStore(alpha, rows_mask, d, state.alpha);
+  const FloatVec neg_bias = hn::Mul(new_max, hn::Neg(scale));
+
+  HWY_UNROLL(8)
+  for (size_t r = 0; r < kScoreRows; ++r) {
+    const FloatVec bias = broadcast_lane(neg_bias, static_cast<int32_t>(r));
+    FloatVec sum = hn::Zero(d);
+    HWY_UNROLL(8)
+    for (size_t v = 0; v < kVecs; ++v) {
+      const FloatVec prob = exp2_nonpositive(d, hn::MulAdd(acc[r][v], scale, bias));
+      hn::Store(prob, d, probs + r * kKeyTile + v * kLanes);
+      sum = hn::Add(sum, prob);
+    }
+    HWY_UNROLL(8)
+    for (size_t v = kVecs; v < kKeyVectors; ++v) hn::Store(hn::Zero(d), d, probs + r * kKeyTile + v * kLanes);
+    float* row_sum = state.sum + r * kLanes;
+    hn::Store(hn::MulAdd(hn::Load(d, row_sum), broadcast_lane(alpha, static_cast<int32_t>(r)), sum), d, row_sum);
+  }
 }
 
 // For r < value_rows(kVecs), the kVecs * kLanes columns at `acc_rows`:
