@@ -3,11 +3,13 @@
 //   build-<name>/bench/attention_bench --benchmark_format=json
 // Counters: GFLOP/s counted with 4 * head_dim FLOPs per score pair (Q.K^T and P.V), both over the pairs each path
 // itself evaluates (gflops_visited) and over the real pairs (gflops_real); the pair counts (summed over heads);
-// peak_scratch_bytes, the most memory the call allocated beyond its inputs and outputs (the fused kernel's
-// non-Tensor workspace included). BM_FusedVsPadded times the
-// two paths alternately in the same iterations and reports speedup against 0.8 x their pair ratio; BM_FmaPeak
-// measures the fp32 FMA peak of this machine with a register-only loop (all threads). BM_AttentionPaddedWarm
-// runs the padded kernel on a reused score workspace (no allocation, no page faults).
+// peak_scratch_bytes, the most memory a call allocates beyond its inputs and outputs (the fused kernel's
+// non-Tensor workspace included). The label says where the lengths came from.
+//   BM_AttentionPaddedWarm: the padded kernel on a reused score workspace (no allocation, no page faults).
+//   BM_FusedVsPadded: both paths alternately in the same iterations (warm: 1 against PaddedWarm), with their
+//     speedup, pair_ratio (padded pairs / fused pairs) and speedup_target = 0.8 x pair_ratio.
+//   BM_FmaPeak: this machine's fp32 FMA peak, a register-only loop on all threads.
+//   BM_AttentionFusedUniform: uniform batches of one length, to see efficiency against length.
 #include <benchmark/benchmark.h>
 
 #include <omp.h>
@@ -36,12 +38,14 @@ constexpr int kKvHeads = 3;
 constexpr int kHeadDim = 64;
 
 // The study's lengths; the file is the source of truth, this copy the fallback when ../shared is absent.
-std::vector<int64_t> study_lengths() {
+std::vector<int64_t> study_lengths(std::string& source) {
   std::ifstream file(std::string(JAGGED_SOURCE_DIR) + "/../shared/workloads/study-32.txt");
   std::vector<int64_t> lengths;
   for (int64_t length = 0; file >> length;) lengths.push_back(length);
+  source = "study-32.txt";
   if (lengths.empty()) {
     std::fprintf(stderr, "attention_bench: ../shared/workloads/study-32.txt not found, using the built-in copy\n");
+    source = "study-32 built-in copy (file absent)";
     lengths = {109, 63, 243, 13, 217, 16, 31, 187, 20, 28, 214, 230, 113, 58, 173, 174,
                198, 229, 48, 153, 189, 11, 185, 44, 79, 32, 127, 244, 250, 50, 71, 161};
   }
@@ -58,7 +62,8 @@ Tensor random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
 
 // One study batch in both layouts: a fused QKV projection [rows, (heads + 2 kv heads) * head_dim] and out.
 struct Workload {
-  std::vector<int64_t> lengths = study_lengths();
+  std::string source;
+  std::vector<int64_t> lengths = study_lengths(source);
   std::vector<int32_t> cu_seqlens = cu_seqlens_from_lengths(lengths);
   int64_t batch = static_cast<int64_t>(lengths.size());
   int64_t max_seqlen = 0;
@@ -140,6 +145,7 @@ void BM_AttentionFused(benchmark::State& state) {
   const bool causal = state.range(0) != 0;
   const ops::AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.0f, causal};
   Workload& w = workload();
+  state.SetLabel(w.source);
   const int64_t scratch = scratch_bytes_of([&] { w.run_fused(config); }) +
                           kernels::cpu::attention_workspace_bytes(w.cu_seqlens, w.params(causal));
   for (auto _ : state) w.run_fused(config);
@@ -150,6 +156,7 @@ void BM_AttentionPadded(benchmark::State& state) {
   const bool causal = state.range(0) != 0;
   const ops::AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.0f, causal};
   Workload& w = workload();
+  state.SetLabel(w.source);
   const int64_t scratch = scratch_bytes_of([&] { w.run_padded(config); });
   for (auto _ : state) w.run_padded(config);
   report(state, w.padded_pairs(), w.real_pairs(causal), scratch);
@@ -159,6 +166,7 @@ void BM_AttentionPaddedWarm(benchmark::State& state) {
   const bool causal = state.range(0) != 0;
   const ops::AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.0f, causal};
   Workload& w = workload();
+  state.SetLabel(w.source);
   w.run_padded_warm(config);
   for (auto _ : state) w.run_padded_warm(config);
   report(state, w.padded_pairs(), w.real_pairs(causal), w.workspace.nbytes());
@@ -171,6 +179,7 @@ void BM_FusedVsPadded(benchmark::State& state) {
   const bool warm = state.range(1) != 0;
   const ops::AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.0f, causal};
   Workload& w = workload();
+  state.SetLabel(w.source);
   using Clock = std::chrono::steady_clock;
   double fused_seconds = 0.0;
   double padded_seconds = 0.0;
