@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -35,7 +34,6 @@ using namespace attention_tiles;
 constexpr int64_t kRowsTarget = 96;          // (query, head) rows per query block
 constexpr int64_t kItemsPerThread = 8;       // split long sequences until the batch has this many items per thread
 constexpr size_t kMaxValueVectors = 8;       // P.V covers head_dim in chunks of at most this many vectors
-constexpr int64_t kPrefetchLines = 32;       // cache lines each prefetcher issues per row group
 // Largest K row stride whose kLanes - 1 rows fit the int32 indices of a gather.
 constexpr int64_t kMaxGatherStride = std::numeric_limits<int32_t>::max() / static_cast<int64_t>(kLanes);
 
@@ -81,38 +79,6 @@ struct WorkItem {
   int64_t cost = 0;  // score pairs visited: rows x keys
 };
 
-// Memory that work about to start will read, prefetched a few cache lines at a time between compute steps: the
-// loads overlap the current arithmetic instead of stalling it, without a burst that would fill the line buffers.
-class Prefetcher {
- public:
-  void clear() { count_ = current_ = 0, row_ = 0; }
-  // `rows` rows of `floats` floats, `stride` floats apart, from `first`.
-  void add(const float* first, int64_t rows, int64_t floats, int64_t stride) {
-    if (rows > 0 && count_ < kMaxRuns) runs_[count_++] = {first, rows, floats, stride};
-  }
-  // Prefetches about `lines` cache lines (whole rows) into L2 only: the data is for later, and L1 holds the current
-  // K and V tiles. One prefetch per 128 bytes: the L2 spatial prefetcher completes each pair of lines.
-  void pump(int64_t lines) {
-    while (lines > 0 && current_ < count_) {
-      const Run& run = runs_[current_];
-      const float* row = run.first + row_ * run.stride;
-      for (int64_t offset = 0; offset < run.floats; offset += 32) __builtin_prefetch(row + offset, 0, 2);
-      lines -= (run.floats + 15) / 16;
-      if (++row_ == run.rows) row_ = 0, ++current_;
-    }
-  }
-
- private:
-  struct Run {
-    const float* first;
-    int64_t rows, floats, stride;
-  };
-  static constexpr int kMaxRuns = 4;
-  Run runs_[kMaxRuns] = {};
-  int count_ = 0, current_ = 0;
-  int64_t row_ = 0;
-};
-
 // Per-thread buffers: one 64-byte aligned block carved into pieces, plus row bookkeeping. Allocated per call outside
 // the accounting allocator, like oneDNN's GEMM scratch: a forward pass allocates no Tensor per layer.
 // attention_workspace_bytes reports the size.
@@ -149,8 +115,6 @@ class Scratch {
   std::vector<int64_t> key_end;      // [rows] keys [0, key_end) are visible
   std::vector<float> row_max;        // [rows] running max of raw scores
   std::vector<float> alpha;          // [rows] rescale of acc for the current tile
-  Prefetcher next_block;             // q rows of the next query block, out rows of this one
-  Prefetcher next_item;              // q rows, K and V of the item this thread runs next
 
  private:
   using Sizes = std::array<int64_t, 5>;  // floats of keys_t, values, scores, acc, row_sum
@@ -262,10 +226,9 @@ int64_t block_keys(const Scratch& scratch, size_t row, size_t rows, int64_t key_
   return std::clamp<int64_t>(scratch.key_end[row + rows - 1] - key_begin, 0, kKeyTile);
 }
 
-// One query block [query_begin, query_end) against the packed keys [0, num_keys). Between row groups it feeds the
-// prefetchers: the next block's q rows first, then the next item's data.
+// One query block [query_begin, query_end) against the packed keys [0, num_keys).
 void run_query_block(const Problem& problem, const SequenceBlock& block, int64_t kv_head, int64_t query_begin,
-                     int64_t query_end, int64_t next_end, int64_t num_keys, Scratch& scratch) {
+                     int64_t query_end, int64_t num_keys, Scratch& scratch) {
   const AttentionParams& params = problem.params;
   const Shape& shape = problem.shape;
   const int64_t head_dim = params.head_dim;
@@ -289,14 +252,6 @@ void run_query_block(const Problem& problem, const SequenceBlock& block, int64_t
     hn::Store(hn::Zero(d), d, scratch.row_sum + row * kLanes);
   }
 
-  // The next block's q rows, and this block's out rows (written at its end: fetching them only then would stall
-  // the stores).
-  scratch.next_block.clear();
-  scratch.next_block.add(block.head_row(problem.q, query_end, kv_head * group, head_dim), next_end - query_end,
-                         group * head_dim, problem.q.row_stride);
-  scratch.next_block.add(block.head_row(problem.out, query_begin, kv_head * group, head_dim), query_end - query_begin,
-                         group * head_dim, problem.out.row_stride);
-
   // Tile by tile, row group by row group: Q.K^T, online softmax and P.V of a few rows reuse the K and V tiles
   // from L1 (the whole block's scores and accumulators would not fit beside them).
   const int64_t block_key_end = scratch.key_end[rows - 1];
@@ -309,8 +264,6 @@ void run_query_block(const Problem& problem, const SequenceBlock& block, int64_t
       if (block_keys(scratch, static_cast<size_t>(group_begin), static_cast<size_t>(row_group), key_begin) <= 0) {
         continue;  // no row of the group sees this tile: nothing changes
       }
-      scratch.next_block.pump(kPrefetchLines / 2);
-      scratch.next_item.pump(kPrefetchLines / 2);
       // The next group's q rows into L1 while this group computes.
       for (int64_t row = group_begin + row_group; row < std::min(group_begin + 2 * row_group, padded_rows); ++row) {
         prefetch(scratch.q_rows[row], head_dim);
@@ -329,8 +282,6 @@ void run_query_block(const Problem& problem, const SequenceBlock& block, int64_t
                     static_cast<size_t>(head_dim), scratch.key_end.data() + row, key_begin, problem.log2_scale,
                     {scratch.row_max.data() + row, scratch.alpha.data() + row, scratch.row_sum + row * kLanes}, probs);
       }
-      scratch.next_block.pump(kPrefetchLines / 2);
-      scratch.next_item.pump(kPrefetchLines / 2);
       // acc = alpha * acc + P . V, head_dim in chunks.
       for (int64_t column = 0; column < shape.acc_stride; column += kMaxValueVectors * kLanes) {
         const size_t vectors = chunk_vectors(shape.acc_stride, column);
@@ -365,29 +316,13 @@ int64_t item_keys(const WorkItem& item, const SequenceBlock& block, bool causal)
   return causal ? item.query_end : block.length;
 }
 
-void run_item(const WorkItem& item, const WorkItem* next, const Problem& problem, Scratch& scratch) {
+void run_item(const WorkItem& item, const Problem& problem, Scratch& scratch) {
   const SequenceBlock block = SequenceBlock::packed(problem.cu_seqlens, item.seq);
   const int64_t num_keys = item_keys(item, block, problem.params.causal);
-  const int64_t per_block = problem.shape.queries_per_block;
-  const int64_t head_dim = problem.params.head_dim;
-  const int64_t group = problem.shape.group;
-  scratch.next_item.clear();
-  if (next != nullptr) {
-    const SequenceBlock next_block = SequenceBlock::packed(problem.cu_seqlens, next->seq);
-    const int64_t queries = std::min(per_block, next->query_end - next->query_begin);
-    scratch.next_item.add(next_block.head_row(problem.q, next->query_begin, next->kv_head * group, head_dim), queries,
-                          group * head_dim, problem.q.row_stride);
-    const int64_t keys = item_keys(*next, next_block, problem.params.causal);
-    scratch.next_item.add(next_block.head_row(problem.k, 0, next->kv_head, head_dim), keys, head_dim,
-                          problem.k.row_stride);
-    scratch.next_item.add(next_block.head_row(problem.v, 0, next->kv_head, head_dim), keys, head_dim,
-                          problem.v.row_stride);
-  }
   pack_keys_values(problem, block, item.kv_head, num_keys, scratch);
-  for (int64_t query = item.query_begin; query < item.query_end; query += per_block) {
-    const int64_t end = std::min(query + per_block, item.query_end);
-    run_query_block(problem, block, item.kv_head, query, end, std::min(end + per_block, item.query_end), num_keys,
-                    scratch);
+  for (int64_t query = item.query_begin; query < item.query_end; query += problem.shape.queries_per_block) {
+    const int64_t end = std::min(query + problem.shape.queries_per_block, item.query_end);
+    run_query_block(problem, block, item.kv_head, query, end, num_keys, scratch);
   }
 }
 
@@ -483,17 +418,12 @@ void attention(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixVi
   scratch.reserve(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) scratch.emplace_back(max_keys, params.head_dim, shape);
 
-  // Dynamic scheduling, longest first, with each thread claiming its next item one ahead so that it can prefetch it.
   const int64_t count = static_cast<int64_t>(items.size());
-  std::atomic<int64_t> cursor{0};
 #pragma omp parallel
   {
     Scratch& mine = scratch[static_cast<size_t>(omp_get_thread_num())];
-    for (int64_t current = cursor.fetch_add(1); current < count;) {
-      const int64_t next = cursor.fetch_add(1);
-      run_item(items[current], next < count ? &items[next] : nullptr, problem, mine);
-      current = next;
-    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < count; ++i) run_item(items[i], problem, mine);
   }
 }
 
