@@ -17,8 +17,11 @@ double fma_loop(int64_t iterations, float* sink) {
   const hn::ScalableTag<float> d;
   const auto multiplier = hn::Set(d, 0.999999f);
   const auto addend = hn::Set(d, 1e-7f);
-  auto a0 = hn::Set(d, 1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-  auto a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+  // Distinct starting values: identical accumulators would let the compiler merge them into one chain.
+  auto start = [&](int i) { return hn::Set(d, 1.0f + 0.001f * static_cast<float>(i)); };
+  auto a0 = start(0), a1 = start(1), a2 = start(2), a3 = start(3), a4 = start(4), a5 = start(5), a6 = start(6);
+  auto a7 = start(7), a8 = start(8), a9 = start(9), a10 = start(10), a11 = start(11), a12 = start(12);
+  auto a13 = start(13), a14 = start(14), a15 = start(15);
   for (int64_t i = 0; i < iterations; ++i) {
     a0 = hn::MulAdd(a0, multiplier, addend); a1 = hn::MulAdd(a1, multiplier, addend);
     a2 = hn::MulAdd(a2, multiplier, addend); a3 = hn::MulAdd(a3, multiplier, addend);
