@@ -28,7 +28,7 @@ class BertModel {
   // naming the tensor).
   BertModel(BertConfig config, WeightMap weights);
   // A model of a named real shape with seeded random weights and a 2-label classification head (for
-  // benchmarks without files): bert-base, minilm-l6, tiny.
+  // benchmarks without files): bert-base, minilm-l6, bert-tiny.
   static BertModel synthetic(const std::string& name, uint64_t seed = 1234);
   static std::vector<std::string> synthetic_names();
 

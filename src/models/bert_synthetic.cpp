@@ -23,7 +23,7 @@ BertConfig shape(int64_t model_dim, int64_t ffn_dim, int layers, int heads, int6
 const std::map<std::string, BertConfig>& synthetic_shapes() {
   static const std::map<std::string, BertConfig> shapes = [] {
     std::map<std::string, BertConfig> table;
-    table["tiny"] = shape(64, 128, 2, 4, 256, 512);
+    table["bert-tiny"] = shape(64, 128, 2, 4, 256, 512);
     table["minilm-l6"] = shape(384, 1536, 6, 12, 30522, 512);  // all-MiniLM-L6-v2
     table["bert-base"] = shape(768, 3072, 12, 12, 30522, 512);  // bert-base-uncased
     return table;

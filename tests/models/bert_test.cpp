@@ -370,7 +370,7 @@ TEST(Bert, CanonicalWeightsRoundTrip) {
 }
 
 TEST(Bert, SyntheticModelsHaveTheirShapes) {
-  const BertModel tiny = BertModel::synthetic("tiny");
+  const BertModel tiny = BertModel::synthetic("bert-tiny");
   EXPECT_EQ(tiny.config().model_dim, 64);
   EXPECT_TRUE(tiny.has_classifier());
   const NestedTensor batch = random_token_batch({3, 0, 17}, tiny.config().vocab_size, 1);
@@ -378,7 +378,7 @@ TEST(Bert, SyntheticModelsHaveTheirShapes) {
   EXPECT_LE(diff(tiny.embed(batch, Pooling::mean, true, kPadded), embedded), fp32_tolerance(embedded));
   EXPECT_THROW(BertModel::synthetic("no-such-model"), InvalidArgument);
   const std::vector<std::string> names = BertModel::synthetic_names();
-  for (const char* name : {"bert-base", "minilm-l6", "tiny"}) {
+  for (const char* name : {"bert-base", "minilm-l6", "bert-tiny"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
   }
 }

@@ -87,7 +87,7 @@ double norm(const std::vector<double>& row) {
 
 TEST_F(EmbedCli, PrintsOneNormalisedEmbeddingPerInput) {
   const fs::path inputs = write_inputs("1 2 3\n\n5 6 7 8 9\n");
-  const Result result = run(concat("embed --model synthetic:tiny --ids --inputs ", inputs.string()));
+  const Result result = run(concat("embed --model synthetic:bert-tiny --ids --inputs ", inputs.string()));
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const auto rows = parse_rows(result.out);
   ASSERT_EQ(rows.size(), 3u);
@@ -100,7 +100,7 @@ TEST_F(EmbedCli, PrintsOneNormalisedEmbeddingPerInput) {
 
 TEST_F(EmbedCli, JsonHoldsTheSameValuesAsText) {
   const fs::path inputs = write_inputs("4 8 15 16 23 42\n7\n");
-  const std::string options = concat("embed -m synthetic:tiny --ids --pool max --no-normalize -i ", inputs.string());
+  const std::string options = concat("embed -m synthetic:bert-tiny --ids --pool max --no-normalize -i ", inputs.string());
   const Result text = run(options);
   const Result json = run(options + " --json");
   ASSERT_EQ(text.exit_code, 0) << text.err;
@@ -110,7 +110,7 @@ TEST_F(EmbedCli, JsonHoldsTheSameValuesAsText) {
   ASSERT_EQ(parsed.size(), rows.size());
   for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(parsed[i].get<std::vector<double>>(), rows[i]) << i;
   EXPECT_GT(norm(rows[0]), 2.0);  // not normalised
-  const Result empty = run(concat("embed -m synthetic:tiny --ids --json -i ", write_inputs("").string()));
+  const Result empty = run(concat("embed -m synthetic:bert-tiny --ids --json -i ", write_inputs("").string()));
   ASSERT_EQ(empty.exit_code, 0) << empty.err;
   EXPECT_EQ(nlohmann::json::parse(empty.out), nlohmann::json::array());
 }
@@ -188,32 +188,32 @@ TEST_F(EmbedCli, TextInputsAreTokenizedWithClsAndSep) {
 
 TEST_F(EmbedCli, LongInputsAreTruncatedWithAWarningOrRejected) {
   std::string long_line;
-  for (int i = 0; i < 600; ++i) long_line += "3 ";  // synthetic:tiny's context is 512
+  for (int i = 0; i < 600; ++i) long_line += "3 ";  // synthetic:bert-tiny's context is 512
   const fs::path inputs = write_inputs("1 2\n" + long_line + "\n");
-  const Result truncated = run(concat("embed -m synthetic:tiny --ids -i ", inputs.string()));
+  const Result truncated = run(concat("embed -m synthetic:bert-tiny --ids -i ", inputs.string()));
   ASSERT_EQ(truncated.exit_code, 0) << truncated.err;
   EXPECT_EQ(parse_rows(truncated.out).size(), 2u);
   EXPECT_NE(truncated.err.find("line 2 has 600 tokens; truncated"), std::string::npos) << truncated.err;
-  const Result rejected = run(concat("embed -m synthetic:tiny --ids --reject-long -i ", inputs.string()));
+  const Result rejected = run(concat("embed -m synthetic:bert-tiny --ids --reject-long -i ", inputs.string()));
   EXPECT_EQ(rejected.exit_code, 1);
   EXPECT_NE(rejected.err.find("line 2 has 600 tokens"), std::string::npos) << rejected.err;
-  EXPECT_EQ(run(concat("embed -m synthetic:tiny --ids --truncate --reject-long -i ", inputs.string())).exit_code, 2);
+  EXPECT_EQ(run(concat("embed -m synthetic:bert-tiny --ids --truncate --reject-long -i ", inputs.string())).exit_code, 2);
 }
 
 TEST_F(EmbedCli, BadInputsFailNamingTheLine) {
-  const Result bad_id = run(concat("embed -m synthetic:tiny --ids -i ", write_inputs("1 2\n1 x 3\n").string()));
+  const Result bad_id = run(concat("embed -m synthetic:bert-tiny --ids -i ", write_inputs("1 2\n1 x 3\n").string()));
   EXPECT_EQ(bad_id.exit_code, 1);
   EXPECT_NE(bad_id.err.find("line 2: 'x'"), std::string::npos) << bad_id.err;
-  const Result out_of_range = run(concat("embed -m synthetic:tiny --ids -i ", write_inputs("256\n").string()));
+  const Result out_of_range = run(concat("embed -m synthetic:bert-tiny --ids -i ", write_inputs("256\n").string()));
   EXPECT_EQ(out_of_range.exit_code, 1);
   EXPECT_NE(out_of_range.err.find("line 1: '256'"), std::string::npos) << out_of_range.err;
-  const Result no_tokenizer = run(concat("embed -m synthetic:tiny -i ", write_inputs("hello\n").string()));
+  const Result no_tokenizer = run(concat("embed -m synthetic:bert-tiny -i ", write_inputs("hello\n").string()));
   EXPECT_EQ(no_tokenizer.exit_code, 1);
   EXPECT_NE(no_tokenizer.err.find("--ids"), std::string::npos) << no_tokenizer.err;
-  const Result empty_classify = run(concat("classify -m synthetic:tiny --ids -i ", write_inputs("1\n\n").string()));
+  const Result empty_classify = run(concat("classify -m synthetic:bert-tiny --ids -i ", write_inputs("1\n\n").string()));
   EXPECT_EQ(empty_classify.exit_code, 1);
   EXPECT_NE(empty_classify.err.find("line 2 has no tokens"), std::string::npos) << empty_classify.err;
-  EXPECT_EQ(run("embed -m synthetic:tiny --ids --pool sum -i x").exit_code, 2);
+  EXPECT_EQ(run("embed -m synthetic:bert-tiny --ids --pool sum -i x").exit_code, 2);
   EXPECT_EQ(run(concat("embed -m synthetic:no-such --ids -i ", write_inputs("1\n").string())).exit_code, 1);
 }
 

@@ -34,6 +34,7 @@ struct BenchArgs {
   std::string json_path;
   std::string plot_path;
   bool compare_torch = false;
+  bool compare_onnx = false;
 };
 
 void check_writable(const std::string& path, const char* flag) {
@@ -56,6 +57,7 @@ void validate(const BenchArgs& args) {
   check_writable(args.json_path, "--json");
   check_writable(args.plot_path, "--plot");
   if (args.compare_torch) check_torch_available();
+  if (args.compare_onnx) check_onnx_available(args.model);
 }
 
 int64_t peak_rss_bytes() {
@@ -152,10 +154,13 @@ void bench(const BenchArgs& args) {
   report.fp32_peak_gflops = measure_fp32_peak_gflops(report.threads);
   report.process_peak_rss_bytes = peak_rss_bytes();
   progress("");
+  print_report(report);
   if (args.compare_torch) {
     report.extra["torch"] = compare_with_torch(target, batch, nested_output, report, args.runs, args.warmup);
   }
-  print_report(report);
+  if (args.compare_onnx) {
+    report.extra["onnxruntime"] = compare_with_onnx(target, batch, nested_output, report, args.runs, args.warmup);
+  }
   if (!args.json_path.empty()) {
     std::ofstream out(args.json_path);
     out << report_json(report).dump(2) << "\n";
@@ -191,6 +196,8 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--json", args->json_path, "write the full report as JSON");
   command->add_option("--plot", args->plot_path, "write an SVG picture of the report");
   command->add_flag("--compare-torch", args->compare_torch, "also run PyTorch (Debian's python3-torch) on the same batch");
+  command->add_flag("--compare-onnx", args->compare_onnx,
+                    "encoders: also run ONNX Runtime (onnxruntime-node, scripts/setup_bench.sh) on the same batch");
   command->callback([args] { bench(*args); });
 }
 
