@@ -7,42 +7,18 @@
 #include <cstring>
 
 #include "jagged/ops.h"
+#include "models/weight_helpers.h"
 
 namespace jagged {
 namespace {
 
+using models::concat_rows;
+using models::layer_name;
+using models::slice_rows;
+
 const Tensor& require_weight(const WeightMap& weights, const std::string& name, const Shape& shape) {
-  const auto found = weights.find(name);
-  if (found == weights.end()) throw InvalidArgument(concat("model weights: missing tensor ", name));
-  check_shape(found->second, shape, name.c_str());
-  return found->second;
+  return models::require_weight(weights, name, shape, "llama");
 }
-
-// Stacks tensors along their first axis ([rows_i, cols] or [n_i]): fused projections run as one GEMM.
-Tensor concat_rows(std::initializer_list<const Tensor*> parts) {
-  Shape shape = (*parts.begin())->shape();
-  shape[0] = 0;
-  for (const Tensor* part : parts) shape[0] += part->dim(0);
-  Tensor stacked(shape);
-  auto* out = static_cast<std::byte*>(stacked.raw_data());
-  for (const Tensor* part : parts) {
-    std::memcpy(out, part->raw_data(), part->nbytes());
-    out += part->nbytes();
-  }
-  return stacked;
-}
-
-// Rows [begin, end) of a [rows, ...] tensor, copied.
-Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end) {
-  Shape shape = tensor.shape();
-  shape[0] = end - begin;
-  Tensor slice(shape);
-  const size_t row_bytes = tensor.nbytes() / static_cast<size_t>(tensor.dim(0));
-  std::memcpy(slice.raw_data(), static_cast<const std::byte*>(tensor.raw_data()) + begin * row_bytes, slice.nbytes());
-  return slice;
-}
-
-std::string layer_name(int layer, const char* suffix) { return concat("blk.", layer, ".", suffix); }
 
 }  // namespace
 
