@@ -406,7 +406,7 @@ BENCHMARK(BM_SgemmPeak)->ArgName("n")->Arg(2048)->Unit(benchmark::kMillisecond)-
 BENCHMARK(BM_LinearNestedVsPadded)->ArgName("shape")->DenseRange(0, 4)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LinearBlockRows)
     ->ArgNames({"shape", "block_rows"})
-    ->ArgsProduct({{0, 1, 3}, {0, 64, 128, 256, 512}})
+    ->ArgsProduct({{0, 1, 3}, {0, 32, 64, 128, 256, 512}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_LinearSmallBatch)
