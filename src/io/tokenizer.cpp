@@ -36,6 +36,28 @@ void Vocabulary::check_special_id(int32_t id, const char* what, const fs::path& 
   }
 }
 
+Vocabulary read_gguf_vocab(const GgufFile& file) {
+  Vocabulary vocab;
+  vocab.pieces = file.get("tokenizer.ggml.tokens").as_strings("tokenizer.ggml.tokens");
+  vocab.index();
+  if (const GgufValue* value = file.find("tokenizer.ggml.token_type")) {
+    const std::vector<int64_t> types = value->as_ints("tokenizer.ggml.token_type");
+    if (types.size() != vocab.pieces.size()) {
+      throw FileError(concat(file.path().string(), ": tokenizer.ggml.token_type has ", types.size(), " entries for ",
+                             vocab.pieces.size(), " tokens"));
+    }
+    for (size_t i = 0; i < types.size(); ++i) {
+      vocab.kinds[i] = types[i] >= 1 && types[i] <= 6 ? static_cast<TokenKind>(types[i]) : TokenKind::normal;
+    }
+  }
+  return vocab;
+}
+
+int32_t read_gguf_token_id(const GgufFile& file, const std::string& key) {
+  const GgufValue* value = file.find(key);
+  return value == nullptr ? -1 : static_cast<int32_t>(std::clamp<int64_t>(value->as_int(key), -1, INT32_MAX));
+}
+
 void AddedTokens::add(std::string content, int32_t id, bool special, bool lstrip, bool rstrip) {
   if (content.empty()) return;
   const auto first = static_cast<uint8_t>(content[0]);

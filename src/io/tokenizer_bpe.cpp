@@ -222,11 +222,6 @@ std::pair<std::string, std::string> split_merge(const std::string& merge, size_t
   return {merge.substr(0, space), merge.substr(space + 1)};
 }
 
-int32_t optional_id(const GgufFile& file, const std::string& key) {
-  const GgufValue* value = file.find(key);
-  return value == nullptr ? -1 : static_cast<int32_t>(std::clamp<int64_t>(value->as_int(key), -1, INT32_MAX));
-}
-
 PreTokenizer pre_tokenizer_from_regex(const std::string& regex, const fs::path& path) {
   for (const PreTokenizer kind : {PreTokenizer::gpt2, PreTokenizer::llama3, PreTokenizer::qwen2}) {
     if (regex == pre_tokenizer_regex(kind)) return kind;
@@ -239,19 +234,7 @@ PreTokenizer pre_tokenizer_from_regex(const std::string& regex, const fs::path& 
 
 std::unique_ptr<VocabTokenizer> load_bpe_gguf(const GgufFile& file) {
   const fs::path& path = file.path();
-  Vocabulary vocab;
-  vocab.pieces = file.get("tokenizer.ggml.tokens").as_strings("tokenizer.ggml.tokens");
-  vocab.index();
-  if (const GgufValue* value = file.find("tokenizer.ggml.token_type")) {
-    const std::vector<int64_t> types = value->as_ints("tokenizer.ggml.token_type");
-    if (types.size() != vocab.pieces.size()) {
-      throw FileError(concat(path.string(), ": tokenizer.ggml.token_type has ", types.size(), " entries for ",
-                             vocab.pieces.size(), " tokens"));
-    }
-    for (size_t i = 0; i < types.size(); ++i) {
-      vocab.kinds[i] = types[i] >= 1 && types[i] <= 6 ? static_cast<TokenKind>(types[i]) : TokenKind::normal;
-    }
-  }
+  Vocabulary vocab = read_gguf_vocab(file);
   const std::vector<std::string> merge_strings = file.get("tokenizer.ggml.merges").as_strings("tokenizer.ggml.merges");
   std::vector<std::pair<std::string, std::string>> merges;
   merges.reserve(merge_strings.size());
@@ -271,9 +254,9 @@ std::unique_ptr<VocabTokenizer> load_bpe_gguf(const GgufFile& file) {
     throw FileError(concat(path.string(), ": tokenizer.ggml.pre '", pre,
                            "' is not supported (gpt-2, llama-bpe / llama3, qwen2 and their aliases are)"));
   }
-  vocab.bos = optional_id(file, "tokenizer.ggml.bos_token_id");
-  vocab.eos = optional_id(file, "tokenizer.ggml.eos_token_id");
-  vocab.unk = optional_id(file, "tokenizer.ggml.unknown_token_id");
+  vocab.bos = read_gguf_token_id(file, "tokenizer.ggml.bos_token_id");
+  vocab.eos = read_gguf_token_id(file, "tokenizer.ggml.eos_token_id");
+  vocab.unk = read_gguf_token_id(file, "tokenizer.ggml.unknown_token_id");
   vocab.check_special_id(vocab.bos, "BOS", path);
   vocab.check_special_id(vocab.eos, "EOS", path);
   vocab.check_special_id(vocab.unk, "unknown-token", path);

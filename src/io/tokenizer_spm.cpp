@@ -205,11 +205,6 @@ class SentencePieceTokenizer final : public VocabTokenizer {
   std::array<int32_t, 256> byte_ids_{};
 };
 
-int32_t optional_id(const GgufFile& file, const std::string& key) {
-  const GgufValue* value = file.find(key);
-  return value == nullptr ? -1 : static_cast<int32_t>(std::clamp<int64_t>(value->as_int(key), -1, INT32_MAX));
-}
-
 bool optional_bool(const GgufFile& file, const std::string& key, bool fallback) {
   const GgufValue* value = file.find(key);
   return value == nullptr ? fallback : value->as_bool(key);
@@ -269,8 +264,7 @@ std::unique_ptr<VocabTokenizer> load_sentencepiece_llama2c(const fs::path& path,
 
 std::unique_ptr<VocabTokenizer> load_sentencepiece_gguf(const GgufFile& file) {
   const fs::path& path = file.path();
-  Vocabulary vocab;
-  vocab.pieces = file.get("tokenizer.ggml.tokens").as_strings("tokenizer.ggml.tokens");
+  Vocabulary vocab = read_gguf_vocab(file);
   const size_t count = vocab.pieces.size();
   std::vector<float> scores(count, 0.0f);
   if (const GgufValue* value = file.find("tokenizer.ggml.scores")) {
@@ -281,20 +275,9 @@ std::unique_ptr<VocabTokenizer> load_sentencepiece_gguf(const GgufFile& file) {
     }
     for (size_t i = 0; i < count; ++i) scores[i] = static_cast<float>(values[i]);
   }
-  vocab.index();
-  if (const GgufValue* value = file.find("tokenizer.ggml.token_type")) {
-    const std::vector<int64_t> types = value->as_ints("tokenizer.ggml.token_type");
-    if (types.size() != count) {
-      throw FileError(concat(path.string(), ": tokenizer.ggml.token_type has ", types.size(), " entries for ", count,
-                             " tokens"));
-    }
-    for (size_t i = 0; i < count; ++i) {
-      vocab.kinds[i] = types[i] >= 1 && types[i] <= 6 ? static_cast<TokenKind>(types[i]) : TokenKind::normal;
-    }
-  }
-  vocab.bos = optional_id(file, "tokenizer.ggml.bos_token_id");
-  vocab.eos = optional_id(file, "tokenizer.ggml.eos_token_id");
-  vocab.unk = optional_id(file, "tokenizer.ggml.unknown_token_id");
+  vocab.bos = read_gguf_token_id(file, "tokenizer.ggml.bos_token_id");
+  vocab.eos = read_gguf_token_id(file, "tokenizer.ggml.eos_token_id");
+  vocab.unk = read_gguf_token_id(file, "tokenizer.ggml.unknown_token_id");
   vocab.check_special_id(vocab.bos, "BOS", path);
   vocab.check_special_id(vocab.eos, "EOS", path);
   vocab.check_special_id(vocab.unk, "unknown-token", path);

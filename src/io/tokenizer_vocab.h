@@ -116,6 +116,12 @@ std::unique_ptr<VocabTokenizer> load_bpe_json(const nlohmann::json& root, const 
 std::unique_ptr<VocabTokenizer> load_wordpiece_json(const nlohmann::json& root, const std::filesystem::path& path,
                                                     const TokenizerOptions& options);
 
+// GGUF helpers (tokenizer.cpp). The pieces (tokenizer.ggml.tokens), indexed, with their kinds from
+// tokenizer.ggml.token_type when present (FileError naming the file when its length differs).
+Vocabulary read_gguf_vocab(const GgufFile& file);
+// A special token id, -1 when `key` is absent; clamped to [-1, INT32_MAX] (check_special_id rejects the rest).
+int32_t read_gguf_token_id(const GgufFile& file, const std::string& key);
+
 // tokenizer.json helpers (tokenizer.cpp). The model's vocab object becomes pieces [0, max id]; added_tokens
 // extend it (ids past the model vocabulary included) and are registered in `added`.
 void read_json_vocab(const nlohmann::json& vocab_object, const nlohmann::json& root, const std::filesystem::path& path,

@@ -259,11 +259,6 @@ std::unique_ptr<VocabTokenizer> finish(Vocabulary vocab, AddedTokens added, Word
   return std::make_unique<WordPieceTokenizer>(std::move(vocab), std::move(added), std::move(table), config);
 }
 
-int32_t optional_id(const GgufFile& file, const std::string& key) {
-  const GgufValue* value = file.find(key);
-  return value == nullptr ? -1 : static_cast<int32_t>(std::clamp<int64_t>(value->as_int(key), -1, INT32_MAX));
-}
-
 }  // namespace
 
 std::unique_ptr<VocabTokenizer> load_wordpiece_vocab_txt(const fs::path& path, const TokenizerOptions& options) {
@@ -332,23 +327,11 @@ std::unique_ptr<VocabTokenizer> load_wordpiece_json(const json& root, const fs::
 
 std::unique_ptr<VocabTokenizer> load_wordpiece_gguf(const GgufFile& file, const TokenizerOptions& options) {
   const fs::path& path = file.path();
-  Vocabulary vocab;
-  vocab.pieces = file.get("tokenizer.ggml.tokens").as_strings("tokenizer.ggml.tokens");
-  vocab.index();
-  if (const GgufValue* value = file.find("tokenizer.ggml.token_type")) {
-    const std::vector<int64_t> types = value->as_ints("tokenizer.ggml.token_type");
-    if (types.size() != vocab.pieces.size()) {
-      throw FileError(concat(path.string(), ": tokenizer.ggml.token_type has ", types.size(), " entries for ",
-                             vocab.pieces.size(), " tokens"));
-    }
-    for (size_t i = 0; i < types.size(); ++i) {
-      vocab.kinds[i] = types[i] >= 1 && types[i] <= 6 ? static_cast<TokenKind>(types[i]) : TokenKind::normal;
-    }
-  }
-  vocab.unk = optional_id(file, "tokenizer.ggml.unknown_token_id");
-  vocab.bos = optional_id(file, "tokenizer.ggml.cls_token_id");
-  vocab.eos = optional_id(file, "tokenizer.ggml.seperator_token_id");  // sic: llama.cpp's key
-  if (vocab.eos < 0) vocab.eos = optional_id(file, "tokenizer.ggml.separator_token_id");
+  Vocabulary vocab = read_gguf_vocab(file);
+  vocab.unk = read_gguf_token_id(file, "tokenizer.ggml.unknown_token_id");
+  vocab.bos = read_gguf_token_id(file, "tokenizer.ggml.cls_token_id");
+  vocab.eos = read_gguf_token_id(file, "tokenizer.ggml.seperator_token_id");  // sic: llama.cpp's key
+  if (vocab.eos < 0) vocab.eos = read_gguf_token_id(file, "tokenizer.ggml.separator_token_id");
   vocab.check_special_id(vocab.unk, "unknown-token", path);
   vocab.check_special_id(vocab.bos, "CLS", path);
   vocab.check_special_id(vocab.eos, "SEP", path);
