@@ -12,20 +12,7 @@ namespace {
 
 using testing::Bytes;
 using testing::GgufWriter;
-
-// Expects a FileError whose message contains every fragment.
-template <typename Body>
-void expect_file_error(Body&& body, std::initializer_list<std::string> fragments) {
-  try {
-    body();
-    ADD_FAILURE() << "expected a FileError containing '" << *fragments.begin() << "'";
-  } catch (const FileError& error) {
-    for (const auto& fragment : fragments) {
-      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
-          << "message: " << error.what() << "\nmissing: " << fragment;
-    }
-  }
-}
+using testing::expect_file_error;
 
 GgufFile parse(const Bytes& bytes, const std::string& name = "test.gguf") {
   return GgufFile::parse(MappedFile::from_bytes(bytes, name));

@@ -4,21 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include "testing/files.h"
+
 namespace jagged::io {
 namespace {
 
-template <typename Body>
-void expect_file_error(Body&& body, std::initializer_list<std::string> fragments) {
-  try {
-    body();
-    ADD_FAILURE() << "expected a FileError containing '" << *fragments.begin() << "'";
-  } catch (const FileError& error) {
-    for (const auto& fragment : fragments) {
-      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
-          << "message: " << error.what() << "\nmissing: " << fragment;
-    }
-  }
-}
+using testing::expect_file_error;
 
 constexpr const char* kLlama2_7B = R"({
   "architectures": ["LlamaForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",

@@ -12,19 +12,7 @@ namespace jagged::io {
 namespace {
 
 using testing::Bytes;
-
-template <typename Body>
-void expect_file_error(Body&& body, std::initializer_list<std::string> fragments) {
-  try {
-    body();
-    ADD_FAILURE() << "expected a FileError containing '" << *fragments.begin() << "'";
-  } catch (const FileError& error) {
-    for (const auto& fragment : fragments) {
-      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
-          << "message: " << error.what() << "\nmissing: " << fragment;
-    }
-  }
-}
+using testing::expect_file_error;
 
 LoadedLlama load_bytes(const Bytes& bytes, const std::string& name = "tiny.bin") {
   return load_llama2c(MappedFile::from_bytes(bytes, name));

@@ -16,19 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::Bytes;
 using testing::Storage;
-
-template <typename Body>
-void expect_file_error(Body&& body, std::initializer_list<std::string> fragments) {
-  try {
-    body();
-    ADD_FAILURE() << "expected a FileError containing '" << *fragments.begin() << "'";
-  } catch (const FileError& error) {
-    for (const auto& fragment : fragments) {
-      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
-          << "message: " << error.what() << "\nmissing: " << fragment;
-    }
-  }
-}
+using testing::expect_file_error;
 
 bool is_rotated(const std::string& name) {
   return name.find(".attn_q.") != std::string::npos || name.find(".attn_k.") != std::string::npos;

@@ -17,6 +17,7 @@
 #include "io/weights.h"
 #include "jagged/dtype.h"
 #include "jagged/model_config.h"
+#include "testing/files.h"
 #include "testing/ragged.h"
 
 namespace jagged::testing {
@@ -37,12 +38,6 @@ inline void append_text(Bytes& out, std::string_view text) {
 inline void write_file(const std::filesystem::path& path, const Bytes& bytes) {
   std::ofstream stream(path, std::ios::binary | std::ios::trunc);
   stream.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(stream.good()) << path;
-}
-
-inline void write_text_file(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream stream(path, std::ios::binary | std::ios::trunc);
-  stream << text;
   ASSERT_TRUE(stream.good()) << path;
 }
 

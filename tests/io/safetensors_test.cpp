@@ -10,19 +10,7 @@ namespace {
 
 using testing::Bytes;
 using testing::SafetensorsWriter;
-
-template <typename Body>
-void expect_file_error(Body&& body, std::initializer_list<std::string> fragments) {
-  try {
-    body();
-    ADD_FAILURE() << "expected a FileError containing '" << *fragments.begin() << "'";
-  } catch (const FileError& error) {
-    for (const auto& fragment : fragments) {
-      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
-          << "message: " << error.what() << "\nmissing: " << fragment;
-    }
-  }
-}
+using testing::expect_file_error;
 
 SafetensorsFile parse(const Bytes& bytes, const std::string& name = "test.safetensors") {
   return SafetensorsFile::parse(MappedFile::from_bytes(bytes, name));

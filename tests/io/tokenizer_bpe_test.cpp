@@ -5,9 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <random>
-#include <unistd.h>
 
 #include "io/tokenizer_pretokenize.h"
 #include "jagged/error.h"
@@ -180,20 +178,8 @@ TEST(BpeErrors, OutOfRangeIdsThrow) {
 }
 
 // A small tokenizer.json written by the test, so these run without fetched data.
-class BpeJsonFile : public ::testing::Test {
+class BpeJsonFile : public testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / concat("jagged_bpe_test_", ::getpid());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path write(const std::string& name, const std::string& content) {
-    const fs::path path = dir_ / name;
-    std::ofstream(path, std::ios::binary) << content;
-    return path;
-  }
-
   // Vocabulary: the byte-level characters of "a", "b", "c", "Ġ" (space) and merges a+b, ab+c, Ġ+ab.
   static std::string tokenizer_json(const std::string& merges, const std::string& extra = "") {
     return concat(R"({"version": "1.0", "added_tokens": [{"id": 7, "content": "<eos>", "special": true}], )",
@@ -202,13 +188,11 @@ class BpeJsonFile : public ::testing::Test {
                   R"("model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 2, "\u0120": 3, "ab": 4, "abc": 5, )",
                   R"("\u0120ab": 6}, "merges": )", merges, "}", extra, "}");
   }
-
-  fs::path dir_;
 };
 
 TEST_F(BpeJsonFile, MergesByRankInBothFormats) {
   for (const std::string merges : {R"(["a b", "ab c", "Ġ ab"])", R"([["a", "b"], ["ab", "c"], ["Ġ", "ab"]])"}) {
-    const auto tokenizer = load_tokenizer(write("tokenizer.json", tokenizer_json(merges)));
+    const auto tokenizer = load_tokenizer(write_file("tokenizer.json", tokenizer_json(merges)));
     EXPECT_EQ(tokenizer->encode("abc ab cab", false), (std::vector<int32_t>{5, 6, 3, 2, 4}));
     EXPECT_EQ(tokenizer->encode("abc<eos>", false, true), (std::vector<int32_t>{5, 7}));
     EXPECT_EQ(tokenizer->decode({5, 6, 7}), "abc ab");
@@ -217,14 +201,9 @@ TEST_F(BpeJsonFile, MergesByRankInBothFormats) {
 
 TEST_F(BpeJsonFile, MalformedFilesNameTheFile) {
   const auto expect_file_error = [&](const std::string& content, const std::string& needle) {
-    const fs::path path = write("tokenizer.json", content);
-    try {
-      load_tokenizer(path);
-      ADD_FAILURE() << "no error for " << content;
-    } catch (const FileError& error) {
-      EXPECT_NE(std::string(error.what()).find(path.string()), std::string::npos) << error.what();
-      EXPECT_NE(std::string(error.what()).find(needle), std::string::npos) << error.what();
-    }
+    SCOPED_TRACE(content);
+    const fs::path path = write_file("tokenizer.json", content);
+    testing::expect_file_error([&] { load_tokenizer(path); }, {needle, path.string()});
   };
   expect_file_error(R"({"model": {"type": "BPE", "vocab": {"a": 0}, )", "not valid JSON");
   expect_file_error(tokenizer_json(R"(["a b", "a x"])"), "not in the vocabulary ('x')");
@@ -242,7 +221,7 @@ TEST_F(BpeJsonFile, MalformedFilesNameTheFile) {
                     "model.vocab");  // found by the fuzzer: a missing vocab was read out of bounds
   expect_file_error(R"({"model": {"type": 5}})", "tokenizer.json structure");
   expect_file_error("[1, 2, 3]", "tokenizer.json");
-  EXPECT_THROW(load_tokenizer(dir_ / "missing.json"), FileError);
+  EXPECT_THROW(load_tokenizer(directory_ / "missing.json"), FileError);
 }
 
 }  // namespace

@@ -2,11 +2,8 @@
 // encodes, and inconsistent metadata gives a FileError naming the file.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "jagged/error.h"
 #include "jagged/tokenizer.h"
@@ -100,29 +97,13 @@ std::string byte_level(uint8_t byte) {  // GPT-2's bytes_to_unicode for one byte
   return out;
 }
 
-class GgufVocab : public ::testing::Test {
+class GgufVocab : public testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / concat("jagged_gguf_vocab_", ::getpid());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path write(const GgufWriter& writer) {
-    const fs::path path = dir_ / concat("vocab", files_++, ".gguf");
-    std::ofstream(path, std::ios::binary) << writer.bytes();
-    return path;
-  }
+  fs::path write(const GgufWriter& writer) { return write_file(concat("vocab", files_++, ".gguf"), writer.bytes()); }
 
   void expect_file_error(const GgufWriter& writer, const std::string& needle) {
     const fs::path path = write(writer);
-    try {
-      load_tokenizer(path);
-      ADD_FAILURE() << "no error, expected '" << needle << "'";
-    } catch (const FileError& error) {
-      EXPECT_NE(std::string(error.what()).find(path.string()), std::string::npos) << error.what();
-      EXPECT_NE(std::string(error.what()).find(needle), std::string::npos) << error.what();
-    }
+    testing::expect_file_error([&] { load_tokenizer(path); }, {needle, path.string()});
   }
 
   // Byte-level characters of all 256 bytes, then "he", "ll", "hell", "hello" and a control token.
@@ -159,7 +140,6 @@ class GgufVocab : public ::testing::Test {
     return writer;
   }
 
-  fs::path dir_;
   int files_ = 0;
 };
 
@@ -220,9 +200,7 @@ TEST_F(GgufVocab, InconsistentMetadataNamesTheFile) {
   no_unk.string("tokenizer.ggml.model", "bert").strings("tokenizer.ggml.tokens", {"a", "##b"});
   expect_file_error(no_unk, "[UNK]");
   const std::string truncated = gpt2("gpt-2", {}).bytes();
-  const fs::path cut = dir_ / "cut.gguf";
-  std::ofstream(cut, std::ios::binary) << truncated.substr(0, truncated.size() / 2);
-  EXPECT_THROW(load_tokenizer(cut), FileError);
+  EXPECT_THROW(load_tokenizer(write_file("cut.gguf", truncated.substr(0, truncated.size() / 2))), FileError);
 }
 
 }  // namespace

@@ -2,12 +2,9 @@
 // (with BOS), stories260K's llama2.c tok512.bin (round trips, run.c's decoding conventions), bad input.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "jagged/error.h"
 #include "jagged/tokenizer.h"
@@ -23,7 +20,7 @@ fs::path tok512() { return testing::shared_dir() / "models" / "stories260K" / "t
 // The cases llama-tokenizer-js checks (testCase("text", [ids...]) in llama-tokenizer.js): a JavaScript string
 // literal and an array of ids, BOS included.
 std::vector<testing::VocabCase> read_llama_tokenizer_js_cases(const fs::path& path) {
-  const std::string source = testing::read_whole_file(path);
+  const std::string source = testing::read_text(path);
   std::vector<testing::VocabCase> cases;
   for (size_t pos = source.find("testCase("); pos != std::string::npos; pos = source.find("testCase(", pos)) {
     pos += 9;
@@ -139,7 +136,7 @@ TEST(SentencePieceLlama2c, Tok512MatchesTheGoldenTextConventions) {
   JAGGED_REQUIRE_PATH(tok512());
   JAGGED_REQUIRE_PATH(golden);
   const auto tokenizer = load_tokenizer(tok512(), 512);
-  const std::string text = testing::read_whole_file(golden);
+  const std::string text = testing::read_text(golden);
   const std::vector<int32_t> ids = tokenizer->encode(text, true);
   std::string streamed;
   for (size_t i = 1; i < ids.size(); ++i) streamed += tokenizer->decode_token(ids[i - 1], ids[i]);
@@ -147,14 +144,8 @@ TEST(SentencePieceLlama2c, Tok512MatchesTheGoldenTextConventions) {
   EXPECT_EQ(tokenizer->decode(ids), text);
 }
 
-class Llama2cFile : public ::testing::Test {
+class Llama2cFile : public testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / concat("jagged_spm_test_", ::getpid());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // A llama2.c tokenizer: <unk>, "\n<s>\n", "\n</s>\n", 256 byte pieces, then `pieces` with descending scores.
   fs::path write(const std::vector<std::string>& pieces, size_t cut = 0) {
     std::string bytes;
@@ -172,12 +163,8 @@ class Llama2cFile : public ::testing::Test {
       put(all[i].data(), all[i].size());
     }
     bytes.resize(bytes.size() - cut);
-    const fs::path path = dir_ / "tok.bin";
-    std::ofstream(path, std::ios::binary) << bytes;
-    return path;
+    return write_file("tok.bin", bytes);
   }
-
-  fs::path dir_;
 };
 
 TEST_F(Llama2cFile, MergesByScoreWithByteFallback) {
@@ -193,21 +180,13 @@ TEST_F(Llama2cFile, MergesByScoreWithByteFallback) {
 
 TEST_F(Llama2cFile, TruncatedOrMalformedFilesNameTheFile) {
   const auto expect_file_error = [&](const fs::path& path, int64_t vocab_size, const std::string& needle) {
-    try {
-      load_tokenizer(path, vocab_size);
-      ADD_FAILURE() << "no error";
-    } catch (const FileError& error) {
-      EXPECT_NE(std::string(error.what()).find(path.string()), std::string::npos) << error.what();
-      EXPECT_NE(std::string(error.what()).find(needle), std::string::npos) << error.what();
-    }
+    testing::expect_file_error([&] { load_tokenizer(path, vocab_size); }, {needle, path.string()});
   };
   expect_file_error(write({"ab"}, 1), 0, "truncated");
   expect_file_error(write({"ab"}, 5), 0, "truncated");
   expect_file_error(write({"ab"}), 300, "truncated");  // asks for more tokens than the file holds
-  std::ofstream(dir_ / "bad.bin", std::ios::binary) << std::string("\xff\xff\xff\xff", 4);
-  expect_file_error(dir_ / "bad.bin", 0, "max_token_length");
-  std::ofstream(dir_ / "empty.bin", std::ios::binary) << "";
-  expect_file_error(dir_ / "empty.bin", 0, "truncated");
+  expect_file_error(write_file("bad.bin", std::string("\xff\xff\xff\xff", 4)), 0, "max_token_length");
+  expect_file_error(write_file("empty.bin", ""), 0, "truncated");
   EXPECT_THROW(load_tokenizer(write({"ab"}), -1), InvalidArgument);
 }
 

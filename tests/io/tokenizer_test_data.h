@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "jagged/tokenizer.h"
+#include "testing/files.h"
 #include "testing/ragged.h"
 
 namespace jagged::testing {
@@ -24,13 +25,6 @@ inline std::filesystem::path tokenizer_data_dir() {
 }
 inline std::filesystem::path llama_vocab(const std::string& name) {
   return tokenizer_data_dir() / "llama.cpp" / "models" / ("ggml-vocab-" + name + ".gguf");
-}
-
-inline std::string read_whole_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // One tokenizer per file for the whole test program (loading a 128K vocabulary takes a second, more under
@@ -50,8 +44,8 @@ struct VocabCase {
 // llama.cpp's format (tests/test-tokenizer-0.cpp): inputs separated by "\n__ggml_vocab_test__\n", one line of
 // ids per input in the .out file.
 inline std::vector<VocabCase> read_vocab_cases(const std::filesystem::path& gguf) {
-  const std::string inputs = read_whole_file(gguf.string() + ".inp");
-  const std::string outputs = read_whole_file(gguf.string() + ".out");
+  const std::string inputs = read_text(gguf.string() + ".inp");
+  const std::string outputs = read_text(gguf.string() + ".out");
   const std::string separator = "\n__ggml_vocab_test__\n";
   std::vector<std::string> texts;
   for (size_t pos = 0; pos < inputs.size();) {

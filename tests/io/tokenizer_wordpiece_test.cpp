@@ -3,10 +3,7 @@
 // decoding, and bad input.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "jagged/error.h"
@@ -18,28 +15,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class WordPieceFiles : public ::testing::Test {
+class WordPieceFiles : public testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / concat("jagged_wordpiece_test_", ::getpid(), "_", counter_++);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path write(const std::string& name, const std::string& content) {
-    const fs::path path = dir_ / name;
-    std::ofstream(path, std::ios::binary) << content;
-    return path;
-  }
-
   // A small uncased vocabulary.
   fs::path small_vocab() {
-    return write("vocab.txt",
+    return write_file("vocab.txt",
                  "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\nworld\n,\n!\nun\n##aff\n##able\ncafe\n中\n##s\nthe\n.\n");
   }
-
-  fs::path dir_;
-  static inline int counter_ = 0;
 };
 
 TEST(WordPiece, GgufMatchesLlamaCppCases) {
@@ -70,14 +52,12 @@ TEST(WordPiece, GgufSpecialTokensAndDecoding) {
   EXPECT_THROW(tokenizer->decode({30522}), InvalidArgument);
 }
 
-TEST(WordPiece, VocabTxtAndTokenizerJsonOfTheGgufVocabularyAgree) {
+TEST_F(WordPieceFiles, VocabTxtAndTokenizerJsonOfTheGgufVocabularyAgree) {
   // bge-small's GGUF lists bert-base-uncased's vocabulary in id order (word starts with U+2581, continuations
   // bare); written back as vocab.txt ("##" continuations) and as a tokenizer.json it must tokenise the same.
   const fs::path gguf = testing::llama_vocab("bert-bge");
   JAGGED_REQUIRE_PATH(gguf);
   const auto from_gguf = load_tokenizer(gguf);
-  const fs::path dir = fs::temp_directory_path() / concat("jagged_wordpiece_vocab_", ::getpid());
-  fs::create_directories(dir);
   std::string vocab_txt;
   nlohmann::json vocab = nlohmann::json::object();
   for (int32_t id = 0; id < from_gguf->vocab_size(); ++id) {
@@ -87,7 +67,7 @@ TEST(WordPiece, VocabTxtAndTokenizerJsonOfTheGgufVocabularyAgree) {
     vocab_txt += piece + "\n";
     vocab[piece] = id;
   }
-  std::ofstream(dir / "vocab.txt", std::ios::binary) << vocab_txt;
+  const fs::path txt = write_file("vocab.txt", vocab_txt);
   nlohmann::json json = {
       {"added_tokens", nlohmann::json::array()},
       {"normalizer", {{"type", "BertNormalizer"}, {"lowercase", true}, {"strip_accents", nullptr}}},
@@ -95,9 +75,9 @@ TEST(WordPiece, VocabTxtAndTokenizerJsonOfTheGgufVocabularyAgree) {
       {"post_processor", {{"type", "BertProcessing"}, {"sep", {"[SEP]", 102}}, {"cls", {"[CLS]", 101}}}},
       {"decoder", {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}}},
       {"model", {{"type", "WordPiece"}, {"unk_token", "[UNK]"}, {"continuing_subword_prefix", "##"}, {"vocab", vocab}}}};
-  std::ofstream(dir / "tokenizer.json", std::ios::binary) << json.dump();
-  const auto from_txt = load_tokenizer(dir / "vocab.txt");
-  const auto from_json = load_tokenizer(dir / "tokenizer.json");
+  const fs::path tokenizer_json = write_file("tokenizer.json", json.dump());
+  const auto from_txt = load_tokenizer(txt);
+  const auto from_json = load_tokenizer(tokenizer_json);
   const auto cases = testing::read_vocab_cases(gguf);
   testing::check_vocab_cases(*from_txt, cases, "vocab.txt");
   testing::check_vocab_cases(*from_json, cases, "tokenizer.json");
@@ -105,7 +85,6 @@ TEST(WordPiece, VocabTxtAndTokenizerJsonOfTheGgufVocabularyAgree) {
     EXPECT_EQ(from_txt->encode(c.text, true), from_gguf->encode(c.text, true));
     EXPECT_EQ(from_json->decode(c.ids), from_gguf->decode(c.ids));
   }
-  fs::remove_all(dir);
 }
 
 TEST_F(WordPieceFiles, BertNormalisationAndGreedyLongestMatch) {
@@ -142,29 +121,24 @@ TEST_F(WordPieceFiles, TruncationKeepsClsAndSep) {
 }
 
 TEST_F(WordPieceFiles, CasedVocabularyIsDetected) {
-  const auto tokenizer = load_tokenizer(write("vocab.txt", "[UNK]\n[CLS]\n[SEP]\nHello\nhello\n"));
+  const auto tokenizer = load_tokenizer(write_file("vocab.txt", "[UNK]\n[CLS]\n[SEP]\nHello\nhello\n"));
   EXPECT_EQ(tokenizer->encode("Hello hello", false), (std::vector<int32_t>{3, 4}));
   // tokenizer_config.json beside the vocabulary wins over the guess.
-  write("tokenizer_config.json", R"({"do_lower_case": true})");
-  EXPECT_EQ(load_tokenizer(dir_ / "vocab.txt")->encode("Hello hello", false), (std::vector<int32_t>{4, 4}));
+  write_file("tokenizer_config.json", R"({"do_lower_case": true})");
+  EXPECT_EQ(load_tokenizer(directory_ / "vocab.txt")->encode("Hello hello", false), (std::vector<int32_t>{4, 4}));
 }
 
 TEST_F(WordPieceFiles, MalformedFilesNameTheFile) {
   const auto expect_file_error = [&](const fs::path& path, const std::string& needle) {
-    try {
-      load_tokenizer(path);
-      ADD_FAILURE() << "no error for " << path;
-    } catch (const FileError& error) {
-      EXPECT_NE(std::string(error.what()).find(path.string()), std::string::npos) << error.what();
-      EXPECT_NE(std::string(error.what()).find(needle), std::string::npos) << error.what();
-    }
+    SCOPED_TRACE(path.string());
+    testing::expect_file_error([&] { load_tokenizer(path); }, {needle, path.string()});
   };
-  expect_file_error(write("vocab.txt", "hello\nworld\n"), "[UNK]");
-  expect_file_error(write("empty.txt", ""), "empty");
-  expect_file_error(write("tokenizer.json", R"({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}}, )"
+  expect_file_error(write_file("vocab.txt", "hello\nworld\n"), "[UNK]");
+  expect_file_error(write_file("empty.txt", ""), "empty");
+  expect_file_error(write_file("tokenizer.json", R"({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}}, )"
                                             R"("normalizer": {"type": "Lowercase"}})"),
                     "normalizer");
-  expect_file_error(write("tokenizer.json", R"({"model": {"type": "WordPiece", "vocab": ["[UNK]"]}})"), "vocab");
+  expect_file_error(write_file("tokenizer.json", R"({"model": {"type": "WordPiece", "vocab": ["[UNK]"]}})"), "vocab");
 }
 
 }  // namespace

@@ -3,15 +3,13 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "jagged/error.h"
+#include "testing/files.h"
 
 namespace jagged::testing {
 
@@ -21,30 +19,14 @@ struct CliResult {
   std::string err;
 };
 
-inline std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// A fixture with a private temporary folder and `run("bench --model ...")`. Standard input is /dev/null.
-class CliTest : public ::testing::Test {
+// A fixture with a private temporary folder and `run("bench --model ...")`. Standard input is /dev/null unless
+// a path is given.
+class CliTest : public ScratchDirTest {
  protected:
   void SetUp() override {
     binary_ = std::filesystem::path(JAGGED_BINARY_DIR) / "jagged";
     ASSERT_TRUE(std::filesystem::exists(binary_)) << binary_ << " is missing: build the jagged_cli target first";
-    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    directory_ = std::filesystem::temp_directory_path() /
-                 concat("jagged_cli_", test->test_suite_name(), "_", test->name(), "_", ::getpid());
-    std::filesystem::create_directories(directory_);
-  }
-  void TearDown() override { std::filesystem::remove_all(directory_); }
-
-  std::filesystem::path write_file(const std::string& name, const std::string& text) {
-    const std::filesystem::path path = directory_ / name;
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
+    ScratchDirTest::SetUp();
   }
 
   CliResult run(const std::string& arguments, const std::string& stdin_path = "/dev/null") {
@@ -61,7 +43,6 @@ class CliTest : public ::testing::Test {
   }
 
   std::filesystem::path binary_;
-  std::filesystem::path directory_;
 };
 
 }  // namespace jagged::testing

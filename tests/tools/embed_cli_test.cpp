@@ -3,68 +3,24 @@
 
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "jagged/error.h"
+#include "testing/cli.h"
 
 namespace jagged {
 namespace {
 
 namespace fs = std::filesystem;
+using Result = testing::CliResult;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-class EmbedCli : public ::testing::Test {
+class EmbedCli : public testing::CliTest {
  protected:
-  void SetUp() override {
-    binary_ = fs::path(JAGGED_BINARY_DIR) / "jagged";
-    ASSERT_TRUE(fs::exists(binary_)) << binary_ << " is missing: build the jagged_cli target first";
-    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    directory_ = fs::temp_directory_path() / concat("jagged_embed_cli_", test->name(), "_", ::getpid());
-    fs::create_directories(directory_);
-  }
-  void TearDown() override { fs::remove_all(directory_); }
-
-  fs::path write_inputs(const std::string& text) {
-    const fs::path path = directory_ / "inputs.txt";
-    std::ofstream(path) << text;
-    return path;
-  }
-
-  Result run(const std::string& arguments) {
-    const fs::path out = directory_ / "stdout.txt";
-    const fs::path err = directory_ / "stderr.txt";
-    const std::string command = concat(binary_.string(), " ", arguments, " > ", out.string(), " 2> ", err.string());
-    const int status = std::system(command.c_str());
-    Result result;
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    result.out = read_file(out);
-    result.err = read_file(err);
-    return result;
-  }
-
-  fs::path binary_;
-  fs::path directory_;
+  fs::path write_inputs(const std::string& text) { return write_file("inputs.txt", text); }
 };
 
 std::vector<std::vector<double>> parse_rows(const std::string& text) {
