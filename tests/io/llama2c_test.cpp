@@ -20,16 +20,6 @@ LoadedLlama load_bytes(const Bytes& bytes, const std::string& name = "tiny.bin")
 
 void set_header(Bytes& bytes, int field, int32_t value) { std::memcpy(bytes.data() + 4 * field, &value, 4); }
 
-void expect_same_weights(const WeightMap& actual, const WeightMap& expected) {
-  ASSERT_EQ(actual.size(), expected.size());
-  for (const auto& [name, tensor] : expected) {
-    ASSERT_TRUE(actual.count(name)) << name;
-    const Tensor& got = actual.at(name);
-    ASSERT_EQ(got.shape(), tensor.shape()) << name;
-    EXPECT_EQ(testing::max_abs_diff(got.data<float>(), tensor.data<float>(), tensor.numel()), 0.0) << name;
-  }
-}
-
 TEST(Llama2c, LoadsUntiedAndTiedCheckpoints) {
   for (const bool tied : {false, true}) {
     LlamaConfig config = testing::tiny_llama_config();
@@ -48,7 +38,7 @@ TEST(Llama2c, LoadsUntiedAndTiedCheckpoints) {
     EXPECT_EQ(loaded.config.rope_pairs, ops::RopePairs::adjacent);
     EXPECT_EQ(loaded.config.bos_id, 1);
     EXPECT_EQ(loaded.config.eos_id, 2);
-    expect_same_weights(loaded.weights, weights);
+    EXPECT_EQ(testing::weight_map_diff(loaded.weights, weights), 0.0);
     EXPECT_EQ(loaded.weights.count("output.weight"), tied ? 0u : 1u);
   }
 }

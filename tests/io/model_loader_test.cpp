@@ -18,33 +18,6 @@ using testing::Bytes;
 using testing::Storage;
 using testing::expect_file_error;
 
-bool is_rotated(const std::string& name) {
-  return name.find(".attn_q.") != std::string::npos || name.find(".attn_k.") != std::string::npos;
-}
-
-// Largest |difference| between two weight maps holding the same names and shapes; q/k of `halves` (a Hugging
-// Face load) are first permuted to the adjacent layout of `adjacent`.
-double weight_map_diff(const WeightMap& actual, const WeightMap& expected, int head_dim = 0) {
-  EXPECT_EQ(actual.size(), expected.size());
-  double worst = 0.0;
-  for (const auto& [name, want] : expected) {
-    if (actual.count(name) == 0) {
-      ADD_FAILURE() << "missing " << name;
-      return INFINITY;
-    }
-    const Tensor& got = actual.at(name);
-    if (got.shape() != want.shape()) {
-      ADD_FAILURE() << name << ": " << shape_string(got.shape()) << " vs " << shape_string(want.shape());
-      return INFINITY;
-    }
-    const Tensor converted = head_dim > 0 && is_rotated(name) ? testing::halves_to_adjacent(got, head_dim) : got.clone();
-    const double diff = testing::max_abs_diff(converted.data<float>(), want.data<float>(), want.numel());
-    EXPECT_EQ(diff, 0.0) << name;
-    worst = std::max(worst, diff);
-  }
-  return worst;
-}
-
 void expect_same_config(const LlamaConfig& a, const LlamaConfig& b) {
   EXPECT_EQ(a.model_dim, b.model_dim);
   EXPECT_EQ(a.ffn_dim, b.ffn_dim);
@@ -132,9 +105,9 @@ TEST(ModelLoader, SameWeightsLoadIdenticallyFromAllThreeFormats) {
     const LoadedLlama from_llama2c = load_llama(case_dir / "model.bin");
     const LoadedLlama from_gguf = load_llama(case_dir / "model.gguf");
     const LoadedLlama from_hf = load_llama(case_dir / "hf");
-    EXPECT_EQ(weight_map_diff(from_llama2c.weights, weights), 0.0);
-    EXPECT_EQ(weight_map_diff(from_gguf.weights, weights), 0.0);
-    EXPECT_EQ(weight_map_diff(from_hf.weights, weights, config.head_dim), 0.0);
+    EXPECT_EQ(testing::weight_map_diff(from_llama2c.weights, weights), 0.0);
+    EXPECT_EQ(testing::weight_map_diff(from_gguf.weights, weights), 0.0);
+    EXPECT_EQ(testing::weight_map_diff(from_hf.weights, weights, config.head_dim), 0.0);
     expect_same_config(from_llama2c.config, config);
     expect_same_config(from_gguf.config, config);
     expect_same_config(from_hf.config, config);
@@ -156,7 +129,7 @@ TEST(HuggingFace, LoadsShardedF16AndBf16) {
       testing::write_hf_llama(dir, config, weights, storage, sharded);
       EXPECT_EQ(fs::exists(dir / "model.safetensors.index.json"), sharded);
       const LoadedLlama loaded = load_llama(dir);
-      EXPECT_EQ(weight_map_diff(loaded.weights, rounded(weights, storage), config.head_dim), 0.0)
+      EXPECT_EQ(testing::weight_map_diff(loaded.weights, rounded(weights, storage), config.head_dim), 0.0)
           << static_cast<int>(storage) << " sharded " << sharded;
     }
   }
@@ -194,7 +167,7 @@ TEST(HuggingFace, Qwen2BiasesAndTiedHead) {
   const LoadedLlama loaded = load_llama(dir);
   EXPECT_TRUE(loaded.config.qkv_bias);
   EXPECT_EQ(loaded.config.rope_theta, 1e6f);
-  EXPECT_EQ(weight_map_diff(loaded.weights, weights, config.head_dim), 0.0);
+  EXPECT_EQ(testing::weight_map_diff(loaded.weights, weights, config.head_dim), 0.0);
   EXPECT_EQ(loaded.weights.at("blk.1.attn_k.bias").shape(), (Shape{8}));
 
   // A Qwen2 file without its biases names the first missing one.
@@ -303,7 +276,7 @@ TEST(HuggingFace, LoadsBertWithAndWithoutPrefixAndClassifier) {
     EXPECT_EQ(loaded.config.model_dim, 8);
     EXPECT_EQ(loaded.config.num_labels, classifier ? 3 : 0);
     EXPECT_EQ(loaded.config.labels.size(), classifier ? 3u : 0u);
-    EXPECT_EQ(weight_map_diff(loaded.weights, weights), 0.0);
+    EXPECT_EQ(testing::weight_map_diff(loaded.weights, weights), 0.0);
     if (classifier) {
       EXPECT_EQ(loaded.config.labels[2], "LABEL_2");
     }
@@ -335,7 +308,7 @@ TEST(GgufModel, LoadsLlamaAndQwen2InF16) {
   LlamaConfig config = testing::tiny_llama_config();
   const WeightMap weights = testing::random_llama_weights(config);
   const LoadedLlama loaded = load_gguf_bytes(testing::gguf_llama_writer(config, weights, "llama", Storage::f16).bytes());
-  EXPECT_EQ(weight_map_diff(loaded.weights, rounded(weights, Storage::f16)), 0.0);
+  EXPECT_EQ(testing::weight_map_diff(loaded.weights, rounded(weights, Storage::f16)), 0.0);
   expect_same_config(loaded.config, config);
 
   config.qkv_bias = true;
@@ -345,7 +318,7 @@ TEST(GgufModel, LoadsLlamaAndQwen2InF16) {
   EXPECT_EQ(qwen.config.rope_pairs, ops::RopePairs::halves);
   EXPECT_TRUE(qwen.config.qkv_bias);
   EXPECT_TRUE(qwen.config.tied_output);
-  EXPECT_EQ(weight_map_diff(qwen.weights, qwen_weights), 0.0);
+  EXPECT_EQ(testing::weight_map_diff(qwen.weights, qwen_weights), 0.0);
 }
 
 TEST(GgufModel, ReportsBadMetadataAndTensors) {
@@ -505,7 +478,7 @@ TEST(GgufModel, LoadsBertWithPoolerAndClassifier) {
   EXPECT_EQ(loaded.config.labels, (std::vector<std::string>{"no", "yes"}));
   EXPECT_EQ(loaded.config.vocab_size, 20);
   EXPECT_EQ(loaded.config.type_vocab_size, 2);
-  EXPECT_EQ(weight_map_diff(loaded.weights, weights), 0.0);
+  EXPECT_EQ(testing::weight_map_diff(loaded.weights, weights), 0.0);
   expect_file_error([&] { load_llama(path); }, {"a BERT model, not a Llama-family one"});
 }
 
@@ -536,8 +509,8 @@ TEST(Fixtures, LlamaTinyIsTheSameModelInAllThreeFormats) {
   EXPECT_EQ(from_gguf.config.rope_pairs, ops::RopePairs::adjacent);
   EXPECT_EQ(from_llama2c.config.rope_pairs, ops::RopePairs::adjacent);
   // HF q/k are in halves layout; GGUF's were permuted by llama.cpp's own code, llama2.c's by the fixture script.
-  EXPECT_EQ(weight_map_diff(from_gguf.weights, from_llama2c.weights), 0.0);
-  EXPECT_EQ(weight_map_diff(from_hf.weights, from_llama2c.weights, config.head_dim), 0.0);
+  EXPECT_EQ(testing::weight_map_diff(from_gguf.weights, from_llama2c.weights), 0.0);
+  EXPECT_EQ(testing::weight_map_diff(from_hf.weights, from_llama2c.weights, config.head_dim), 0.0);
 }
 
 TEST(Fixtures, LlamaTinyBf16IsLlamaTinyRounded) {

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -254,35 +256,58 @@ inline WeightMap random_llama_weights(const LlamaConfig& config, uint64_t seed =
   return weights;
 }
 
-// Rows of a q/k projection from adjacent pairs (x0,x1),(x2,x3).. to halves (x_i, x_{i+d/2}) layout: the inverse of
-// llama.cpp's convert permute. halves row h*d + j*d/2 + i = adjacent row h*d + 2i + j.
-inline Tensor adjacent_to_halves(const Tensor& weight, int64_t head_dim) {
+// q and k projections (and their biases): the tensors whose rows Hugging Face stores in halves layout.
+inline bool is_rotated(const std::string& canonical) {
+  return canonical.find(".attn_q.") != std::string::npos || canonical.find(".attn_k.") != std::string::npos;
+}
+
+// Rows of a q/k projection between adjacent pairs (x0,x1),(x2,x3).. and halves (x_i, x_{i+d/2}) layout; to halves
+// is the inverse of llama.cpp's convert permute. halves row h*d + j*d/2 + i = adjacent row h*d + 2i + j.
+inline Tensor permute_rotated_rows(const Tensor& weight, int64_t head_dim, bool to_halves) {
   const int64_t rows = weight.dim(0);
   const int64_t cols = weight.rank() == 2 ? weight.dim(1) : 1;
   Tensor out(weight.shape());
   for (int64_t head = 0; head < rows / head_dim; ++head) {
     for (int64_t i = 0; i < head_dim / 2; ++i) {
       for (int64_t j = 0; j < 2; ++j) {
-        std::memcpy(out.data<float>() + (head * head_dim + j * head_dim / 2 + i) * cols,
-                    weight.data<float>() + (head * head_dim + 2 * i + j) * cols, cols * sizeof(float));
+        const int64_t halves_row = head * head_dim + j * head_dim / 2 + i;
+        const int64_t adjacent_row = head * head_dim + 2 * i + j;
+        std::memcpy(out.data<float>() + (to_halves ? halves_row : adjacent_row) * cols,
+                    weight.data<float>() + (to_halves ? adjacent_row : halves_row) * cols, cols * sizeof(float));
       }
     }
   }
   return out;
 }
+inline Tensor adjacent_to_halves(const Tensor& weight, int64_t head_dim) {
+  return permute_rotated_rows(weight, head_dim, true);
+}
 inline Tensor halves_to_adjacent(const Tensor& weight, int64_t head_dim) {
-  const int64_t rows = weight.dim(0);
-  const int64_t cols = weight.rank() == 2 ? weight.dim(1) : 1;
-  Tensor out(weight.shape());
-  for (int64_t head = 0; head < rows / head_dim; ++head) {
-    for (int64_t i = 0; i < head_dim / 2; ++i) {
-      for (int64_t j = 0; j < 2; ++j) {
-        std::memcpy(out.data<float>() + (head * head_dim + 2 * i + j) * cols,
-                    weight.data<float>() + (head * head_dim + j * head_dim / 2 + i) * cols, cols * sizeof(float));
-      }
+  return permute_rotated_rows(weight, head_dim, false);
+}
+
+// Largest |difference| between two weight maps holding the same names and shapes (a missing name or a shape
+// mismatch fails the test and gives infinity); with head_dim > 0, q/k of `actual` (a Hugging Face load) are first
+// permuted from halves to the adjacent layout of `expected`.
+inline double weight_map_diff(const WeightMap& actual, const WeightMap& expected, int head_dim = 0) {
+  EXPECT_EQ(actual.size(), expected.size());
+  double worst = 0.0;
+  for (const auto& [name, want] : expected) {
+    if (actual.count(name) == 0) {
+      ADD_FAILURE() << "missing " << name;
+      return INFINITY;
     }
+    const Tensor& got = actual.at(name);
+    if (got.shape() != want.shape()) {
+      ADD_FAILURE() << name << ": " << shape_string(got.shape()) << " vs " << shape_string(want.shape());
+      return INFINITY;
+    }
+    const Tensor converted = head_dim > 0 && is_rotated(name) ? halves_to_adjacent(got, head_dim) : got.clone();
+    const double diff = max_abs_diff(converted.data<float>(), want.data<float>(), want.numel());
+    EXPECT_EQ(diff, 0.0) << name;
+    worst = std::max(worst, diff);
   }
-  return out;
+  return worst;
 }
 
 inline Bytes llama2c_bytes(const LlamaConfig& config, const WeightMap& weights) {
@@ -388,8 +413,7 @@ inline void write_hf_llama(const std::filesystem::path& dir, const LlamaConfig& 
   nlohmann::json weight_map = nlohmann::json::object();
   size_t index = 0;
   for (const auto& [name, tensor] : weights) {
-    const bool rotated = name.find("attn_q.") != std::string::npos || name.find("attn_k.") != std::string::npos;
-    const Tensor converted = rotated ? adjacent_to_halves(tensor, config.head_dim) : tensor.clone();
+    const Tensor converted = is_rotated(name) ? adjacent_to_halves(tensor, config.head_dim) : tensor.clone();
     const size_t shard = sharded ? index++ % 2 : 0;
     shards[shard].tensor(hf_llama_name(name), converted, converted.rank() == 1 ? Storage::f32 : storage);
     weight_map[hf_llama_name(name)] = shard == 0 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
