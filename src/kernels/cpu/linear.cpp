@@ -30,8 +30,10 @@ class BlockScratch {
     out_floats_ = round_up(block_rows * out_features, kAlignFloats);
     const auto wanted = static_cast<size_t>(threads * (x_floats_ + out_floats_) + kAlignFloats);
     if (storage_.size() < wanted) storage_.resize(wanted);
-    const auto address = reinterpret_cast<uintptr_t>(storage_.data());
-    base_ = storage_.data() + (round_up(static_cast<int64_t>(address), 64) - static_cast<int64_t>(address)) / 4;
+    // Start at a 64-byte boundary (std::vector only promises alignof(float)).
+    const auto address = static_cast<int64_t>(reinterpret_cast<uintptr_t>(storage_.data()));
+    const int64_t align_bytes = kAlignFloats * static_cast<int64_t>(sizeof(float));
+    base_ = storage_.data() + (round_up(address, align_bytes) - address) / static_cast<int64_t>(sizeof(float));
   }
   float* x(int thread) const { return base_ + thread * (x_floats_ + out_floats_); }
   float* out(int thread) const { return x(thread) + x_floats_; }
