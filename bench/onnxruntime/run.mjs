@@ -36,7 +36,8 @@ function parseArgs(argv) {
   }
   if (!args.model || !args.tokens) throw new Error('--model and --tokens are required');
   if (!(args.threads >= 1 && args.runs >= 1 && args.warmup >= 0)) {
-    throw new Error(`need --threads >= 1, --runs >= 1, --warmup >= 0 (got ${args.threads}, ${args.runs}, ${args.warmup})`);
+    throw new Error('need --threads >= 1, --runs >= 1, --warmup >= 0 ' +
+                    `(got ${args.threads}, ${args.runs}, ${args.warmup})`);
   }
   args.paths = args.paths.split(',');
   const unknown = args.paths.filter((p) => !PATHS.includes(p));
@@ -152,7 +153,9 @@ async function main() {
   };
   report.process_peak_rss_bytes = process.resourceUsage().maxRSS * 1024;
   if (args.json) fs.writeFileSync(args.json, JSON.stringify(report, null, 2) + '\n');
-  if (args.outputs) fs.writeFileSync(args.outputs, Buffer.from(reference.buffer, reference.byteOffset, reference.byteLength));
+  if (args.outputs) {
+    fs.writeFileSync(args.outputs, Buffer.from(reference.buffer, reference.byteOffset, reference.byteLength));
+  }
 }
 
 main().catch((error) => {

@@ -126,7 +126,8 @@ void add_ratios(nlohmann::json& other, const BenchReport& report) {
   nlohmann::json best_ratios = nlohmann::json::object();
   double fastest = 1e300;
   std::string fastest_path;
-  std::printf("  %-12s %12s %12s %14s   %s\n", "path", "median ms", "best ms", "real tokens/s", "jagged nested (median)");
+  std::printf("  %-12s %12s %12s %14s   %s\n", "path", "median ms", "best ms", "real tokens/s",
+              "jagged nested (median)");
   for (auto& [path, result] : other["paths"].items()) {
     if (!result.contains("median_seconds")) {
       std::printf("  %-12s unsupported: %s\n", path.c_str(), result.value("unsupported", std::string("?")).c_str());
@@ -233,8 +234,9 @@ nlohmann::json compare_with_torch(const BenchTarget& target, const NestedTensor&
   print_parity(what, "PyTorch", parity);
   if (hidden) {
     const Tensor jagged_hidden = target.hidden_states(batch);
-    const std::vector<float> torch_hidden = read_floats(work.file("torch_hidden.f32"), jagged_hidden.numel(), "PyTorch");
-    const ParityStats hidden_parity = compare_outputs(jagged_hidden.data<float>(), torch_hidden.data(), jagged_hidden.numel());
+    const int64_t count = jagged_hidden.numel();
+    const std::vector<float> torch_hidden = read_floats(work.file("torch_hidden.f32"), count, "PyTorch");
+    const ParityStats hidden_parity = compare_outputs(jagged_hidden.data<float>(), torch_hidden.data(), count);
     torch["hidden_states_parity_vs_jagged"] = parity_json(hidden_parity);
     print_parity("last hidden states", "PyTorch", hidden_parity);
   }
@@ -265,7 +267,8 @@ nlohmann::json compare_with_onnx(const BenchTarget& target, const NestedTensor& 
   const ComparisonDir work("onnx", target, batch);
   const auto export_start = std::chrono::steady_clock::now();
   run_or_throw(concat(kPython, " ", shell_quote((source_dir() / "bench/torch_bert.py").string()), " --model-dir ",
-                      work.quoted("model"), " --threads ", report.threads, " --export-onnx ", work.quoted("model.onnx")),
+                      work.quoted("model"), " --threads ", report.threads, " --export-onnx ",
+                      work.quoted("model.onnx")),
                "exporting to ONNX");
   const double export_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - export_start).count();
