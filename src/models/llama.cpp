@@ -124,24 +124,7 @@ int64_t LlamaModel::parameter_count() const {
 }
 
 void LlamaModel::validate_tokens(const NestedTensor& token_ids) const {
-  if (token_ids.num_seqs() == 0) throw InvalidArgument("llama forward: the batch has no sequences");
-  if (token_ids.dtype() != DType::i32 || token_ids.inner_shape() != Shape{}) {
-    throw InvalidArgument(concat("llama forward: token ids must be a nested [num_tokens] i32 tensor, got inner shape ",
-                                 shape_string(token_ids.inner_shape()), " ", dtype_name(token_ids.dtype())));
-  }
-  for (int64_t seq = 0; seq < token_ids.num_seqs(); ++seq) {
-    if (token_ids.seqlen(seq) > config_.context_length) {
-      throw InvalidArgument(concat("sequence ", seq, " has ", token_ids.seqlen(seq),
-                                   " tokens, more than the model's context length ", config_.context_length));
-    }
-  }
-  const int32_t* ids = token_ids.values().data<int32_t>();
-  for (int64_t t = 0; t < token_ids.num_tokens(); ++t) {
-    if (ids[t] < 0 || ids[t] >= config_.vocab_size) {
-      throw InvalidArgument(concat("token id ", ids[t], " at packed position ", t, " is outside the vocabulary [0, ",
-                                   config_.vocab_size, ")"));
-    }
-  }
+  models::validate_token_batch(token_ids, config_.vocab_size, config_.context_length, "llama");
 }
 
 Tensor LlamaModel::forward(const NestedTensor& token_ids, const ForwardOptions& options) const {

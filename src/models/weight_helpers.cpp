@@ -33,6 +33,28 @@ Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end) {
   return slice;
 }
 
+void validate_token_batch(const NestedTensor& token_ids, int64_t vocab_size, int64_t context_length,
+                          const char* family) {
+  if (token_ids.num_seqs() == 0) throw InvalidArgument(concat(family, " forward: the batch has no sequences"));
+  if (token_ids.dtype() != DType::i32 || token_ids.inner_shape() != Shape{}) {
+    throw InvalidArgument(concat(family, " forward: token ids must be a nested [num_tokens] i32 tensor, got inner shape ",
+                                 shape_string(token_ids.inner_shape()), " ", dtype_name(token_ids.dtype())));
+  }
+  for (int64_t seq = 0; seq < token_ids.num_seqs(); ++seq) {
+    if (token_ids.seqlen(seq) > context_length) {
+      throw InvalidArgument(concat("sequence ", seq, " has ", token_ids.seqlen(seq),
+                                   " tokens, more than the model's context length ", context_length));
+    }
+  }
+  const int32_t* ids = token_ids.values().data<int32_t>();
+  for (int64_t t = 0; t < token_ids.num_tokens(); ++t) {
+    if (ids[t] < 0 || ids[t] >= vocab_size) {
+      throw InvalidArgument(concat("token id ", ids[t], " at packed position ", t, " is outside the vocabulary [0, ",
+                                   vocab_size, ")"));
+    }
+  }
+}
+
 std::string layer_name(int layer, const char* suffix) { return concat("blk.", layer, ".", suffix); }
 
 }  // namespace jagged::models

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "jagged/model_config.h"
+#include "jagged/nested_tensor.h"
 
 namespace jagged::models {
 
@@ -17,6 +18,11 @@ Tensor concat_rows(std::initializer_list<const Tensor*> parts);
 
 // Rows [begin, end) of a [rows, ...] tensor, copied.
 Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end);
+
+// Checks a batch of token ids before a forward: at least one sequence, nested [num_tokens] i32, every sequence
+// within context_length, every id in [0, vocab_size). InvalidArgument naming the family and the offender.
+void validate_token_batch(const NestedTensor& token_ids, int64_t vocab_size, int64_t context_length,
+                          const char* family);
 
 // Canonical per-layer name: "blk.<layer>.<suffix>".
 std::string layer_name(int layer, const char* suffix);
