@@ -9,8 +9,9 @@
 //     (8000 rows), timed alternately in the same iterations; counters: gflops of each, their fraction of the
 //     FMA peak (all threads, measured once at start), time_ratio = nested / padded against token_ratio =
 //     3960 / 8000 and ratio_target = 1.1 x that.
-//     BM_LinearBlockRows: what the batch-invariant blocking costs against one plain multi-threaded sgemm call.
-//     BM_LinearSmallBatch: decode-sized batches, where the blocking computes a whole block of rows.
+//     BM_LinearVsSgemm: jagged's batch-invariant GEMM (weight packed once) against one plain multi-threaded
+//     dnnl_sgemm call over the same rows (not batch-invariant).
+//     BM_LinearSmallBatch: decode-sized batches, against oneDNN with the batch's own M (gemv for M = 1).
 //     BM_SgemmBatchInvariance: a measurement, not a timing: how many rows of a plain dnnl_sgemm change their
 //     bits when computed in a batch of M = 1 or 37 instead of 3960.
 // (d) One benchmark per elementwise kernel at the workload's sizes; counters bytes_per_second, items_per_second.
@@ -164,8 +165,10 @@ constexpr LayerShape kLayerShapes[] = {
 // Activations of one layer in both layouts; the padded rows beyond each sequence's length hold zeros.
 struct LinearWorkload {
   Tensor weight, bias, nested_x, nested_out, padded_x, padded_out;
+  ops::PackedWeight packed;
   explicit LinearWorkload(const LayerShape& shape) {
     weight = random_tensor({shape.out_features, shape.in_features}, 3, -0.05f, 0.05f);
+    packed = ops::PackedWeight(weight);
     bias = random_tensor({shape.out_features}, 4);
     nested_x = random_tensor({study().real_tokens, shape.in_features}, 5);
     nested_out = Tensor({study().real_tokens, shape.out_features});
@@ -192,10 +195,10 @@ void BM_LinearNestedVsPadded(benchmark::State& state) {
   double padded_seconds = 0.0;
   for (auto _ : state) {
     auto start = Clock::now();
-    ops::linear(w.nested_x, w.weight, &w.bias, w.nested_out);
+    ops::linear(w.nested_x, w.packed, &w.bias, w.nested_out);
     nested_seconds += seconds_since(start);
     start = Clock::now();
-    ops::linear(w.padded_x, w.weight, &w.bias, w.padded_out);
+    ops::linear(w.padded_x, w.packed, &w.bias, w.padded_out);
     padded_seconds += seconds_since(start);
   }
   const double iterations = static_cast<double>(state.iterations());
@@ -214,18 +217,18 @@ void BM_LinearNestedVsPadded(benchmark::State& state) {
   state.counters["ratio_target"] = 1.1 * token_ratio;
 }
 
-// The nested batch with the batch-invariant blocking (block_rows rows per sgemm call; 0: one plain sgemm call
-// over all rows on all threads, which is not batch-invariant), so the cost of invariance can be read off.
-void BM_LinearBlockRows(benchmark::State& state) {
+// The nested batch through jagged's GEMM (plain = 0) or one plain dnnl_sgemm call over all rows on all threads
+// (plain = 1, not batch-invariant), so the two can be compared.
+void BM_LinearVsSgemm(benchmark::State& state) {
   const LayerShape& shape = kLayerShapes[state.range(0)];
-  const int64_t block_rows = state.range(1);
-  state.SetLabel(shape.name);
+  const bool plain = state.range(1) != 0;
+  state.SetLabel(std::string(shape.name) + (plain ? " plain_sgemm" : " jagged"));
   LinearWorkload w(shape);
   const ConstMatrixView x = w.nested_x.matrix();
   const MatrixView out = w.nested_out.matrix();
   for (auto _ : state) {
-    if (block_rows > 0) {
-      kernels::cpu::linear_blocked(x, w.weight.data<float>(), w.bias.data<float>(), out, block_rows);
+    if (!plain) {
+      ops::linear(x, w.packed, &w.bias, out);
     } else {
       dnnl_sgemm('N', 'T', x.rows, out.cols, x.cols, 1.0f, x.data, x.row_stride, w.weight.data<float>(), x.cols, 0.0f,
                  out.data, out.row_stride);
@@ -233,16 +236,19 @@ void BM_LinearBlockRows(benchmark::State& state) {
   }
   const double gflops = linear_flops(study().real_tokens, shape) * static_cast<double>(state.iterations());
   state.counters["gflops"] = benchmark::Counter(gflops * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["fraction_of_fma_peak"] =
+      benchmark::Counter(gflops * 1e-9 / machine_peak_gflops(), benchmark::Counter::kIsRate);
 }
 
-// Decode-sized batches: ops::linear (always at least one block of kGemmBlockRows rows) against one plain
-// sgemm call with the batch's own M (oneDNN's gemv path for M = 1).
+// Decode-sized batches: ops::linear on a packed weight against one plain sgemm call with the batch's own M
+// (oneDNN's gemv path for M = 1).
 void BM_LinearSmallBatch(benchmark::State& state) {
   const LayerShape& shape = kLayerShapes[state.range(0)];
   const int64_t rows = state.range(1);
   const bool plain = state.range(2) != 0;
   state.SetLabel(std::string(shape.name) + (plain ? " plain_sgemm" : " ops_linear"));
   const Tensor weight = random_tensor({shape.out_features, shape.in_features}, 3);
+  const ops::PackedWeight packed(weight);
   const Tensor x = random_tensor({rows, shape.in_features}, 5);
   Tensor out({rows, shape.out_features});
   for (auto _ : state) {
@@ -250,7 +256,7 @@ void BM_LinearSmallBatch(benchmark::State& state) {
       dnnl_sgemm('N', 'T', rows, shape.out_features, shape.in_features, 1.0f, x.data<float>(), shape.in_features,
                  weight.data<float>(), shape.in_features, 0.0f, out.data<float>(), shape.out_features);
     } else {
-      ops::linear(x, weight, nullptr, out);
+      ops::linear(x, packed, nullptr, out);
     }
   }
   state.counters["weight_gbytes_per_second"] =
@@ -291,7 +297,7 @@ void BM_SgemmBatchInvariance(benchmark::State& state) {
     ours(rows, all);
     for (const int64_t m : {1, 37}) {
       ours(m, part);
-      state.counters["blocked_rows_differing_m" + std::to_string(m)] = differing_rows(m);
+      state.counters["jagged_rows_differing_m" + std::to_string(m)] = differing_rows(m);
     }
   }
 }
@@ -410,9 +416,9 @@ void BM_Rope(benchmark::State& state) {
 BENCHMARK(BM_FmaPeak)->ArgName("threads")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SgemmPeak)->ArgName("n")->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LinearNestedVsPadded)->ArgName("shape")->DenseRange(0, 4)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_LinearBlockRows)
-    ->ArgNames({"shape", "block_rows"})
-    ->ArgsProduct({{0, 1, 3}, {0, 32, 64, 128, 256, 512}})
+BENCHMARK(BM_LinearVsSgemm)
+    ->ArgNames({"shape", "plain"})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_LinearSmallBatch)

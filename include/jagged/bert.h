@@ -10,6 +10,7 @@
 #include "jagged/forward.h"
 #include "jagged/model_config.h"
 #include "jagged/nested_tensor.h"
+#include "jagged/ops.h"
 #include "jagged/pooling.h"
 
 namespace jagged {
@@ -37,7 +38,7 @@ class BertModel {
 
   const BertConfig& config() const { return config_; }
   int64_t parameter_count() const;
-  bool has_classifier() const { return classifier_ != nullptr; }
+  bool has_classifier() const { return classifier_.defined(); }
 
   // token_ids: nested [num_tokens] i32, ids in [0, vocab_size), each sequence at most context_length long, at
   // least one sequence. token_types: [num_tokens] i32 in packed order, each in [0, type_vocab_size); the
@@ -67,13 +68,14 @@ class BertModel {
     const Tensor* bias = nullptr;    // [model_dim]
   };
   struct Layer {
-    Tensor wqkv;       // [3 * model_dim, model_dim]: q rows, then k, then v
-    Tensor bqkv;       // [3 * model_dim]
-    const Tensor* wo = nullptr;      // [model_dim, model_dim]
+    // Projections packed for ops::linear (the model's only copy of them).
+    ops::PackedWeight wqkv;          // [3 * model_dim, model_dim]: q rows, then k, then v
+    Tensor bqkv;                     // [3 * model_dim]
+    ops::PackedWeight wo;            // [model_dim, model_dim]
     const Tensor* bo = nullptr;      // [model_dim]
-    const Tensor* w_up = nullptr;    // [ffn_dim, model_dim]
+    ops::PackedWeight w_up;          // [ffn_dim, model_dim]
     const Tensor* b_up = nullptr;    // [ffn_dim]
-    const Tensor* w_down = nullptr;  // [model_dim, ffn_dim]
+    ops::PackedWeight w_down;        // [model_dim, ffn_dim]
     const Tensor* b_down = nullptr;  // [model_dim]
     LayerNorm attn_norm;             // attn_output_norm
     LayerNorm mlp_norm;              // layer_output_norm
@@ -98,9 +100,9 @@ class BertModel {
   const Tensor* type_embedding_ = nullptr;      // [type_vocab_size, model_dim]
   LayerNorm embedding_norm_;
   LayerNorm output_norm_;                       // pre_norm only
-  const Tensor* pooler_weight_ = nullptr;       // [model_dim, model_dim] or null
+  ops::PackedWeight pooler_weight_;             // [model_dim, model_dim] or undefined
   const Tensor* pooler_bias_ = nullptr;         // [model_dim] or null
-  const Tensor* classifier_ = nullptr;          // [num_labels, model_dim] or null
+  ops::PackedWeight classifier_;                // [num_labels, model_dim] or undefined
   const Tensor* classifier_bias_ = nullptr;     // [num_labels] or null
 };
 

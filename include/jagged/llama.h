@@ -9,6 +9,7 @@
 #include "jagged/forward.h"
 #include "jagged/model_config.h"
 #include "jagged/nested_tensor.h"
+#include "jagged/ops.h"
 #include "jagged/profile.h"
 
 namespace jagged {
@@ -38,11 +39,12 @@ class LlamaModel {
 
  private:
   struct Layer {
-    Tensor wqkv;        // [(num_heads + 2 * num_kv_heads) * head_dim, model_dim]
-    Tensor bqkv;        // [(num_heads + 2 * num_kv_heads) * head_dim] or undefined
-    Tensor wo;          // [model_dim, num_heads * head_dim]
-    Tensor w_gate_up;   // [2 * ffn_dim, model_dim]: gate rows, then up rows
-    Tensor w_down;      // [model_dim, ffn_dim]
+    // Projections packed for ops::linear (the model's only copy of them).
+    ops::PackedWeight wqkv;       // [(num_heads + 2 * num_kv_heads) * head_dim, model_dim]
+    Tensor bqkv;                  // [(num_heads + 2 * num_kv_heads) * head_dim] or undefined
+    ops::PackedWeight wo;         // [model_dim, num_heads * head_dim]
+    ops::PackedWeight w_gate_up;  // [2 * ffn_dim, model_dim]: gate rows, then up rows
+    ops::PackedWeight w_down;     // [model_dim, ffn_dim]
     const Tensor* attn_norm = nullptr;  // [model_dim]
     const Tensor* ffn_norm = nullptr;   // [model_dim]
   };
@@ -57,7 +59,7 @@ class LlamaModel {
   std::vector<float> inv_freq_;  // [head_dim / 2]
   const Tensor* embedding_ = nullptr;    // [vocab_size, model_dim]
   const Tensor* output_norm_ = nullptr;  // [model_dim]
-  const Tensor* output_ = nullptr;       // [vocab_size, model_dim] (the embedding when tied)
+  ops::PackedWeight output_;             // [vocab_size, model_dim] (a packed copy of the embedding when tied)
 };
 
 // Loads a Llama-family model from a llama2.c .bin, a Hugging Face directory or a GGUF file.

@@ -16,8 +16,31 @@ namespace jagged::ops {
 // Throws on an id outside [0, vocab_size).
 void embedding(const Tensor& token_ids, const Tensor& table, Tensor& out);
 
+// A linear layer's weight [out_features, in_features] f32, rearranged once into the GEMM kernel's panel layout
+// so that no forward pass repacks it (models pack at load). Owns its copy: the source may be released.
+class PackedWeight {
+ public:
+  PackedWeight() = default;
+  explicit PackedWeight(const Tensor& weight);
+  bool defined() const { return packed_.defined(); }
+  int64_t out_features() const { return out_features_; }
+  int64_t in_features() const { return in_features_; }
+  int64_t numel() const { return out_features_ * in_features_; }  // of the weight, without the panels' padding
+  const float* data() const { return packed_.data<float>(); }
+  // The weight back in its plain layout [out_features, in_features] (for export).
+  Tensor unpack() const;
+
+ private:
+  Tensor packed_;  // [packed floats] f32, see kernels/linear.h
+  int64_t out_features_ = 0;
+  int64_t in_features_ = 0;
+};
+
 // out = x * weight^T + bias, one GEMM over all rows. x [rows, in]; weight [out, in]; bias [out] or nullptr;
-// out [rows, out].
+// out [rows, out]. A row's result does not depend on the other rows (bit for bit). The Tensor forms pack the
+// weight on every call.
+void linear(ConstMatrixView x, const PackedWeight& weight, const Tensor* bias, MatrixView out);
+void linear(const Tensor& x, const PackedWeight& weight, const Tensor* bias, Tensor& out);
 void linear(ConstMatrixView x, const Tensor& weight, const Tensor* bias, MatrixView out);
 void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);
 

@@ -1,15 +1,15 @@
 // Linear layer over rows: out = x * weight^T + bias. Unchecked: ops/ checks shapes, strides and aliasing.
 //
-// Batch invariance. oneDNN's sgemm picks its code path and blocking from the whole call: M, N, K, the leading
-// dimensions and its thread count (gemv below 16 rows, a "no-copy" kernel for some shapes, K split across
-// threads for small M...). Measured on oneDNN 2.6 (AVX-512), one call over all rows changed a row's bits with
-// the batch: rows computed with M = 1, 15 or 37 differ from the same rows in an M = 3960 call, and with K = 1000
-// even M = 16..129 differ. So the cpu kernel never lets a call's shape depend on the batch: it cuts the rows
-// into blocks of kGemmBlockRows and runs one single-threaded sgemm per block (inside our OpenMP region oneDNN
-// does not spawn threads) with the same M, N, K, lda, ldb and ldc every time. The last, partial block (and any
-// block of a strided view) is copied into an aligned scratch zero-padded to kGemmBlockRows rows. A row's result
-// then depends only on the row and the weight: tests/kernels/linear_test.cpp checks it (windows of rows, thread
-// counts, strided views); bench/ops_bench.cpp measures what it costs (BM_LinearBlockRows, BM_LinearSmallBatch).
+// The cpu kernel is our own GEMM over a weight packed once into column panels (the layout below), so a forward
+// pass never repacks and a decode step streams the weight once.
+//
+// Batch invariance. Every output element is computed by the same chain of FMAs whatever the batch: its
+// accumulator starts at the bias (or 0) and adds x[r, k] * w[n, k] for k = 0, 1, ..., in_features - 1 in order,
+// stored to `out` and reloaded at fixed depth-block boundaries (kLinearDepthBlock, fixed). The number of rows,
+// where a row falls in a register tile, the thread count and the work split change which rows are computed
+// together, never the arithmetic of one element. (oneDNN's sgemm, used before, picks kernels and K splits from
+// M and the thread count: rows of an M = 1 call differed in bits from the same rows in an M = 3960 call.)
+// tests/kernels/linear_test.cpp checks it (windows of rows, thread counts, strided views).
 #pragma once
 
 #include <cstdint>
@@ -25,11 +25,21 @@ void linear(ConstMatrixView x, const float* weight, const float* bias, MatrixVie
 }  // namespace reference
 
 namespace cpu {
-inline constexpr int64_t kGemmBlockRows = 128;
-// x and out must not overlap.
+// Packed weight layout: panel p holds output features [p * P, p * P + P) (P = linear_panel_cols()) as
+// [in_features, P] (row k = the P weights that multiply x[., k]), zero past out_features; panels one after the
+// other, each starting on a 64-byte boundary when the buffer does.
+int64_t linear_panel_cols();
+int64_t packed_linear_floats(int64_t out_features, int64_t in_features);
+// weight [out_features, in_features] -> packed [packed_linear_floats(...)].
+void pack_linear_weight(const float* weight, int64_t out_features, int64_t in_features, float* packed);
+// The inverse: packed -> weight [out_features, in_features].
+void unpack_linear_weight(const float* packed, int64_t out_features, int64_t in_features, float* weight);
+
+// out = x * weight^T + bias with the weight packed as above (64-byte aligned). x and out must not overlap.
+void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features, const float* bias, MatrixView out);
+// The same from an unpacked weight [out_features, in_features]: packs it into a per-thread scratch first
+// (costs a pass over the weight; models pack once at load instead).
 void linear(ConstMatrixView x, const float* weight, const float* bias, MatrixView out);
-// The same with another block height (the benchmark measures what the blocking costs).
-void linear_blocked(ConstMatrixView x, const float* weight, const float* bias, MatrixView out, int64_t block_rows);
 }  // namespace cpu
 
 }  // namespace jagged::kernels

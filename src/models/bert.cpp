@@ -20,6 +20,11 @@ const Tensor& require_weight(const WeightMap& weights, const std::string& name, 
   return models::require_weight(weights, name, shape, "bert");
 }
 
+// The per-layer tensors the model keeps only as fused or packed copies.
+constexpr const char* kPackedLayerWeights[] = {"attn_q.weight",      "attn_k.weight", "attn_v.weight",
+                                               "attn_q.bias",        "attn_k.bias",   "attn_v.bias",
+                                               "attn_output.weight", "ffn_up.weight", "ffn_down.weight"};
+
 
 // The BERT pooler's activation, on the [num_seqs, model_dim] pooled rows only: too small to need a kernel.
 void tanh_in_place(Tensor& x) {
@@ -85,32 +90,31 @@ BertModel::BertModel(BertConfig config, WeightMap weights) : config_(std::move(c
     auto weight = [&](const char* suffix, const Shape& shape) -> const Tensor& {
       return require_weight(weights_, layer_name(i, suffix), shape);
     };
-    layer.wqkv = concat_rows({&weight("attn_q.weight", {dim, dim}), &weight("attn_k.weight", {dim, dim}),
-                              &weight("attn_v.weight", {dim, dim})});
+    layer.wqkv = ops::PackedWeight(concat_rows({&weight("attn_q.weight", {dim, dim}),
+                                                &weight("attn_k.weight", {dim, dim}), &weight("attn_v.weight", {dim, dim})}));
     layer.bqkv = concat_rows({&weight("attn_q.bias", {dim}), &weight("attn_k.bias", {dim}), &weight("attn_v.bias", {dim})});
-    layer.wo = &weight("attn_output.weight", {dim, dim});
+    layer.wo = ops::PackedWeight(weight("attn_output.weight", {dim, dim}));
     layer.bo = &weight("attn_output.bias", {dim});
-    layer.w_up = &weight("ffn_up.weight", {c.ffn_dim, dim});
+    layer.w_up = ops::PackedWeight(weight("ffn_up.weight", {c.ffn_dim, dim}));
     layer.b_up = &weight("ffn_up.bias", {c.ffn_dim});
-    layer.w_down = &weight("ffn_down.weight", {dim, c.ffn_dim});
+    layer.w_down = ops::PackedWeight(weight("ffn_down.weight", {dim, c.ffn_dim}));
     layer.b_down = &weight("ffn_down.bias", {dim});
     layer.attn_norm = norm(layer_name(i, "attn_output_norm"));
     layer.mlp_norm = norm(layer_name(i, "layer_output_norm"));
-    // The fused copies replace the originals: keep one copy of each matrix in memory.
-    for (const char* fused : {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias",
-                              "attn_v.bias"}) {
-      weights_.erase(layer_name(i, fused));
-    }
+    // The fused and packed copies replace the originals: keep one copy of each matrix in memory.
+    for (const char* replaced : kPackedLayerWeights) weights_.erase(layer_name(i, replaced));
     layers_.push_back(std::move(layer));
   }
 
   // The pooler is optional for embedding models; the classifier needs it.
   if (c.num_labels > 0 || weights_.count("cls.pooler.weight") > 0 || weights_.count("cls.pooler.bias") > 0) {
-    pooler_weight_ = &require_weight(weights_, "cls.pooler.weight", {dim, dim});
+    pooler_weight_ = ops::PackedWeight(require_weight(weights_, "cls.pooler.weight", {dim, dim}));
+    weights_.erase("cls.pooler.weight");
     pooler_bias_ = &require_weight(weights_, "cls.pooler.bias", {dim});
   }
   if (c.num_labels > 0) {
-    classifier_ = &require_weight(weights_, "cls.weight", {c.num_labels, dim});
+    classifier_ = ops::PackedWeight(require_weight(weights_, "cls.weight", {c.num_labels, dim}));
+    weights_.erase("cls.weight");
     classifier_bias_ = &require_weight(weights_, "cls.bias", {c.num_labels});
   }
 }
@@ -119,11 +123,17 @@ WeightMap BertModel::canonical_weights() const {
   const int64_t dim = config_.model_dim;
   WeightMap out;
   for (const auto& [name, tensor] : weights_) out[name] = tensor.clone();
+  if (pooler_weight_.defined()) out["cls.pooler.weight"] = pooler_weight_.unpack();
+  if (classifier_.defined()) out["cls.weight"] = classifier_.unpack();
   for (int i = 0; i < config_.num_layers; ++i) {
     const Layer& layer = layers_[static_cast<size_t>(i)];
-    out[layer_name(i, "attn_q.weight")] = slice_rows(layer.wqkv, 0, dim);
-    out[layer_name(i, "attn_k.weight")] = slice_rows(layer.wqkv, dim, 2 * dim);
-    out[layer_name(i, "attn_v.weight")] = slice_rows(layer.wqkv, 2 * dim, 3 * dim);
+    const Tensor wqkv = layer.wqkv.unpack();
+    out[layer_name(i, "attn_q.weight")] = slice_rows(wqkv, 0, dim);
+    out[layer_name(i, "attn_k.weight")] = slice_rows(wqkv, dim, 2 * dim);
+    out[layer_name(i, "attn_v.weight")] = slice_rows(wqkv, 2 * dim, 3 * dim);
+    out[layer_name(i, "attn_output.weight")] = layer.wo.unpack();
+    out[layer_name(i, "ffn_up.weight")] = layer.w_up.unpack();
+    out[layer_name(i, "ffn_down.weight")] = layer.w_down.unpack();
     out[layer_name(i, "attn_q.bias")] = slice_rows(layer.bqkv, 0, dim);
     out[layer_name(i, "attn_k.bias")] = slice_rows(layer.bqkv, dim, 2 * dim);
     out[layer_name(i, "attn_v.bias")] = slice_rows(layer.bqkv, 2 * dim, 3 * dim);
@@ -132,11 +142,13 @@ WeightMap BertModel::canonical_weights() const {
 }
 
 int64_t BertModel::parameter_count() const {
-  // weights_ holds everything but the fused QKV copies (and no tensor the model does not use: the loaders
-  // reject unexpected tensors).
-  int64_t count = 0;
+  // weights_ holds everything but the fused and packed copies (and no tensor the model does not use: the
+  // loaders reject unexpected tensors).
+  int64_t count = pooler_weight_.numel() + classifier_.numel();
   for (const auto& entry : weights_) count += entry.second.numel();
-  for (const Layer& layer : layers_) count += layer.wqkv.numel() + layer.bqkv.numel();
+  for (const Layer& layer : layers_) {
+    count += layer.wqkv.numel() + layer.bqkv.numel() + layer.wo.numel() + layer.w_up.numel() + layer.w_down.numel();
+  }
   return count;
 }
 
@@ -245,7 +257,7 @@ void BertModel::run_layers(Activations& act, const ForwardOptions& options) cons
     }
     {
       StageTimer timer(profile, "attn_output");
-      ops::linear(act.attn, *layer.wo, layer.bo, act.scratch);
+      ops::linear(act.attn, layer.wo, layer.bo, act.scratch);
       ops::add(act.x, act.scratch);
     }
     if (c.pre_norm) {
@@ -257,9 +269,9 @@ void BertModel::run_layers(Activations& act, const ForwardOptions& options) cons
     }
     {
       StageTimer timer(profile, "mlp");
-      ops::linear(block_input, *layer.w_up, layer.b_up, act.mlp);
+      ops::linear(block_input, layer.w_up, layer.b_up, act.mlp);
       ops::gelu(act.mlp, c.gelu);
-      ops::linear(act.mlp, *layer.w_down, layer.b_down, act.scratch);
+      ops::linear(act.mlp, layer.w_down, layer.b_down, act.scratch);
       ops::add(act.x, act.scratch);
     }
     if (!c.pre_norm) {
@@ -298,7 +310,7 @@ Tensor BertModel::embed_impl(const NestedTensor& token_ids, const Tensor* token_
 
 Tensor BertModel::classify_impl(const NestedTensor& token_ids, const Tensor* token_types,
                                 const ForwardOptions& options) const {
-  if (classifier_ == nullptr) {
+  if (!classifier_.defined()) {
     throw InvalidArgument("bert classify: the model has no sequence-classification head (num_labels is 0)");
   }
   for (int64_t seq = 0; seq < token_ids.num_seqs(); ++seq) {
@@ -309,10 +321,10 @@ Tensor BertModel::classify_impl(const NestedTensor& token_ids, const Tensor* tok
   Tensor first = embed_impl(token_ids, token_types, Pooling::cls, /*normalize=*/false, options);  // [num_seqs, dim]
   StageTimer timer(options.profile, "classifier");
   Tensor pooled({first.dim(0), config_.model_dim});
-  ops::linear(first, *pooler_weight_, pooler_bias_, pooled);
+  ops::linear(first, pooler_weight_, pooler_bias_, pooled);
   tanh_in_place(pooled);
   Tensor logits({first.dim(0), config_.num_labels});
-  ops::linear(pooled, *classifier_, classifier_bias_, logits);
+  ops::linear(pooled, classifier_, classifier_bias_, logits);
   return logits;
 }
 

@@ -57,26 +57,29 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights) : config_(config),
 
   embedding_ = &require_weight(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
   output_norm_ = &require_weight(weights_, "output_norm.weight", {c.model_dim});
-  output_ = c.tied_output ? embedding_ : &require_weight(weights_, "output.weight", {c.vocab_size, c.model_dim});
+  output_ = ops::PackedWeight(c.tied_output ? *embedding_
+                                             : require_weight(weights_, "output.weight", {c.vocab_size, c.model_dim}));
+  weights_.erase("output.weight");
 
   for (int i = 0; i < c.num_layers; ++i) {
     Layer layer;
     const Tensor& wq = require_weight(weights_, layer_name(i, "attn_q.weight"), {q_dim, c.model_dim});
     const Tensor& wk = require_weight(weights_, layer_name(i, "attn_k.weight"), {kv_dim, c.model_dim});
     const Tensor& wv = require_weight(weights_, layer_name(i, "attn_v.weight"), {kv_dim, c.model_dim});
-    layer.wqkv = concat_rows({&wq, &wk, &wv});
+    layer.wqkv = ops::PackedWeight(concat_rows({&wq, &wk, &wv}));
     if (c.qkv_bias) {
       layer.bqkv = concat_rows({&require_weight(weights_, layer_name(i, "attn_q.bias"), {q_dim}),
                                &require_weight(weights_, layer_name(i, "attn_k.bias"), {kv_dim}),
                                &require_weight(weights_, layer_name(i, "attn_v.bias"), {kv_dim})});
     }
-    layer.wo = require_weight(weights_, layer_name(i, "attn_output.weight"), {c.model_dim, q_dim}).clone();
-    layer.w_gate_up = concat_rows({&require_weight(weights_, layer_name(i, "ffn_gate.weight"), {c.ffn_dim, c.model_dim}),
-                                  &require_weight(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})});
-    layer.w_down = require_weight(weights_, layer_name(i, "ffn_down.weight"), {c.model_dim, c.ffn_dim}).clone();
+    layer.wo = ops::PackedWeight(require_weight(weights_, layer_name(i, "attn_output.weight"), {c.model_dim, q_dim}));
+    layer.w_gate_up = ops::PackedWeight(
+        concat_rows({&require_weight(weights_, layer_name(i, "ffn_gate.weight"), {c.ffn_dim, c.model_dim}),
+                     &require_weight(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})}));
+    layer.w_down = ops::PackedWeight(require_weight(weights_, layer_name(i, "ffn_down.weight"), {c.model_dim, c.ffn_dim}));
     layer.attn_norm = &require_weight(weights_, layer_name(i, "attn_norm.weight"), {c.model_dim});
     layer.ffn_norm = &require_weight(weights_, layer_name(i, "ffn_norm.weight"), {c.model_dim});
-    // The fused copies replace the originals: keep one copy of each matrix in memory.
+    // The packed copies replace the originals: keep one copy of each matrix in memory.
     for (const char* fused : {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias",
                               "attn_v.bias", "attn_output.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"}) {
       weights_.erase(layer_name(i, fused));
@@ -93,21 +96,23 @@ WeightMap LlamaModel::canonical_weights() const {
   WeightMap out;
   out["token_embd.weight"] = embedding_->clone();
   out["output_norm.weight"] = output_norm_->clone();
-  if (!c.tied_output) out["output.weight"] = output_->clone();
+  if (!c.tied_output) out["output.weight"] = output_.unpack();
   for (int i = 0; i < c.num_layers; ++i) {
     const Layer& layer = layers_[static_cast<size_t>(i)];
-    out[layer_name(i, "attn_q.weight")] = slice_rows(layer.wqkv, 0, q_dim);
-    out[layer_name(i, "attn_k.weight")] = slice_rows(layer.wqkv, q_dim, q_dim + kv_dim);
-    out[layer_name(i, "attn_v.weight")] = slice_rows(layer.wqkv, q_dim + kv_dim, q_dim + 2 * kv_dim);
+    const Tensor wqkv = layer.wqkv.unpack();
+    out[layer_name(i, "attn_q.weight")] = slice_rows(wqkv, 0, q_dim);
+    out[layer_name(i, "attn_k.weight")] = slice_rows(wqkv, q_dim, q_dim + kv_dim);
+    out[layer_name(i, "attn_v.weight")] = slice_rows(wqkv, q_dim + kv_dim, q_dim + 2 * kv_dim);
     if (layer.bqkv.defined()) {
       out[layer_name(i, "attn_q.bias")] = slice_rows(layer.bqkv, 0, q_dim);
       out[layer_name(i, "attn_k.bias")] = slice_rows(layer.bqkv, q_dim, q_dim + kv_dim);
       out[layer_name(i, "attn_v.bias")] = slice_rows(layer.bqkv, q_dim + kv_dim, q_dim + 2 * kv_dim);
     }
-    out[layer_name(i, "attn_output.weight")] = layer.wo.clone();
-    out[layer_name(i, "ffn_gate.weight")] = slice_rows(layer.w_gate_up, 0, c.ffn_dim);
-    out[layer_name(i, "ffn_up.weight")] = slice_rows(layer.w_gate_up, c.ffn_dim, 2 * c.ffn_dim);
-    out[layer_name(i, "ffn_down.weight")] = layer.w_down.clone();
+    out[layer_name(i, "attn_output.weight")] = layer.wo.unpack();
+    const Tensor w_gate_up = layer.w_gate_up.unpack();
+    out[layer_name(i, "ffn_gate.weight")] = slice_rows(w_gate_up, 0, c.ffn_dim);
+    out[layer_name(i, "ffn_up.weight")] = slice_rows(w_gate_up, c.ffn_dim, 2 * c.ffn_dim);
+    out[layer_name(i, "ffn_down.weight")] = layer.w_down.unpack();
     out[layer_name(i, "attn_norm.weight")] = layer.attn_norm->clone();
     out[layer_name(i, "ffn_norm.weight")] = layer.ffn_norm->clone();
   }
@@ -115,7 +120,7 @@ WeightMap LlamaModel::canonical_weights() const {
 }
 
 int64_t LlamaModel::parameter_count() const {
-  int64_t count = embedding_->numel() + output_norm_->numel() + (config_.tied_output ? 0 : output_->numel());
+  int64_t count = embedding_->numel() + output_norm_->numel() + (config_.tied_output ? 0 : output_.numel());
   for (const Layer& layer : layers_) {
     count += layer.wqkv.numel() + (layer.bqkv.defined() ? layer.bqkv.numel() : 0) + layer.wo.numel() +
              layer.w_gate_up.numel() + layer.w_down.numel() + layer.attn_norm->numel() + layer.ffn_norm->numel();
@@ -207,7 +212,7 @@ Tensor LlamaModel::forward(const NestedTensor& token_ids, const ForwardOptions& 
   Tensor logits({hidden.dim(0), c.vocab_size});
   {
     StageTimer timer(options.profile, "lm_head");
-    ops::linear(hidden, *output_, nullptr, logits);
+    ops::linear(hidden, output_, nullptr, logits);
   }
   if (options.layout == BatchLayout::padded && !options.last_token_logits) {
     StageTimer timer(options.profile, "pad");

@@ -1,6 +1,7 @@
 #include "kernels/linear.h"
 
 #include <cstdint>
+#include <utility>
 
 #include "jagged/ops.h"
 
@@ -38,20 +39,20 @@ bool overlap(ConstMatrixView a, ConstMatrixView b) {
   return offset < a.cols * element || offset + b.cols * element > period;
 }
 
-}  // namespace
-
-void linear(ConstMatrixView x, const Tensor& weight, const Tensor* bias, MatrixView out) {
+void check_weight(const Tensor& weight) {
   if (!weight.defined() || weight.rank() != 2 || weight.dtype() != DType::f32) {
     throw InvalidArgument(concat("linear: weight must be [out_features, in_features] f32, got ",
                                  shape_string(weight.shape()), " ", dtype_name(weight.dtype())));
   }
-  const int64_t out_features = weight.dim(0);
-  const int64_t in_features = weight.dim(1);
+}
+
+void check_arguments(ConstMatrixView x, int64_t out_features, int64_t in_features, const Tensor* bias,
+                     ConstMatrixView out) {
   check_view(x, "x");
   check_view(out, "out");
   if (x.cols != in_features) {
-    throw InvalidArgument(concat("linear: x has ", x.cols, " columns but weight ", shape_string(weight.shape()),
-                                 " expects in_features = ", in_features));
+    throw InvalidArgument(concat("linear: x has ", x.cols, " columns but the weight [", out_features, ", ",
+                                 in_features, "] expects in_features = ", in_features));
   }
   if (out.rows != x.rows || out.cols != out_features) {
     throw InvalidArgument(
@@ -59,10 +60,12 @@ void linear(ConstMatrixView x, const Tensor& weight, const Tensor* bias, MatrixV
   }
   if (bias != nullptr) check_shape(*bias, {out_features}, "linear bias");
   if (overlap(x, out)) throw InvalidArgument("linear: out overlaps x; the product cannot be computed in place");
-  kernels::cpu::linear(x, weight.data<float>(), bias != nullptr ? bias->data<float>() : nullptr, out);
 }
 
-void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
+const float* bias_data(const Tensor* bias) { return bias != nullptr ? bias->data<float>() : nullptr; }
+
+// Views from the shapes (Tensor::matrix() cannot tell the columns of a tensor with no rows).
+std::pair<ConstMatrixView, MatrixView> matrix_views(const Tensor& x, Tensor& out) {
   if (!x.defined() || x.rank() != 2) {
     throw InvalidArgument(concat("linear: x must be [rows, in_features], got ", shape_string(x.shape())));
   }
@@ -73,9 +76,45 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& o
     throw InvalidArgument(
         concat("linear: x and out must be f32, got ", dtype_name(x.dtype()), " and ", dtype_name(out.dtype())));
   }
-  // Views from the shapes (Tensor::matrix() cannot tell the columns of a tensor with no rows).
-  const ConstMatrixView x_view{x.data<float>(), x.dim(0), x.dim(1), x.dim(1)};
-  const MatrixView out_view{out.data<float>(), out.dim(0), out.dim(1), out.dim(1)};
+  return {ConstMatrixView{x.data<float>(), x.dim(0), x.dim(1), x.dim(1)},
+          MatrixView{out.data<float>(), out.dim(0), out.dim(1), out.dim(1)}};
+}
+
+}  // namespace
+
+PackedWeight::PackedWeight(const Tensor& weight) {
+  check_weight(weight);
+  out_features_ = weight.dim(0);
+  in_features_ = weight.dim(1);
+  packed_ = Tensor({kernels::cpu::packed_linear_floats(out_features_, in_features_)});
+  kernels::cpu::pack_linear_weight(weight.data<float>(), out_features_, in_features_, packed_.data<float>());
+}
+
+Tensor PackedWeight::unpack() const {
+  Tensor weight({out_features_, in_features_});
+  if (defined()) kernels::cpu::unpack_linear_weight(data(), out_features_, in_features_, weight.data<float>());
+  return weight;
+}
+
+void linear(ConstMatrixView x, const PackedWeight& weight, const Tensor* bias, MatrixView out) {
+  if (!weight.defined()) throw InvalidArgument("linear: the packed weight is empty (default-constructed)");
+  check_arguments(x, weight.out_features(), weight.in_features(), bias, out);
+  kernels::cpu::linear_packed(x, weight.data(), weight.out_features(), bias_data(bias), out);
+}
+
+void linear(const Tensor& x, const PackedWeight& weight, const Tensor* bias, Tensor& out) {
+  const auto [x_view, out_view] = matrix_views(x, out);
+  linear(x_view, weight, bias, out_view);
+}
+
+void linear(ConstMatrixView x, const Tensor& weight, const Tensor* bias, MatrixView out) {
+  check_weight(weight);
+  check_arguments(x, weight.dim(0), weight.dim(1), bias, out);
+  kernels::cpu::linear(x, weight.data<float>(), bias_data(bias), out);
+}
+
+void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
+  const auto [x_view, out_view] = matrix_views(x, out);
   linear(x_view, weight, bias, out_view);
 }
 

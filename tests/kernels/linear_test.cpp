@@ -47,7 +47,10 @@ TEST(Linear, MatchesReferenceOnRaggedBatches) {
   struct Features {
     int64_t in, out;
   };
-  for (const Features features : {Features{1, 3}, Features{7, 5}, Features{64, 96}, Features{576, 40}}) {
+    // Out features below, at and past a panel with a narrower last one; in features within one depth block and
+  // across several with a partial last one.
+  for (const Features features :
+       {Features{1, 3}, Features{7, 5}, Features{64, 96}, Features{576, 40}, Features{300, 200}}) {
     for (const bool with_bias : {false, true}) {
       for (const auto& length_case : testing::ragged_length_cases()) {
         const NestedTensor lengths = NestedTensor::from_lengths(length_case.lengths, {features.in});
@@ -154,6 +157,36 @@ TEST(Linear, RowResultIsIndependentOfBatch) {
     EXPECT_TRUE(rows_bit_equal(from_band.matrix(), all.matrix())) << "in " << shape.in << " out " << shape.out;
   }
   set_num_threads(saved_threads);
+}
+
+// A weight packed once gives the same bits as packing on every call, unpacks to itself, and is checked like a
+// plain weight.
+TEST(Linear, PackedWeight) {
+  const Tensor weight = testing::random_tensor({203, 150}, 51);
+  const Tensor bias = testing::random_tensor({203}, 52);
+  const ops::PackedWeight packed(weight);
+  EXPECT_EQ(packed.out_features(), 203);
+  EXPECT_EQ(packed.in_features(), 150);
+  EXPECT_EQ(packed.numel(), weight.numel());
+  const Tensor unpacked = packed.unpack();
+  ASSERT_EQ(unpacked.shape(), weight.shape());
+  EXPECT_EQ(std::memcmp(unpacked.data<float>(), weight.data<float>(), static_cast<size_t>(weight.nbytes())), 0);
+
+  const Tensor x = testing::random_tensor({141, 150}, 53);
+  Tensor from_packed({141, 203});
+  Tensor from_plain({141, 203});
+  ops::linear(x, packed, &bias, from_packed);
+  ops::linear(x, weight, &bias, from_plain);
+  EXPECT_TRUE(rows_bit_equal(from_packed.matrix(), from_plain.matrix()));
+
+  Tensor wrong_out({141, 202});
+  EXPECT_THROW(ops::linear(x, packed, &bias, wrong_out), InvalidArgument);
+  const Tensor wrong_x = testing::random_tensor({141, 149}, 54);
+  EXPECT_THROW(ops::linear(wrong_x, packed, &bias, from_packed), InvalidArgument);
+  EXPECT_THROW(ops::linear(x, ops::PackedWeight(), nullptr, from_packed), InvalidArgument);
+  EXPECT_THROW(ops::PackedWeight(Tensor::zeros({5, 8}, DType::i32)), InvalidArgument);
+  const Tensor undefined;
+  EXPECT_THROW(ops::PackedWeight{undefined}, InvalidArgument);
 }
 
 TEST(Linear, RejectsBadArguments) {
