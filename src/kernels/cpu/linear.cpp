@@ -35,6 +35,7 @@ constexpr int64_t kTaskRows = 128;
 constexpr int64_t kMaxTaskPanels = 4;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // acc = init (a panel row of kPanelCols floats) or the tile of c; acc += x[r, k] * panel[k, :] for k < depth;
 // c = acc. x rows are x_stride apart (read in place: kRows sequential streams), c rows c_stride apart.
@@ -80,8 +81,9 @@ struct LinearProblem {
 };
 
 // One panel of one depth block over rows [row_begin, row_end): full register tiles, then the remainder.
-void run_panel(const LinearProblem& p, int64_t panel, int64_t depth_begin, int64_t depth,
-               int64_t row_begin, int64_t row_end) {
+// next_weights: the weight block the task runs next (depth_next floats x kPanelCols), or nullptr.
+void run_panel(const LinearProblem& p, int64_t panel, int64_t depth_begin, int64_t depth, int64_t row_begin,
+               int64_t row_end, const float* next_weights, int64_t depth_next) {
   const int64_t in_features = p.x.cols;
   const int64_t col_begin = panel * kPanelCols;
   const int64_t cols = std::min(kPanelCols, p.out_features - col_begin);
@@ -101,6 +103,17 @@ void run_panel(const LinearProblem& p, int64_t panel, int64_t depth_begin, int64
     for (int64_t i = r + kTileRows; i < std::min(row_end, r + 2 * kTileRows); ++i) {
       const char* next = reinterpret_cast<const char*>(p.x.row(i) + depth_begin);
       for (int64_t byte = 0; byte < depth * static_cast<int64_t>(sizeof(float)); byte += 64) {
+        __builtin_prefetch(next + byte);
+      }
+    }
+    // The next weight block likewise (from L3 when the task's weights outgrow L2), a share per tile.
+    if (next_weights != nullptr) {
+      const int64_t block_bytes = depth_next * kPanelCols * static_cast<int64_t>(sizeof(float));
+      const int64_t tiles = ceil_div(row_end - row_begin, kTileRows);
+      const int64_t share = round_up(ceil_div(block_bytes, tiles), 64);
+      const char* next = reinterpret_cast<const char*>(next_weights);
+      const int64_t begin = (r - row_begin) / kTileRows * share;
+      for (int64_t byte = begin; byte < std::min(block_bytes, begin + share); byte += 64) {
         __builtin_prefetch(next + byte);
       }
     }
@@ -143,10 +156,22 @@ void run_task(const LinearProblem& p, const TaskGrid& grid, int64_t task) {
   const int64_t panels = ceil_div(p.out_features, kPanelCols);
   const int64_t panel_begin = (task / grid.row_tasks) * grid.panels_per_task;
   const int64_t panel_end = std::min(panels, panel_begin + grid.panels_per_task);
-  for (int64_t depth_begin = 0; depth_begin < p.x.cols; depth_begin += kDepthBlock) {
-    const int64_t depth = std::min(kDepthBlock, p.x.cols - depth_begin);
+  const int64_t in_features = p.x.cols;
+  const auto depth_of = [&](int64_t depth_begin) { return std::min(kDepthBlock, in_features - depth_begin); };
+  for (int64_t depth_begin = 0; depth_begin < in_features; depth_begin += kDepthBlock) {
     for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
-      run_panel(p, panel, depth_begin, depth, row_begin, row_end);
+      // The block after this one: the next panel at this depth, else the first panel at the next depth.
+      int64_t next_panel = panel + 1;
+      int64_t next_depth = depth_begin;
+      if (next_panel == panel_end) {
+        next_panel = panel_begin;
+        next_depth += kDepthBlock;
+      }
+      const float* next_weights = next_depth < in_features
+                                      ? p.packed + (next_panel * in_features + next_depth) * kPanelCols
+                                      : nullptr;
+      run_panel(p, panel, depth_begin, depth_of(depth_begin), row_begin, row_end, next_weights,
+                next_depth < in_features ? depth_of(next_depth) : 0);
     }
   }
 }
