@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "jagged/ops.h"
+#include "models/batch_geometry.h"
 #include "models/weight_helpers.h"
 
 namespace jagged {
@@ -34,14 +35,8 @@ void tanh_in_place(Tensor& x) {
 
 }  // namespace
 
-struct BertModel::Activations {
-  int64_t rows = 0;                  // real tokens (nested) or num_seqs * max_seqlen (padded)
-  BatchLayout layout = BatchLayout::nested;
-  std::vector<int32_t> cu_seqlens;   // nested: the batch's offsets
+struct BertModel::Activations : models::BatchGeometry {
   std::vector<int64_t> lengths;      // [num_seqs]
-  int64_t num_seqs = 0;
-  int64_t max_seqlen = 0;
-  Tensor key_padding_mask;           // padded: [num_seqs, max_seqlen] u8
   Tensor x;                          // [rows, model_dim] residual stream; the last hidden states at the end
   Tensor scratch;                    // [rows, model_dim] embedding lookups, norm output, projection output
   Tensor qkv;                        // [rows, 3 * model_dim]
@@ -248,12 +243,7 @@ void BertModel::run_layers(Activations& act, const ForwardOptions& options) cons
     }
     {
       StageTimer timer(profile, "attention");
-      if (act.layout == BatchLayout::nested) {
-        ops::attention(q, k, v, act.attn.matrix(), act.cu_seqlens, attention);
-      } else {
-        ops::attention_padded(q, k, v, act.attn.matrix(), act.num_seqs, act.max_seqlen, act.key_padding_mask,
-                              attention);
-      }
+      act.attention(q, k, v, act.attn.matrix(), attention);
     }
     {
       StageTimer timer(profile, "attn_output");

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "jagged/ops.h"
+#include "models/batch_geometry.h"
 #include "models/weight_helpers.h"
 
 namespace jagged {
@@ -22,13 +23,7 @@ const Tensor& require_weight(const WeightMap& weights, const std::string& name, 
 
 }  // namespace
 
-struct LlamaModel::Activations {
-  int64_t rows = 0;                  // real tokens (nested) or num_seqs * max_seqlen (padded)
-  BatchLayout layout = BatchLayout::nested;
-  std::vector<int32_t> cu_seqlens;   // nested: the batch's offsets
-  int64_t num_seqs = 0;
-  int64_t max_seqlen = 0;
-  Tensor key_padding_mask;           // padded: [num_seqs, max_seqlen] u8
+struct LlamaModel::Activations : models::BatchGeometry {
   Tensor positions;                  // [rows] i32
   Tensor x;                          // [rows, model_dim] residual stream
   Tensor scratch;                    // [rows, model_dim] norm output, then projection output
@@ -249,12 +244,7 @@ void LlamaModel::run_layers(Activations& act, const ForwardOptions& options) con
     }
     {
       StageTimer timer(profile, "attention");
-      if (act.layout == BatchLayout::nested) {
-        ops::attention(q, k, v, act.attn.matrix(), act.cu_seqlens, attention);
-      } else {
-        ops::attention_padded(q, k, v, act.attn.matrix(), act.num_seqs, act.max_seqlen, act.key_padding_mask,
-                              attention);
-      }
+      act.attention(q, k, v, act.attn.matrix(), attention);
     }
     {
       StageTimer timer(profile, "attn_output");
