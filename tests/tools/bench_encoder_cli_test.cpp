@@ -143,6 +143,10 @@ TEST_F(BenchEncoderCli, CompareTorchMatchesJaggedsEmbeddingsAndHiddenStates) {
   EXPECT_EQ(torch["environment"]["threads"], report["threads"]);
   EXPECT_TRUE(torch["parity_vs_jagged"]["pass"].get<bool>()) << torch["parity_vs_jagged"];
   EXPECT_TRUE(torch["hidden_states_parity_vs_jagged"]["pass"].get<bool>()) << torch["hidden_states_parity_vs_jagged"];
+  // Encoders: the 2.5x over PyTorch's fastest path, checked against the ratio the report computed.
+  ASSERT_EQ(torch["targets"].size(), 1u) << torch;
+  EXPECT_DOUBLE_EQ(torch["targets"][0]["goal"].get<double>(), 2.5);
+  EXPECT_DOUBLE_EQ(torch["targets"][0]["measured"].get<double>(), torch["jagged_speedup_over_fastest"].get<double>());
 }
 
 TEST_F(BenchEncoderCli, CompareOnnxMatchesJaggedsEmbeddings) {
@@ -169,6 +173,11 @@ TEST_F(BenchEncoderCli, CompareOnnxMatchesJaggedsEmbeddings) {
   EXPECT_TRUE(ort["parity_vs_jagged"]["pass"].get<bool>()) << ort["parity_vs_jagged"];
   // One sequence at a time (no padding) and the padded batch give the same embeddings.
   EXPECT_LE(ort["outputs"]["max_abs_diff_vs_padded"]["one_by_one"].get<double>(), 1e-4);
+  // The targets: at least as fast as its fastest path, 2x its padded path.
+  ASSERT_EQ(ort["targets"].size(), 2u) << ort;
+  EXPECT_DOUBLE_EQ(ort["targets"][0]["goal"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(ort["targets"][1]["goal"].get<double>(), 2.0);
+  EXPECT_DOUBLE_EQ(ort["targets"][1]["measured"].get<double>(), ort["jagged_speedup_over"]["padded"].get<double>());
 }
 
 }  // namespace

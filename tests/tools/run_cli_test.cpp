@@ -53,6 +53,13 @@ TEST_F(JaggedCli, BenchWritesJsonAndPlot) {
   for (const char* stage : {"embedding", "attention", "mlp", "lm_head"}) {
     EXPECT_TRUE(report["nested"]["stage_median_seconds"].contains(stage)) << stage;
   }
+  // The targets are checked in the report (and printed): time and memory against the ideal ratios.
+  ASSERT_EQ(report["targets"].size(), 2u) << report["targets"];
+  const nlohmann::json& time_target = report["targets"][0];
+  EXPECT_DOUBLE_EQ(time_target["measured"].get<double>(), report["time_ratio_padded_over_nested"].get<double>());
+  EXPECT_DOUBLE_EQ(time_target["goal"].get<double>(), 0.9 * report["ideal_time_ratio"].get<double>());
+  EXPECT_EQ(time_target["met"].get<bool>(), time_target["measured"].get<double>() >= time_target["goal"].get<double>());
+  EXPECT_NE(result.out.find("target: padded/nested time"), std::string::npos) << result.out;
   const std::string svg = testing::read_text(directory_ / "r.svg");
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);

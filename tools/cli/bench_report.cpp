@@ -67,6 +67,34 @@ ParityStats compare_outputs(const float* actual, const float* expected, int64_t 
   return stats;
 }
 
+nlohmann::json target_json(const TargetCheck& target) {
+  return nlohmann::json{{"name", target.name}, {"measured", target.measured}, {"goal", target.goal},
+                        {"at_most", target.at_most}, {"met", target.met()}};
+}
+
+nlohmann::json report_target(const TargetCheck& target) {
+  std::printf("target: %s: %.3g (goal %s %.3g): %s\n", target.name.c_str(), target.measured,
+              target.at_most ? "<=" : ">=", target.goal, target.met() ? "met" : "MISSED");
+  return target_json(target);
+}
+
+std::vector<TargetCheck> own_targets(const BenchReport& report) {
+  const double padded_time = report.padded.median_seconds();
+  const double nested_time = report.nested.median_seconds();
+  std::vector<TargetCheck> targets{
+      {"padded/nested time vs 0.9 x the ideal ratio", padded_time / nested_time, 0.9 * report.ideal_time_ratio},
+      {"nested peak activations (MiB) vs 1.1 x padded / ideal memory ratio", mib(report.nested.peak_activation_bytes),
+       1.1 * mib(report.padded.peak_activation_bytes) / report.ideal_memory_ratio, /*at_most=*/true}};
+  if (report.distribution == "equal") {
+    // "Never slower within noise": 3% is about this machine's run-to-run spread.
+    targets.push_back({"nested time / padded time on equal lengths", nested_time / padded_time, 1.03, true});
+  }
+  if (report.model == "synthetic:smollm-135m" && report.distribution == "study") {
+    targets.push_back({"nested real tokens/s (1.5x llama.cpp's 680)", report.real_tokens / nested_time, 1000.0});
+  }
+  return targets;
+}
+
 void print_report(const BenchReport& report) {
   const double padded_time = report.padded.median_seconds();
   const double nested_time = report.nested.median_seconds();
@@ -95,6 +123,8 @@ void print_report(const BenchReport& report) {
   std::printf("process peak RSS: %.1f MiB\n", mib(report.process_peak_rss_bytes));
   std::printf("\nparity (nested vs padded outputs): max abs %.3e   max rel %.3e   exactly equal %lld\n",
               report.parity.max_abs, report.parity.max_rel, static_cast<long long>(report.parity.exact_zero));
+  std::printf("\n");
+  for (const TargetCheck& target : own_targets(report)) report_target(target);
 }
 
 nlohmann::json report_json(const BenchReport& report) {
@@ -137,6 +167,11 @@ nlohmann::json report_json(const BenchReport& report) {
                   {"exactly_equal", report.parity.exact_zero},
                   {"histogram_log10_edges", report.parity.bin_edges_log10},
                   {"histogram_counts", report.parity.bin_counts}}},
+      {"targets", [&] {
+         nlohmann::json targets = nlohmann::json::array();
+         for (const TargetCheck& target : own_targets(report)) targets.push_back(target_json(target));
+         return targets;
+       }()},
       {"extra", report.extra}};
 }
 

@@ -45,6 +45,22 @@ struct BenchReport {
   nlohmann::json extra;         // e.g. the PyTorch comparison
 };
 
+// One of the targets, checked on this run: measured >= goal (or <= goal when at_most).
+struct TargetCheck {
+  std::string name;
+  double measured = 0.0;
+  double goal = 0.0;
+  bool at_most = false;
+  bool met() const { return at_most ? measured <= goal : measured >= goal; }
+};
+
+nlohmann::json target_json(const TargetCheck& target);
+// Prints "target: NAME: MEASURED (goal >= GOAL): met|MISSED" and returns it as JSON.
+nlohmann::json report_target(const TargetCheck& target);
+// The targets that read only jagged's own two paths: time and memory against the ideal ratios, equal lengths
+// not slower, and (for smollm-135m on the study's batch) real tokens/s against the llama.cpp bar.
+std::vector<TargetCheck> own_targets(const BenchReport& report);
+
 ParityStats compare_outputs(const float* actual, const float* expected, int64_t count);
 void print_report(const BenchReport& report);
 nlohmann::json report_json(const BenchReport& report);
