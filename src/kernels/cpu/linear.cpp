@@ -81,9 +81,10 @@ struct LinearProblem {
 };
 
 // One panel of one depth block over rows [row_begin, row_end): full register tiles, then the remainder.
-// next_weights: the weight block the task runs next (depth_next floats x kPanelCols), or nullptr.
+// next_weights: the weight block the task runs next (depth_next floats x kPanelCols), or nullptr. prefetch_x:
+// whether this is the first pass over the x block (later panels find it in L2).
 void run_panel(const LinearProblem& p, int64_t panel, int64_t depth_begin, int64_t depth, int64_t row_begin,
-               int64_t row_end, const float* next_weights, int64_t depth_next) {
+               int64_t row_end, const float* next_weights, int64_t depth_next, bool prefetch_x) {
   const int64_t in_features = p.x.cols;
   const int64_t col_begin = panel * kPanelCols;
   const int64_t cols = std::min(kPanelCols, p.out_features - col_begin);
@@ -100,7 +101,7 @@ void run_panel(const LinearProblem& p, int64_t panel, int64_t depth_begin, int64
     float* c = p.out.row(r) + col_begin;
     // The next tile's rows are short streams (depth floats each) that the hardware prefetcher does not pick up
     // in time: ask for them while this tile computes.
-    for (int64_t i = r + kTileRows; i < std::min(row_end, r + 2 * kTileRows); ++i) {
+    for (int64_t i = r + kTileRows; prefetch_x && i < std::min(row_end, r + 2 * kTileRows); ++i) {
       const char* next = reinterpret_cast<const char*>(p.x.row(i) + depth_begin);
       for (int64_t byte = 0; byte < depth * static_cast<int64_t>(sizeof(float)); byte += 64) {
         __builtin_prefetch(next + byte);
@@ -132,9 +133,9 @@ void run_panel(const LinearProblem& p, int64_t panel, int64_t depth_begin, int64
   }
 }
 
-// Work split: tasks of kTaskRows rows x a group of panels. Rows first (each task packs its x block once per
-// depth block and reuses it across its panels); panels are split into groups only when there are too few row
-// blocks to keep every thread busy (decode). The split changes which thread computes an element, never how.
+// Work split: tasks of kTaskRows rows x a group of up to kMaxTaskPanels panels (a task brings its x block into
+// L2 once per depth block and reuses it across its panels); with too few row blocks to keep every thread busy
+// (decode), the panels are spread over more groups. The split changes which thread computes an element, never how.
 struct TaskGrid {
   int64_t row_tasks;
   int64_t panels_per_task;
@@ -171,7 +172,7 @@ void run_task(const LinearProblem& p, const TaskGrid& grid, int64_t task) {
                                       ? p.packed + (next_panel * in_features + next_depth) * kPanelCols
                                       : nullptr;
       run_panel(p, panel, depth_begin, depth_of(depth_begin), row_begin, row_end, next_weights,
-                next_depth < in_features ? depth_of(next_depth) : 0);
+                next_depth < in_features ? depth_of(next_depth) : 0, panel == panel_begin);
     }
   }
 }
