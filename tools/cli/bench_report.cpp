@@ -73,7 +73,7 @@ nlohmann::json target_json(const TargetCheck& target) {
 }
 
 nlohmann::json report_target(const TargetCheck& target) {
-  std::printf("target: %s: %.3g (goal %s %.3g): %s\n", target.name.c_str(), target.measured,
+  std::printf("target: %s: %.4g (goal %s %.4g): %s\n", target.name.c_str(), target.measured,
               target.at_most ? "<=" : ">=", target.goal, target.met() ? "met" : "MISSED");
   return target_json(target);
 }
