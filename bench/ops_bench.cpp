@@ -32,7 +32,6 @@
 
 #include "jagged/nested_tensor.h"
 #include "jagged/ops.h"
-#include "kernels/linear.h"
 
 namespace {
 namespace hn = hwy::HWY_NAMESPACE;
@@ -277,8 +276,9 @@ void BM_SgemmBatchInvariance(benchmark::State& state) {
     dnnl_sgemm('N', 'T', m, shape.out_features, shape.in_features, 1.0f, x.data<float>(), shape.in_features,
                weight.data<float>(), shape.in_features, 0.0f, out.data<float>(), shape.out_features);
   };
+  const ops::PackedWeight packed(weight);
   const auto ours = [&](int64_t m, Tensor& out) {
-    kernels::cpu::linear(x.matrix().row_range(0, m), weight.data<float>(), nullptr, out.matrix().row_range(0, m));
+    ops::linear(x.matrix().row_range(0, m), packed, nullptr, out.matrix().row_range(0, m));
   };
   const auto differing_rows = [&](int64_t m) {
     int64_t count = 0;

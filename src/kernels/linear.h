@@ -25,10 +25,9 @@ void linear(ConstMatrixView x, const float* weight, const float* bias, MatrixVie
 }  // namespace reference
 
 namespace cpu {
-// Packed weight layout: panel p holds output features [p * P, p * P + P) (P = linear_panel_cols()) as
-// [in_features, P] (row k = the P weights that multiply x[., k]), zero past out_features; panels one after the
-// other, each starting on a 64-byte boundary when the buffer does.
-int64_t linear_panel_cols();
+// Packed weight layout: panel p holds output features [p * P, p * P + P) (P: the kernel's panel width, 3 SIMD
+// vectors: 48 floats with AVX-512) as [in_features, P] (row k = the P weights that multiply x[., k]), zero past
+// out_features; panels one after the other, each starting on a 64-byte boundary when the buffer does.
 int64_t packed_linear_floats(int64_t out_features, int64_t in_features);
 // weight [out_features, in_features] -> packed [packed_linear_floats(...)].
 void pack_linear_weight(const float* weight, int64_t out_features, int64_t in_features, float* packed);
@@ -37,9 +36,6 @@ void unpack_linear_weight(const float* packed, int64_t out_features, int64_t in_
 
 // out = x * weight^T + bias with the weight packed as above (64-byte aligned). x and out must not overlap.
 void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features, const float* bias, MatrixView out);
-// The same from an unpacked weight [out_features, in_features]: packs it into a per-thread scratch first
-// (costs a pass over the weight; models pack once at load instead).
-void linear(ConstMatrixView x, const float* weight, const float* bias, MatrixView out);
 }  // namespace cpu
 
 }  // namespace jagged::kernels

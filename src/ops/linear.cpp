@@ -109,8 +109,8 @@ void linear(const Tensor& x, const PackedWeight& weight, const Tensor* bias, Ten
 
 void linear(ConstMatrixView x, const Tensor& weight, const Tensor* bias, MatrixView out) {
   check_weight(weight);
-  check_arguments(x, weight.dim(0), weight.dim(1), bias, out);
-  kernels::cpu::linear(x, weight.data<float>(), bias_data(bias), out);
+  check_arguments(x, weight.dim(0), weight.dim(1), bias, out);  // before paying for the packing
+  linear(x, PackedWeight(weight), bias, out);
 }
 
 void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {

@@ -34,6 +34,11 @@ std::vector<std::string> all_stages(const BenchReport& report) {
 
 double mib(int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
+nlohmann::json target_json(const TargetCheck& target) {
+  return nlohmann::json{{"name", target.name}, {"measured", target.measured}, {"goal", target.goal},
+                        {"at_most", target.at_most}, {"met", target.met()}};
+}
+
 }  // namespace
 
 double PathResult::median_seconds() const { return median(run_seconds); }
@@ -65,11 +70,6 @@ ParityStats compare_outputs(const float* actual, const float* expected, int64_t 
     }
   }
   return stats;
-}
-
-nlohmann::json target_json(const TargetCheck& target) {
-  return nlohmann::json{{"name", target.name}, {"measured", target.measured}, {"goal", target.goal},
-                        {"at_most", target.at_most}, {"met", target.met()}};
 }
 
 nlohmann::json report_target(const TargetCheck& target) {

@@ -54,7 +54,6 @@ struct TargetCheck {
   bool met() const { return at_most ? measured <= goal : measured >= goal; }
 };
 
-nlohmann::json target_json(const TargetCheck& target);
 // Prints "target: NAME: MEASURED (goal >= GOAL): met|MISSED" and returns it as JSON.
 nlohmann::json report_target(const TargetCheck& target);
 // The targets that read only jagged's own two paths: time and memory against the ideal ratios, equal lengths

@@ -6,7 +6,6 @@
 #include <array>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include "core/threads.h"
 #include "kernels/cpu/vector_math.h"
@@ -179,8 +178,6 @@ void run_task(const LinearProblem& p, const TaskGrid& grid, int64_t task) {
 
 }  // namespace
 
-int64_t linear_panel_cols() { return kPanelCols; }
-
 int64_t packed_linear_floats(int64_t out_features, int64_t in_features) {
   return ceil_div(out_features, kPanelCols) * kPanelCols * in_features;
 }
@@ -224,20 +221,6 @@ void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features,
   }
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t task = 0; task < grid.tasks; ++task) run_task(problem, grid, task);
-}
-
-void linear(ConstMatrixView x, const float* weight, const float* bias, MatrixView out) {
-  const int64_t out_features = out.cols;
-  const int64_t in_features = x.cols;
-  thread_local std::vector<float> scratch;
-  const auto floats = static_cast<size_t>(packed_linear_floats(out_features, in_features) + vec::kMaxFloatLanes);
-  if (scratch.size() < floats) scratch.resize(floats);
-  // Start at a 64-byte boundary (std::vector only promises alignof(float)).
-  const auto address = reinterpret_cast<uintptr_t>(scratch.data());
-  const uintptr_t alignment = vec::kMaxFloatLanes * sizeof(float);
-  float* packed = scratch.data() + ((alignment - address % alignment) % alignment) / sizeof(float);
-  pack_linear_weight(weight, out_features, in_features, packed);
-  linear_packed(x, packed, out_features, bias, out);
 }
 
 }  // namespace jagged::kernels::cpu
