@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake ninja-build git pkg-config
-  clang libclang-rt-14-dev                    # libFuzzer targets
-  libdnnl-dev libhwy-dev                     # GEMMs of the padded-attention baseline (oneDNN), SIMD (Highway)
+  clang libclang-rt-14-dev libomp-14-dev     # libFuzzer targets (clang's OpenMP headers)
+  libdnnl-dev ocl-icd-opencl-dev libhwy-dev  # oneDNN (its CMake config requires OpenCL's), SIMD (Highway)
   nlohmann-json3-dev libcli11-dev            # config/tokenizer JSON, CLI parsing
   libgtest-dev libgmock-dev libbenchmark-dev # tests, op benchmarks
   python3-torch python3-numpy python3-matplotlib libopenblas0-openmp  # independent reference (fixtures, bench)

@@ -8,8 +8,13 @@
 namespace jagged {
 
 struct SamplingParams {
-  float temperature = 0.0f;  // 0: greedy (argmax, first index on ties)
-  float top_p = 1.0f;        // nucleus: smallest set of tokens whose probability reaches top_p
+  float temperature = 0.0f;         // 0: greedy (argmax, first index on ties)
+  float top_p = 1.0f;               // nucleus: smallest set of tokens whose probability reaches top_p
+  int top_k = 0;                    // keep the k most likely tokens; 0: all
+  float min_p = 0.0f;               // drop tokens below min_p x the most likely one's probability
+  float repetition_penalty = 1.0f;  // > 1 discourages tokens already in the prompt or output (CTRL / HF style)
+  float presence_penalty = 0.0f;    // subtracted once from a token's logit if it was generated (OpenAI)
+  float frequency_penalty = 0.0f;   // subtracted per occurrence in the generated tokens (OpenAI)
   uint64_t seed = 0;
 };
 
