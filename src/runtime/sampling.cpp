@@ -18,7 +18,7 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
   }
 }
 
-int32_t Sampler::sample(std::span<const float> logits) {
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t>, std::span<const int32_t>) {
   if (logits.empty()) throw InvalidArgument("cannot sample from an empty logits row");
   if (params_.temperature == 0.0f) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
