@@ -1,5 +1,5 @@
-// Continuing a batch of prompts: every step runs all unfinished sequences as one nested batch and samples
-// each one's next token. Without a KV cache (planned) each step recomputes the whole prefix.
+// Continuing a batch of prompts through the generation engine (engine.h): paged KV cache, continuous batching.
+// The simple batch form used by `jagged run`; servers and streaming use Engine directly.
 #pragma once
 
 #include <cstdint>
