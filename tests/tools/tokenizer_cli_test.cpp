@@ -47,6 +47,8 @@ TEST_F(TokenizeCli, HuggingFaceDirectoryWithSentencePieceTokenizerJson) {
   JAGGED_REQUIRE_PATH(reference / "tokenizer.json");
   LlamaConfig config = testing::tiny_llama_config();
   config.vocab_size = 32000;
+  config.model_dim = 32;  // attention wants head_dim a multiple of 8
+  config.head_dim = 8;
   const fs::path model = directory_ / "tiny-mistral";
   fs::create_directories(model);
   testing::write_hf_llama(model, config, testing::random_llama_weights(config));
