@@ -344,7 +344,7 @@ std::unique_ptr<VocabTokenizer> load_json(const fs::path& path, const TokenizerO
     throw FileError(concat(path.string(), ": unexpected tokenizer.json structure (", error.what(), ")"));
   }
   throw FileError(concat(path.string(), ": tokenizer model type '", type,
-                         "' is not supported (BPE with a ByteLevel pre-tokenizer, or WordPiece)"));
+                         "' is not supported (BPE, byte-level or SentencePiece-converted, and WordPiece are)"));
 }
 
 std::unique_ptr<VocabTokenizer> load_gguf(const fs::path& path, const TokenizerOptions& options) {
