@@ -1,7 +1,9 @@
 // Fuzzes encode / decode on arbitrary bytes with small tokenizers of every kind, written at start-up: byte-level
-// BPE with each pre-tokenizer (plus NFC), a llama2.c SentencePiece vocabulary with byte fallback, a WordPiece
-// vocab.txt. Checks: ids in range; decode(encode(bytes)) == bytes for BPE (NFC aside) and SentencePiece, whatever
-// the bytes; the pre-tokenizers cover the input; NFC / NFD are idempotent and agree.
+// BPE with each pre-tokenizer (plus NFC), a llama2.c SentencePiece vocabulary with byte fallback, SentencePiece
+// conversions in tokenizer.json (Llama 2's normalizer with byte fallback; a Metaspace that splits, with fused
+// unknown tokens), a WordPiece vocab.txt. Checks: ids in range; decode(encode(bytes)) == bytes for BPE (NFC aside)
+// and SentencePiece, whatever the bytes (for tokenizer.json, bytes without a written U+2581, which decodes as a
+// space); the pre-tokenizers cover the input; NFC / NFD are idempotent and agree.
 #include <nlohmann/json.hpp>
 
 #include "io/tokenizer_pretokenize.h"
@@ -73,6 +75,48 @@ std::unique_ptr<Tokenizer> sentencepiece() {
   return jagged::load_tokenizer(path);
 }
 
+// Llama 2's pipeline (Prepend + Replace normalizer, byte fallback, Strip decoder), or with `metaspace` a
+// Metaspace pre-tokenizer (prepend first, split) and no byte pieces: unknown characters become one fused <unk>.
+std::unique_ptr<Tokenizer> sentencepiece_json(bool metaspace) {
+  nlohmann::json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  if (!metaspace) {
+    for (int byte = 0; byte < 256; ++byte) {
+      vocab[jagged::concat("<0x", "0123456789ABCDEF"[byte / 16], "0123456789ABCDEF"[byte % 16], ">")] = vocab.size();
+    }
+  }
+  for (const char* piece : {"\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab", "\xE2\x96\x81" "ab", "\xC3\xA4"}) {
+    vocab[piece] = vocab.size();
+  }
+  const nlohmann::json merges = nlohmann::json::array(  // arrays, as {{"a", "b"}} would be an object
+      {nlohmann::json::array({"a", "b"}), nlohmann::json::array({"\xE2\x96\x81", "ab"}),
+       nlohmann::json::array({"\xE2\x96\x81", "a"})});
+  const nlohmann::json added = {{{"id", 0}, {"content", "<unk>"}, {"special", true}},
+                                {{"id", 1}, {"content", "<s>"}, {"special", true}},
+                                {{"id", 2}, {"content", "</s>"}, {"special", true}}};
+  const nlohmann::json space = {{"String", "\xE2\x96\x81"}};
+  nlohmann::json root = {
+      {"added_tokens", added},
+      {"normalizer", {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+                                                             {{"type", "Replace"}, {"pattern", {{"String", " "}}},
+                                                              {"content", "\xE2\x96\x81"}}}}}},
+      {"pre_tokenizer", nullptr},
+      {"post_processor", nullptr},
+      {"decoder", {{"type", "Sequence"}, {"decoders", {{{"type", "Replace"}, {"pattern", space}, {"content", " "}},
+                                                       {{"type", "ByteFallback"}}, {{"type", "Fuse"}},
+                                                       {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}},
+      {"model", {{"type", "BPE"}, {"unk_token", "<unk>"}, {"byte_fallback", !metaspace}, {"fuse_unk", true},
+                 {"vocab", vocab}, {"merges", merges}}}};
+  if (metaspace) {
+    root["normalizer"] = nullptr;
+    root["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"},
+                             {"split", true}};
+  }
+  const std::string text = root.dump();
+  const auto path = jagged::fuzz::write_scratch(metaspace ? "spm_metaspace.json" : "spm.json",
+                                                reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  return jagged::load_tokenizer(path);
+}
+
 std::unique_ptr<Tokenizer> wordpiece() {
   const std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\na\nab\n##b\n##ab\n.\n\xE4\xB8\xAD\n";
   const auto path = jagged::fuzz::write_scratch("vocab.txt", reinterpret_cast<const uint8_t*>(vocab.data()), vocab.size());
@@ -82,6 +126,8 @@ std::unique_ptr<Tokenizer> wordpiece() {
 struct Tokenizers {
   std::vector<std::unique_ptr<Tokenizer>> round_trip;  // decode(encode(x)) == x for every x
   std::unique_ptr<Tokenizer> bpe_nfc;
+  std::unique_ptr<Tokenizer> sentencepiece_json;           // round trip unless the text holds U+2581
+  std::unique_ptr<Tokenizer> sentencepiece_json_metaspace;  // no byte pieces: no round trip
   std::unique_ptr<Tokenizer> wordpiece;
 };
 
@@ -94,6 +140,8 @@ const Tokenizers& tokenizers() {
     }
     result.round_trip.push_back(sentencepiece());
     result.bpe_nfc = bpe(std::string(jagged::io::pre_tokenizer_regex(jagged::io::PreTokenizer::qwen2)), true);
+    result.sentencepiece_json = sentencepiece_json(false);
+    result.sentencepiece_json_metaspace = sentencepiece_json(true);
     result.wordpiece = wordpiece();
     return result;
   }();
@@ -112,6 +160,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (tokenizer->decode(tokenizer->encode(text, true)) != text) __builtin_trap();
   }
   jagged::fuzz::exercise(*all.bpe_nfc, text);
+  jagged::fuzz::exercise(*all.sentencepiece_json, text);
+  jagged::fuzz::exercise(*all.sentencepiece_json_metaspace, text);
+  if (text.find("\xE2\x96\x81") == std::string_view::npos &&
+      all.sentencepiece_json->decode(all.sentencepiece_json->encode(text, false)) != text) {
+    __builtin_trap();
+  }
   jagged::fuzz::exercise(*all.wordpiece, text);
 
   for (const auto kind : {jagged::io::PreTokenizer::gpt2, jagged::io::PreTokenizer::llama3, jagged::io::PreTokenizer::qwen2}) {

@@ -1,6 +1,8 @@
-// Tokenizers: SentencePiece-style (score-based merges with byte fallback), byte-level BPE (GPT-2 / Llama 3 /
-// Qwen2 pre-tokenizers), and WordPiece (BERT). Loaded from a llama2.c tokenizer .bin, a Hugging Face
-// tokenizer.json, a vocab.txt, or the vocabulary embedded in a GGUF file.
+// Tokenizers: SentencePiece-style (score-based merges with byte fallback from a llama2.c .bin or GGUF; rank-based
+// merges from the tokenizer.json of a SentencePiece conversion such as Llama 2, Mistral, TinyLlama or Gemma),
+// byte-level BPE (GPT-2 / Llama 3 / Qwen2 pre-tokenizers), and WordPiece (BERT). Loaded from a llama2.c tokenizer
+// .bin, a Hugging Face tokenizer.json (with tokenizer_config.json beside it), a vocab.txt, or the vocabulary
+// embedded in a GGUF file. tokenizer.json components jagged does not implement are refused by name.
 //
 // Text is UTF-8. Invalid UTF-8 never throws: each bad byte is one U+FFFD for classification. SentencePiece and
 // byte-level BPE keep the original byte (byte fallback / byte-level tokens), so decode(encode(bytes)) gives the
@@ -28,7 +30,8 @@ class Tokenizer {
   // user-defined tokens) are always recognised, as Hugging Face and llama.cpp do.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special = false) const = 0;
   // Text of `ids`, special tokens skipped. Throws InvalidArgument on an id outside the vocabulary. The bytes are
-  // what the tokens hold: ids that split a multi-byte character give invalid UTF-8. SentencePiece drops the
+  // what the tokens hold: ids that split a multi-byte character give invalid UTF-8 (where Hugging Face's
+  // ByteFallback decoder writes U+FFFD). SentencePiece drops the
   // space its encoder prefixed (the leading space of the first piece).
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   // The raw piece of one token as stored in the vocabulary (for debugging and streaming output).

@@ -7,6 +7,7 @@
 
 #include "io/gguf.h"
 #include "io/tokenizer_vocab.h"
+#include "io/unicode.h"
 #include "jagged/error.h"
 
 namespace jagged {
@@ -58,10 +59,10 @@ int32_t read_gguf_token_id(const GgufFile& file, const std::string& key) {
   return value == nullptr ? -1 : static_cast<int32_t>(std::clamp<int64_t>(value->as_int(key), -1, INT32_MAX));
 }
 
-void AddedTokens::add(std::string content, int32_t id, bool special, bool lstrip, bool rstrip) {
+void AddedTokens::add(std::string content, int32_t id, bool special, bool lstrip, bool rstrip, bool single_word) {
   if (content.empty()) return;
   const auto first = static_cast<uint8_t>(content[0]);
-  entries_.push_back({std::move(content), id, special, lstrip, rstrip});
+  entries_.push_back({std::move(content), id, special, lstrip, rstrip, single_word});
   std::vector<uint32_t>& bucket = by_first_byte_[first];
   bucket.push_back(static_cast<uint32_t>(entries_.size() - 1));
   std::stable_sort(bucket.begin(), bucket.end(),
@@ -77,6 +78,32 @@ void AddedTokens::add_from(const Vocabulary& vocab) {
   }
 }
 
+namespace {
+
+// Regex \w as Hugging Face's single_word check uses it: letters, marks, digits, connector punctuation.
+bool is_word_character(char32_t code_point) {
+  if (unicode::is_letter(code_point) || unicode::is_number(code_point)) return true;
+  const unicode::Category category = unicode::category(code_point);
+  return category == unicode::Category::Mn || category == unicode::Category::Mc ||
+         category == unicode::Category::Me || category == unicode::Category::Pc;
+}
+
+// Whether a word character ends text[0, end) / starts text[begin, ...).
+bool word_before(std::string_view text, size_t end) {
+  if (end == 0) return false;
+  size_t begin = end - 1;
+  while (begin > 0 && end - begin < 4 && (static_cast<uint8_t>(text[begin]) & 0xC0) == 0x80) --begin;
+  const unicode::Decoded decoded = unicode::decode_utf8(text, begin);
+  return begin + decoded.length == end && decoded.valid && is_word_character(decoded.code_point);
+}
+bool word_after(std::string_view text, size_t begin) {
+  if (begin >= text.size()) return false;
+  const unicode::Decoded decoded = unicode::decode_utf8(text, begin);
+  return decoded.valid && is_word_character(decoded.code_point);
+}
+
+}  // namespace
+
 std::vector<Fragment> AddedTokens::split(std::string_view text, bool parse_special) const {
   std::vector<Fragment> fragments;
   const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; };
@@ -85,7 +112,8 @@ std::vector<Fragment> AddedTokens::split(std::string_view text, bool parse_speci
     const Entry* match = nullptr;
     for (const uint32_t index : by_first_byte_[static_cast<uint8_t>(text[pos])]) {
       const Entry& entry = entries_[index];
-      if ((parse_special || !entry.special) && text.substr(pos).starts_with(entry.content)) {
+      if ((parse_special || !entry.special) && text.substr(pos).starts_with(entry.content) &&
+          (!entry.single_word || (!word_before(text, pos) && !word_after(text, pos + entry.content.size())))) {
         match = &entry;
         break;
       }
@@ -108,6 +136,19 @@ std::vector<Fragment> AddedTokens::split(std::string_view text, bool parse_speci
   }
   if (text_start < text.size()) fragments.push_back({text.substr(text_start), -1});
   return fragments;
+}
+
+int parse_byte_piece(std::string_view piece) {
+  if (piece.size() != 6 || !piece.starts_with("<0x") || piece[5] != '>') return -1;
+  int value = 0;
+  for (const char c : piece.substr(3, 2)) {
+    value *= 16;
+    if (c >= '0' && c <= '9') value += c - '0';
+    else if (c >= 'A' && c <= 'F') value += c - 'A' + 10;
+    else if (c >= 'a' && c <= 'f') value += c - 'a' + 10;
+    else return -1;
+  }
+  return value;
 }
 
 void replace_all(std::string& text, std::string_view from, std::string_view to) {
@@ -190,16 +231,45 @@ void read_json_vocab(const json& vocab_object, const json& root, const fs::path&
   vocab.kinds = std::move(kinds);
 
   // tokenizer_config.json beside the file names BOS / EOS and whether to add them.
-  const fs::path config_path = path.parent_path() / "tokenizer_config.json";
-  std::ifstream config_file(config_path);
-  if (!config_file) return;
-  const json config = json::parse(config_file, nullptr, /*allow_exceptions=*/false);
-  if (!config.is_object()) return;
+  const json config = read_tokenizer_config(path);
   if (config.contains("bos_token")) vocab.bos = vocab.find(token_text(config["bos_token"]));
   if (config.contains("eos_token")) vocab.eos = vocab.find(token_text(config["eos_token"]));
   if (config.contains("unk_token") && vocab.unk < 0) vocab.unk = vocab.find(token_text(config["unk_token"]));
   if (config.contains("add_bos_token") && config["add_bos_token"].is_boolean()) vocab.add_bos = config["add_bos_token"];
   if (config.contains("add_eos_token") && config["add_eos_token"].is_boolean()) vocab.add_eos = config["add_eos_token"];
+}
+
+std::pair<std::string, std::string> split_merge(const std::string& merge, size_t rank, const fs::path& path) {
+  const size_t space = merge.find(' ', 1);
+  if (space == std::string::npos) {
+    throw FileError(concat(path.string(), ": merge ", rank, " ('", merge, "') is not two tokens separated by a space"));
+  }
+  return {merge.substr(0, space), merge.substr(space + 1)};
+}
+
+std::vector<std::pair<std::string, std::string>> read_json_merges(const json& model, const fs::path& path) {
+  const json& merge_list = model.value("merges", json::array());
+  if (!merge_list.is_array()) throw FileError(concat(path.string(), ": model.merges is not an array"));
+  std::vector<std::pair<std::string, std::string>> merges;
+  merges.reserve(merge_list.size());
+  for (size_t rank = 0; rank < merge_list.size(); ++rank) {
+    const json& merge = merge_list[rank];
+    if (merge.is_string()) {
+      merges.push_back(split_merge(merge.get<std::string>(), rank, path));
+    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
+      merges.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
+    } else {
+      throw FileError(concat(path.string(), ": merge ", rank, " is neither \"a b\" nor [\"a\", \"b\"]"));
+    }
+  }
+  return merges;
+}
+
+json read_tokenizer_config(const fs::path& path) {
+  std::ifstream config_file(path.parent_path() / "tokenizer_config.json");
+  if (!config_file) return json::object();
+  json config = json::parse(config_file, nullptr, /*allow_exceptions=*/false);
+  return config.is_object() ? config : json::object();
 }
 
 PostProcessor read_json_post_processor(const json& root, const Vocabulary& vocab) {
@@ -274,7 +344,7 @@ std::unique_ptr<VocabTokenizer> load_json(const fs::path& path, const TokenizerO
     throw FileError(concat(path.string(), ": unexpected tokenizer.json structure (", error.what(), ")"));
   }
   throw FileError(concat(path.string(), ": tokenizer model type '", type,
-                         "' is not supported (BPE with a ByteLevel pre-tokenizer, or WordPiece)"));
+                         "' is not supported (BPE, byte-level or SentencePiece-converted, and WordPiece are)"));
 }
 
 std::unique_ptr<VocabTokenizer> load_gguf(const fs::path& path, const TokenizerOptions& options) {

@@ -4,9 +4,9 @@
 // "gpt2".
 #include <array>
 #include <nlohmann/json.hpp>
-#include <queue>
 
 #include "io/gguf.h"
+#include "io/tokenizer_merges.h"
 #include "io/tokenizer_pretokenize.h"
 #include "io/tokenizer_vocab.h"
 #include "io/unicode.h"
@@ -63,7 +63,7 @@ class BpeTokenizer final : public VocabTokenizer {
         throw FileError(concat(path.string(), ": merge ", rank, " ('", left, "' '", right,
                                "') names a token that is not in the vocabulary ('", missing, "')"));
       }
-      merges_.emplace(key(left_id, right_id), Merge{static_cast<int32_t>(rank), merged_id});
+      merges_.add(left_id, right_id, merged_id, static_cast<int32_t>(rank));
     }
   }
 
@@ -99,30 +99,6 @@ class BpeTokenizer final : public VocabTokenizer {
   }
 
  private:
-  struct Merge {
-    int32_t rank;
-    int32_t merged_id;
-  };
-  struct Symbol {
-    int32_t id;  // -1: a byte the vocabulary lacks (never merges, emits nothing)
-    int32_t prev;
-    int32_t next;
-  };
-  struct Candidate {
-    int32_t rank;
-    int32_t left;
-    int32_t right;
-    int32_t left_id;
-    int32_t right_id;
-    bool operator>(const Candidate& other) const {  // the queue's top: lowest rank, then leftmost
-      return rank != other.rank ? rank > other.rank : left > other.left;
-    }
-  };
-
-  static uint64_t key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-  }
-
   void encode_text(std::string_view text, std::vector<int32_t>& ids) const {
     std::string buffer;
     if (config_.nfc && unicode::is_valid_utf8(text)) {  // invalid bytes are kept as they are, unnormalised
@@ -151,38 +127,11 @@ class BpeTokenizer final : public VocabTokenizer {
         return;
       }
     }
-    std::vector<Symbol> symbols(word.size());
-    for (size_t i = 0; i < word.size(); ++i) {
-      symbols[i] = {byte_ids_[static_cast<uint8_t>(word[i])], static_cast<int32_t>(i) - 1, static_cast<int32_t>(i) + 1};
-    }
-    symbols.back().next = -1;
-    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
-    const auto try_add = [&](int32_t left, int32_t right) {
-      if (left < 0 || right < 0) return;
-      const int32_t left_id = symbols[static_cast<size_t>(left)].id;
-      const int32_t right_id = symbols[static_cast<size_t>(right)].id;
-      if (left_id < 0 || right_id < 0) return;
-      const auto found = merges_.find(key(left_id, right_id));
-      if (found != merges_.end()) queue.push({found->second.rank, left, right, left_id, right_id});
-    };
-    for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) try_add(i - 1, i);
-    while (!queue.empty()) {
-      const Candidate candidate = queue.top();
-      queue.pop();
-      Symbol& left = symbols[static_cast<size_t>(candidate.left)];
-      Symbol& right = symbols[static_cast<size_t>(candidate.right)];
-      if (left.id != candidate.left_id || right.id != candidate.right_id || left.next != candidate.right) {
-        continue;  // stale: a side was merged since
-      }
-      left.id = merges_.at(key(candidate.left_id, candidate.right_id)).merged_id;
-      right.id = -2;  // absorbed
-      left.next = right.next;
-      if (right.next >= 0) symbols[static_cast<size_t>(right.next)].prev = candidate.left;
-      try_add(left.prev, candidate.left);
-      try_add(candidate.left, left.next);
-    }
-    for (int32_t i = 0; i >= 0; i = symbols[static_cast<size_t>(i)].next) {
-      if (symbols[static_cast<size_t>(i)].id >= 0) ids.push_back(symbols[static_cast<size_t>(i)].id);
+    std::vector<int32_t> symbols(word.size());
+    for (size_t i = 0; i < word.size(); ++i) symbols[i] = byte_ids_[static_cast<uint8_t>(word[i])];
+    merges_.apply(symbols);
+    for (const int32_t id : symbols) {
+      if (id >= 0) ids.push_back(id);  // a byte the vocabulary lacks emits nothing
     }
   }
 
@@ -208,19 +157,11 @@ class BpeTokenizer final : public VocabTokenizer {
   }
 
   BpeConfig config_;
-  std::unordered_map<uint64_t, Merge> merges_;  // (left id, right id) -> rank, merged id
+  RankedMerges merges_;
   std::array<int32_t, 256> byte_ids_{};         // byte -> id of its byte-level character (-1 when absent)
   std::array<std::string, 256> byte_strings_;   // byte -> its byte-level character, UTF-8
   std::array<int16_t, 324> code_point_bytes_{}; // byte-level character -> byte (-1 for others)
 };
-
-std::pair<std::string, std::string> split_merge(const std::string& merge, size_t rank, const fs::path& path) {
-  const size_t space = merge.find(' ', 1);
-  if (space == std::string::npos) {
-    throw FileError(concat(path.string(), ": merge ", rank, " ('", merge, "') is not two tokens separated by a space"));
-  }
-  return {merge.substr(0, space), merge.substr(space + 1)};
-}
 
 PreTokenizer pre_tokenizer_from_regex(const std::string& regex, const fs::path& path) {
   for (const PreTokenizer kind : {PreTokenizer::gpt2, PreTokenizer::llama3, PreTokenizer::qwen2}) {
@@ -270,7 +211,28 @@ std::unique_ptr<VocabTokenizer> load_bpe_gguf(const GgufFile& file) {
   return std::make_unique<BpeTokenizer>(std::move(vocab), std::move(added), merges, config, path);
 }
 
+namespace {
+
+// Whether the pre-tokenizer or the decoder is ByteLevel (alone or in a Sequence): GPT-2-style files. The others
+// are SentencePiece conversions (Metaspace / Prepend + Replace, byte fallback).
+bool uses_byte_level(const json& root) {
+  for (const auto& [key, list_key] : {std::pair{"pre_tokenizer", "pretokenizers"}, {"decoder", "decoders"}}) {
+    const json& stage = root.value(key, json());
+    if (!stage.is_object()) continue;
+    if (stage.value("type", "") == "ByteLevel") return true;
+    if (stage.contains(list_key) && stage[list_key].is_array()) {
+      for (const json& step : stage[list_key]) {
+        if (step.is_object() && step.value("type", "") == "ByteLevel") return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 std::unique_ptr<VocabTokenizer> load_bpe_json(const json& root, const fs::path& path) {
+  if (!uses_byte_level(root)) return load_sentencepiece_bpe_json(root, path);
   const json& model = root["model"];
   for (const char* field : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     if (model.contains(field) && model[field].is_string() && !model[field].get<std::string>().empty()) {
@@ -340,20 +302,7 @@ std::unique_ptr<VocabTokenizer> load_bpe_json(const json& root, const fs::path& 
     vocab.eos = post.last;
     vocab.add_eos = true;
   }
-  const json& merge_list = model.value("merges", json::array());
-  if (!merge_list.is_array()) throw FileError(concat(path.string(), ": model.merges is not an array"));
-  std::vector<std::pair<std::string, std::string>> merges;
-  merges.reserve(merge_list.size());
-  for (size_t rank = 0; rank < merge_list.size(); ++rank) {
-    const json& merge = merge_list[rank];
-    if (merge.is_string()) {
-      merges.push_back(split_merge(merge.get<std::string>(), rank, path));
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
-      merges.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
-    } else {
-      throw FileError(concat(path.string(), ": merge ", rank, " is neither \"a b\" nor [\"a\", \"b\"]"));
-    }
-  }
+  const std::vector<std::pair<std::string, std::string>> merges = read_json_merges(model, path);
   return std::make_unique<BpeTokenizer>(std::move(vocab), std::move(added), merges, config, path);
 }
 

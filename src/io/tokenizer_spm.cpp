@@ -18,20 +18,6 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
 
-// "<0xNN>" -> NN, or -1.
-int parse_byte_piece(std::string_view piece) {
-  if (piece.size() != 6 || !piece.starts_with("<0x") || piece[5] != '>') return -1;
-  int value = 0;
-  for (const char c : piece.substr(3, 2)) {
-    value *= 16;
-    if (c >= '0' && c <= '9') value += c - '0';
-    else if (c >= 'A' && c <= 'F') value += c - 'A' + 10;
-    else if (c >= 'a' && c <= 'f') value += c - 'a' + 10;
-    else return -1;
-  }
-  return value;
-}
-
 class SentencePieceTokenizer final : public VocabTokenizer {
  public:
   // `space` is how the vocabulary writes a space: U+2581 (GGUF), or ' ' (llama2.c's export replaced it).

@@ -60,10 +60,13 @@ struct Fragment {
 };
 
 // Finds added tokens in text, leftmost first, then longest (Hugging Face's added-vocabulary matching).
-// Special ones are matched only when asked (parse_special); the others (user-defined) always.
+// Special ones are matched only when asked (parse_special); the others (user-defined) always. lstrip / rstrip
+// take the spaces on that side into the token; a single_word token matches only between non-word characters.
 class AddedTokens {
  public:
-  void add(std::string content, int32_t id, bool special, bool lstrip = false, bool rstrip = false);
+  void add(std::string content, int32_t id, bool special, bool lstrip = false, bool rstrip = false,
+           bool single_word = false);
+  bool empty() const { return entries_.empty(); }
   // Adds every control / unknown (special) and user-defined token of `vocab`.
   void add_from(const Vocabulary& vocab);
   std::vector<Fragment> split(std::string_view text, bool parse_special) const;
@@ -75,6 +78,7 @@ class AddedTokens {
     bool special;
     bool lstrip;
     bool rstrip;
+    bool single_word;
   };
   std::vector<Entry> entries_;
   std::vector<std::vector<uint32_t>> by_first_byte_ = std::vector<std::vector<uint32_t>>(256);  // longest first
@@ -100,6 +104,9 @@ class VocabTokenizer : public Tokenizer {
   int64_t max_length_ = 0;
 };
 
+// "<0xNN>" (SentencePiece's byte pieces) -> NN, or -1.
+int parse_byte_piece(std::string_view piece);
+
 // Replaces every occurrence of `from` (non-empty) in `text`.
 void replace_all(std::string& text, std::string_view from, std::string_view to);
 
@@ -112,7 +119,10 @@ std::unique_ptr<VocabTokenizer> load_wordpiece_gguf(const GgufFile& file, const 
 std::unique_ptr<VocabTokenizer> load_wordpiece_vocab_txt(const std::filesystem::path& path,
                                                          const TokenizerOptions& options);
 // From a parsed tokenizer.json; `path` names the file in errors (and locates tokenizer_config.json beside it).
+// load_bpe_json reads byte-level files and hands the others to load_sentencepiece_bpe_json.
 std::unique_ptr<VocabTokenizer> load_bpe_json(const nlohmann::json& root, const std::filesystem::path& path);
+std::unique_ptr<VocabTokenizer> load_sentencepiece_bpe_json(const nlohmann::json& root,
+                                                            const std::filesystem::path& path);
 std::unique_ptr<VocabTokenizer> load_wordpiece_json(const nlohmann::json& root, const std::filesystem::path& path,
                                                     const TokenizerOptions& options);
 
@@ -126,6 +136,15 @@ int32_t read_gguf_token_id(const GgufFile& file, const std::string& key);
 // extend it (ids past the model vocabulary included) and are registered in `added`.
 void read_json_vocab(const nlohmann::json& vocab_object, const nlohmann::json& root, const std::filesystem::path& path,
                      Vocabulary& vocab, AddedTokens& added);
+// "a b" -> ("a", "b"): a merge as GGUF and older tokenizer.json files write it (FileError naming `path` and
+// the rank when there is no space after the first character).
+std::pair<std::string, std::string> split_merge(const std::string& merge, size_t rank,
+                                                const std::filesystem::path& path);
+// model.merges of a BPE tokenizer.json: "a b" strings or ["a", "b"] pairs, in rank order.
+std::vector<std::pair<std::string, std::string>> read_json_merges(const nlohmann::json& model,
+                                                                  const std::filesystem::path& path);
+// tokenizer_config.json beside `path` as an object; an empty object when absent or not valid JSON.
+nlohmann::json read_tokenizer_config(const std::filesystem::path& path);
 // The id of a special token the post-processor adds first (BOS / [CLS]) and last (EOS / [SEP]); -1 when none.
 struct PostProcessor {
   int32_t first = -1;

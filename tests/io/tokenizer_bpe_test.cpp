@@ -212,8 +212,9 @@ TEST_F(BpeJsonFile, MalformedFilesNameTheFile) {
   expect_file_error(tokenizer_json(R"([1, 2])"), "merge 0");
   expect_file_error(R"({"model": {"type": "Unigram", "vocab": []}})", "Unigram");
   expect_file_error(R"({"model": {"type": "BPE", "vocab": {"a": -4}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})", "no valid id");
-  expect_file_error(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": null})",
-                    "ByteLevel");
+  expect_file_error(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": null, )"
+                    R"("decoder": {"type": "ByteLevel"}})",
+                    "ByteLevel");  // a ByteLevel decoder without the ByteLevel pre-tokenizer
   expect_file_error(R"({"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},)"
                     R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Isolated"}})",
                     "regex");

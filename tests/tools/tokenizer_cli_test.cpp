@@ -2,6 +2,7 @@
 // (and on llama.cpp's Llama 3 vocabulary when fetched), its output parsed back.
 #include <filesystem>
 
+#include "io/model_writers.h"
 #include "io/tokenizer_test_data.h"
 #include "testing/cli.h"
 
@@ -37,6 +38,30 @@ TEST_F(TokenizeCli, Llama3VocabularyWithSpecialTokens) {
   EXPECT_EQ(run_on(source, "Hello world\n").out, "9906 1917\n");
   EXPECT_EQ(run_on(source + " --special", "<|begin_of_text|>Hello\n").out, "128000 128000 9906\n");
   EXPECT_EQ(run_on(concat("detokenize -t ", gguf.string()), "128000 9906 1917\n").out, "Hello world\n");
+}
+
+// A Hugging Face Llama directory (config.json, model.safetensors) with Mistral-7B's SentencePiece-converted
+// tokenizer.json beside it: tokenize, detokenize and run find the tokenizer there.
+TEST_F(TokenizeCli, HuggingFaceDirectoryWithSentencePieceTokenizerJson) {
+  const fs::path reference = testing::tokenizer_data_dir() / "tokenizer-reference" / "mistral";
+  JAGGED_REQUIRE_PATH(reference / "tokenizer.json");
+  LlamaConfig config = testing::tiny_llama_config();
+  config.vocab_size = 32000;
+  config.model_dim = 32;  // attention wants head_dim a multiple of 8
+  config.head_dim = 8;
+  const fs::path model = directory_ / "tiny-mistral";
+  fs::create_directories(model);
+  testing::write_hf_llama(model, config, testing::random_llama_weights(config));
+  fs::copy_file(reference / "tokenizer.json", model / "tokenizer.json");
+  fs::copy_file(reference / "tokenizer_config.json", model / "tokenizer_config.json");
+  const std::string dir = model.string();
+  EXPECT_EQ(run_on(concat("tokenize --model ", dir), "Hello world\n").out, "22557 1526\n");
+  EXPECT_EQ(run_on(concat("tokenize --model ", dir, " --special"), "<s>Hello world\n").out, "1 1 22557 1526\n");
+  EXPECT_EQ(run_on(concat("detokenize --model ", dir), "1 22557 1526 28705 243 162 167 153\n").out,
+            "Hello world \xF0\x9F\xA4\x96\n");
+  const Result generated = run(concat("run --model ", dir, " -n 4 -p 'Hello world'"));
+  ASSERT_EQ(generated.exit_code, 0) << generated.err;
+  EXPECT_EQ(generated.out.rfind("Hello world", 0), 0u) << generated.out;
 }
 
 TEST_F(TokenizeCli, ErrorsExitWithAMessage) {
