@@ -11,6 +11,7 @@
 #include <iostream>
 #include <map>
 
+#include "bench_decode.h"
 #include "bench_report.h"
 #include "bench_target.h"
 #include "commands.h"
@@ -35,6 +36,7 @@ struct BenchArgs {
   std::string plot_path;
   bool compare_torch = false;
   bool compare_onnx = false;
+  DecodeBenchArgs decode;  // --decode and its options
 };
 
 void check_writable(const std::string& path, const char* flag) {
@@ -198,7 +200,12 @@ void add_bench_command(CLI::App& app) {
   command->add_flag("--compare-torch", args->compare_torch, "also run PyTorch (Debian's python3-torch) on the same batch");
   command->add_flag("--compare-onnx", args->compare_onnx,
                     "encoders: also run ONNX Runtime (onnxruntime-node, scripts/setup_bench.sh) on the same batch");
-  command->callback([args] { bench(*args); });
+  add_decode_bench_options(*command, args->decode);
+  command->callback([args] {
+    if (!args->decode.enabled) return bench(*args);
+    bench_decode(args->decode, args->model, args->threads, args->workload.seed, args->json_path,
+                 /*compare_llamacpp=*/false);
+  });
 }
 
 }  // namespace jagged::cli
