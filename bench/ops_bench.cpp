@@ -11,7 +11,11 @@
 //     3960 / 8000 and ratio_target = 1.1 x that.
 //     BM_LinearVsSgemm: jagged's batch-invariant GEMM (weight packed once) against one plain multi-threaded
 //     dnnl_sgemm call over the same rows (not batch-invariant).
-//     BM_LinearSmallBatch: decode-sized batches, against oneDNN with the batch's own M (gemv for M = 1).
+//     BM_LinearSmallBatch: decode-sized batches, against oneDNN with the batch's own M (gemv for M = 1), and
+//     with bf16 weights (mode 2); counter weight_gbytes_per_second beside memory_gbytes_per_second, the
+//     machine's read bandwidth (BM_MemoryBandwidth: all threads summing a 1 GiB buffer, best of 5).
+//     BM_LinearBf16VsF32: the nested batch with the weight in bf16 and in f32, alternately in the same
+//     iterations; counters gflops of each, bf16_speedup; the label names the bf16 kernel path that ran.
 //     BM_SgemmBatchInvariance: a measurement, not a timing: how many rows of a plain dnnl_sgemm change their
 //     bits when computed in a batch of M = 1 or 37 instead of 3960.
 // (d) One benchmark per elementwise kernel at the workload's sizes; counters bytes_per_second, items_per_second.
@@ -117,6 +121,46 @@ double fma_gflops(int threads, int repeats) {
 double machine_peak_gflops() {
   static const double peak = fma_gflops(0, 20);
   return peak;
+}
+
+// Read bandwidth from memory: every thread sums its share of a buffer far larger than the caches. GB/s.
+double read_gbytes_per_second(const std::vector<float>& buffer) {
+  const hn::ScalableTag<float> d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t count = static_cast<int64_t>(buffer.size()) / (4 * lanes) * (4 * lanes);
+  const auto start = std::chrono::steady_clock::now();
+  float total = 0.0f;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+  for (int64_t i = 0; i < count; i += 4 * lanes) {
+    const auto a = hn::Add(hn::LoadU(d, buffer.data() + i), hn::LoadU(d, buffer.data() + i + lanes));
+    const auto b = hn::Add(hn::LoadU(d, buffer.data() + i + 2 * lanes), hn::LoadU(d, buffer.data() + i + 3 * lanes));
+    total += hn::GetLane(hn::Add(a, b));
+  }
+  benchmark::DoNotOptimize(total);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return static_cast<double>(count) * sizeof(float) / seconds * 1e-9;
+}
+
+std::vector<float> bandwidth_buffer() {
+  std::vector<float> buffer(size_t{1} << 28, 1.0f);  // 1 GiB, written (so mapped) before timing
+  return buffer;
+}
+
+double machine_read_gbytes_per_second() {
+  static const double bandwidth = [] {
+    const std::vector<float> buffer = bandwidth_buffer();
+    double best = 0.0;
+    for (int run = 0; run < 5; ++run) best = std::max(best, read_gbytes_per_second(buffer));
+    return best;
+  }();
+  return bandwidth;
+}
+
+void BM_MemoryBandwidth(benchmark::State& state) {
+  const std::vector<float> buffer = bandwidth_buffer();
+  double best = 0.0;
+  for (auto _ : state) best = std::max(best, read_gbytes_per_second(buffer));
+  state.counters["read_gbytes_per_second"] = best;
 }
 
 void BM_FmaPeak(benchmark::State& state) {
@@ -239,15 +283,16 @@ void BM_LinearVsSgemm(benchmark::State& state) {
       benchmark::Counter(gflops * 1e-9 / machine_peak_gflops(), benchmark::Counter::kIsRate);
 }
 
-// Decode-sized batches: ops::linear on a packed weight against one plain sgemm call with the batch's own M
-// (oneDNN's gemv path for M = 1).
+// Decode-sized batches: ops::linear on a packed weight (mode 0: f32, 2: bf16) against one plain sgemm call with
+// the batch's own M (mode 1; oneDNN's gemv path for M = 1). Bytes: the weight as stored, read once per call.
 void BM_LinearSmallBatch(benchmark::State& state) {
   const LayerShape& shape = kLayerShapes[state.range(0)];
   const int64_t rows = state.range(1);
-  const bool plain = state.range(2) != 0;
-  state.SetLabel(std::string(shape.name) + (plain ? " plain_sgemm" : " ops_linear"));
+  const bool plain = state.range(2) == 1;
+  const ops::WeightType type = state.range(2) == 2 ? ops::WeightType::bf16 : ops::WeightType::f32;
+  state.SetLabel(std::string(shape.name) + (plain ? " plain_sgemm" : " ops_linear " + ops::linear_path(type)));
   const Tensor weight = random_tensor({shape.out_features, shape.in_features}, 3);
-  const ops::PackedWeight packed(weight);
+  const ops::PackedWeight packed(weight, type);
   const Tensor x = random_tensor({rows, shape.in_features}, 5);
   Tensor out({rows, shape.out_features});
   for (auto _ : state) {
@@ -258,9 +303,32 @@ void BM_LinearSmallBatch(benchmark::State& state) {
       ops::linear(x, packed, nullptr, out);
     }
   }
+  const double weight_bytes = plain ? static_cast<double>(weight.nbytes()) : static_cast<double>(packed.nbytes());
   state.counters["weight_gbytes_per_second"] =
-      benchmark::Counter(static_cast<double>(weight.nbytes()) * static_cast<double>(state.iterations()) * 1e-9,
-                         benchmark::Counter::kIsRate);
+      benchmark::Counter(weight_bytes * static_cast<double>(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["memory_gbytes_per_second"] = machine_read_gbytes_per_second();
+}
+
+void BM_LinearBf16VsF32(benchmark::State& state) {
+  const LayerShape& shape = kLayerShapes[state.range(0)];
+  state.SetLabel(std::string(shape.name) + " " + ops::linear_path(ops::WeightType::bf16));
+  LinearWorkload w(shape);
+  const ops::PackedWeight bf16(w.weight, ops::WeightType::bf16);
+  using Clock = std::chrono::steady_clock;
+  double f32_seconds = 0.0;
+  double bf16_seconds = 0.0;
+  for (auto _ : state) {
+    auto start = Clock::now();
+    ops::linear(w.nested_x, w.packed, &w.bias, w.nested_out);
+    f32_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+    start = Clock::now();
+    ops::linear(w.nested_x, bf16, &w.bias, w.nested_out);
+    bf16_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  const double flops = linear_flops(study().real_tokens, shape) * static_cast<double>(state.iterations());
+  state.counters["f32_gflops"] = flops / f32_seconds * 1e-9;
+  state.counters["bf16_gflops"] = flops / bf16_seconds * 1e-9;
+  state.counters["bf16_speedup"] = f32_seconds / bf16_seconds;
 }
 
 // How many of the first M rows differ in bits between a plain sgemm call of M rows and one of all 3960.
@@ -421,9 +489,11 @@ BENCHMARK(BM_LinearVsSgemm)
     ->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+BENCHMARK(BM_LinearBf16VsF32)->ArgName("shape")->DenseRange(0, 4)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MemoryBandwidth)->Iterations(5)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LinearSmallBatch)
-    ->ArgNames({"shape", "rows", "plain"})
-    ->ArgsProduct({{0, 3}, {1, 8, 32}, {0, 1}})
+    ->ArgNames({"shape", "rows", "mode"})
+    ->ArgsProduct({{0, 3}, {1, 8, 32, 64}, {0, 1, 2}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK(BM_SgemmBatchInvariance)->ArgName("shape")->Arg(0)->Arg(3)->Iterations(1)->Unit(benchmark::kMillisecond);

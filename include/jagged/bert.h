@@ -27,10 +27,11 @@ class BertModel {
  public:
   // Validates the config and that every tensor it needs is present with the right shape (InvalidArgument
   // naming the tensor).
-  BertModel(BertConfig config, WeightMap weights);
+  // weight_type: how the projections are stored (f32, or bf16 rounded from the loaded f32).
+  BertModel(BertConfig config, WeightMap weights, ops::WeightType weight_type = ops::WeightType::f32);
   // A model of a named real shape with seeded random weights and a 2-label classification head (for
   // benchmarks without files): bert-base, minilm-l6, bert-tiny.
-  static BertModel synthetic(const std::string& name, uint64_t seed = 1234);
+  static BertModel synthetic(const std::string& name, uint64_t seed = 1234, ops::WeightType weight_type = ops::WeightType::f32);
   static std::vector<std::string> synthetic_names();
 
   BertModel(BertModel&&) noexcept = default;
@@ -108,6 +109,6 @@ class BertModel {
 
 // Loads a BERT-family encoder from a Hugging Face directory or a GGUF file. FileError naming the file and the
 // problem.
-BertModel load_bert_model(const std::filesystem::path& path);
+BertModel load_bert_model(const std::filesystem::path& path, ops::WeightType weight_type = ops::WeightType::f32);
 
 }  // namespace jagged

@@ -55,10 +55,11 @@ class LlamaWorkspace {
 class LlamaModel {
  public:
   // Validates that every tensor the config needs is present with the right shape (InvalidArgument naming it).
-  LlamaModel(LlamaConfig config, WeightMap weights);
+  // weight_type: how the projections are stored (f32, or bf16 rounded from the loaded f32).
+  LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType weight_type = ops::WeightType::f32);
   // A model of a named real shape with seeded random weights (for benchmarks without files):
   // smollm-135m, stories15m, tinyllama-1.1b, llama-3.2-1b, qwen2-0.5b, tiny.
-  static LlamaModel synthetic(const std::string& name, uint64_t seed = 1234);
+  static LlamaModel synthetic(const std::string& name, uint64_t seed = 1234, ops::WeightType weight_type = ops::WeightType::f32);
   static std::vector<std::string> synthetic_names();
 
   LlamaModel(LlamaModel&&) noexcept = default;
@@ -66,6 +67,7 @@ class LlamaModel {
 
   const LlamaConfig& config() const { return config_; }
   int64_t parameter_count() const;
+  ops::WeightType weight_type() const { return weight_type_; }
 
   // token_ids: nested [num_tokens] i32, each id in [0, vocab_size), each sequence at most context_length long.
   // Returns logits [num_tokens, vocab_size] f32 (real tokens only, in packed order), or with last_token_logits
@@ -102,6 +104,7 @@ class LlamaModel {
   void run_layers(Activations& act, const ForwardOptions& options) const;
 
   LlamaConfig config_;
+  ops::WeightType weight_type_ = ops::WeightType::f32;
   WeightMap weights_;
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
@@ -112,6 +115,6 @@ class LlamaModel {
 
 // Loads a Llama-family model from a llama2.c .bin, a Hugging Face directory or a GGUF file.
 // FileError naming the file and the problem.
-LlamaModel load_llama_model(const std::filesystem::path& path);
+LlamaModel load_llama_model(const std::filesystem::path& path, ops::WeightType weight_type = ops::WeightType::f32);
 
 }  // namespace jagged

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "jagged/nested_tensor.h"
@@ -17,22 +19,40 @@ namespace jagged::ops {
 // Throws on an id outside [0, vocab_size).
 void embedding(const Tensor& token_ids, const Tensor& table, Tensor& out);
 
-// A linear layer's weight [out_features, in_features] f32, rearranged once into the GEMM kernel's panel layout
-// so that no forward pass repacks it (models pack at load). Owns its copy: the source may be released.
+// How a linear layer's weight is stored in memory (and so which kernel multiplies by it). Activations stay f32
+// between ops whatever the type.
+enum class WeightType : uint8_t {
+  f32,
+  bf16,  // rounded to nearest even at packing; the kernel rounds x to bf16 too (see kernels/linear.h)
+  q8_0,  // llama.cpp's Q8_0 blocks (32 int8 + an f16 scale), quantized at packing as llama.cpp does
+};
+std::string_view weight_type_name(WeightType type);
+// "f32", "bf16" or "q8_0"; InvalidArgument naming the choices otherwise.
+WeightType parse_weight_type(std::string_view name);
+// The kernel path ops::linear takes for a weight type on this CPU, e.g. "avx512-bf16" (chosen at run time).
+std::string linear_path(WeightType type);
+
+// A linear layer's weight [out_features, in_features], converted to its storage type and rearranged once into
+// the GEMM kernel's panel layout so that no forward pass repacks it (models pack at load). Owns its copy: the
+// source may be released.
 class PackedWeight {
  public:
   PackedWeight() = default;
-  explicit PackedWeight(const Tensor& weight);
+  // weight: [out_features, in_features] f32.
+  explicit PackedWeight(const Tensor& weight, WeightType type = WeightType::f32);
   bool defined() const { return packed_.defined(); }
+  WeightType type() const { return type_; }
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }
   int64_t numel() const { return out_features_ * in_features_; }  // of the weight, without the panels' padding
-  const float* data() const { return packed_.data<float>(); }
-  // The weight back in its plain layout [out_features, in_features] (for export).
+  size_t nbytes() const { return packed_.nbytes(); }               // in memory, with the panels' padding
+  const void* data() const { return packed_.raw_data(); }
+  // The weight back in its plain layout [out_features, in_features] f32 (for export; bf16 widens exactly).
   Tensor unpack() const;
 
  private:
-  Tensor packed_;  // [packed floats] f32, see kernels/linear.h
+  Tensor packed_;  // [packed bytes] u8, see kernels/linear.h
+  WeightType type_ = WeightType::f32;
   int64_t out_features_ = 0;
   int64_t in_features_ = 0;
 };

@@ -47,7 +47,9 @@ class Tensor {
   static Tensor from_floats(std::span<const float> values, Shape shape);
   static Tensor from_ints(std::span<const int32_t> values, Shape shape);
   // Wraps memory owned elsewhere (a mapped file); `owner` keeps it alive. Not counted by the allocator.
-  static Tensor borrow(std::shared_ptr<const void> owner, const void* data, Shape shape, DType dtype);
+  // file_backed: the memory is a read-only mapping of a file, whose pages the kernel can drop and read again.
+  static Tensor borrow(std::shared_ptr<const void> owner, const void* data, Shape shape, DType dtype,
+                       bool file_backed = false);
 
   Tensor(Tensor&&) noexcept = default;
   Tensor& operator=(Tensor&&) noexcept = default;
@@ -55,6 +57,10 @@ class Tensor {
   Tensor& operator=(const Tensor&) = delete;
 
   Tensor clone() const;
+  // Drops the pages of a file-backed borrowed tensor from the process's resident memory (the values stay: the
+  // next read brings them back from the file); no-op for any other tensor. Called once a copy has been made
+  // (packing), so a weight is resident once.
+  void release_file_pages() const;
 
   bool defined() const { return defined_; }
   const Shape& shape() const { return shape_; }
@@ -90,6 +96,7 @@ class Tensor {
   Shape shape_;
   DType dtype_ = DType::f32;
   bool defined_ = false;
+  bool file_backed_ = false;
   std::shared_ptr<void> storage_;
   std::byte* bytes_ = nullptr;
 };

@@ -1,5 +1,9 @@
 #include "jagged/tensor.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
 #include <cstring>
 
 #include "core/allocator.h"
@@ -51,8 +55,10 @@ Tensor Tensor::from_ints(std::span<const int32_t> values, Shape shape) {
   return tensor;
 }
 
-Tensor Tensor::borrow(std::shared_ptr<const void> owner, const void* data, Shape shape, DType dtype) {
+Tensor Tensor::borrow(std::shared_ptr<const void> owner, const void* data, Shape shape, DType dtype,
+                      bool file_backed) {
   Tensor tensor;
+  tensor.file_backed_ = file_backed;
   tensor.shape_ = std::move(shape);
   shape_numel(tensor.shape_);  // validates
   tensor.dtype_ = dtype;
@@ -61,6 +67,16 @@ Tensor Tensor::borrow(std::shared_ptr<const void> owner, const void* data, Shape
   // A borrowed tensor is read through const accessors only by convention (weights); the cast keeps one type.
   tensor.bytes_ = static_cast<std::byte*>(const_cast<void*>(data));
   return tensor;
+}
+
+void Tensor::release_file_pages() const {
+  if (!file_backed_ || nbytes() == 0) return;
+  // Whole pages around the tensor: neighbours sharing its edge pages are file-backed too and read back alike.
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(bytes_) / page * page;
+  const auto end = (reinterpret_cast<uintptr_t>(bytes_) + nbytes() + page - 1) / page * page;
+  // Advice only: a failure leaves the pages resident, which is still correct.
+  (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 Tensor Tensor::clone() const {

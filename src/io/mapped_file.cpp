@@ -92,7 +92,7 @@ Tensor f32_tensor_from_file(const std::shared_ptr<const MappedFile>& file, uint6
   if (stored == DType::f32) {
     // Borrowing needs an aligned float pointer: reading through a misaligned float* is undefined behaviour.
     if (reinterpret_cast<uintptr_t>(source) % alignof(float) == 0) {
-      return Tensor::borrow(file, source, std::move(shape), DType::f32);
+      return Tensor::borrow(file, source, std::move(shape), DType::f32, file->mapped());
     }
     Tensor copy(std::move(shape), DType::f32);
     if (count > 0) std::memcpy(copy.raw_data(), source, static_cast<size_t>(count) * sizeof(float));

@@ -25,6 +25,7 @@ class MappedFile {
   std::span<const std::byte> bytes() const { return {data_, size_}; }
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  bool mapped() const { return mapped_; }  // a read-only file mapping (not a heap copy)
 
  private:
   MappedFile() = default;

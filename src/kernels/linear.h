@@ -36,6 +36,44 @@ void unpack_linear_weight(const float* packed, int64_t out_features, int64_t in_
 
 // out = x * weight^T + bias with the weight packed as above (64-byte aligned). x and out must not overlap.
 void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features, const float* bias, MatrixView out);
+
+// bf16 weights. Layout: panels of kLinearBf16PanelCols output features (whatever the SIMD width, so one packed
+// weight serves every path), each [ceil(in_features / 2), kLinearBf16PanelCols] u32: the pair (w[o, 2k],
+// w[o, 2k + 1]) as two bf16 (even in the low half), zero past in_features and out_features.
+// Arithmetic: x is rounded to bf16 (nearest even, relative error <= 2^-8), and each output accumulates, in f32,
+// the products of x pair k and w pair k for k = 0, 1, ... in order, stored at fixed depth blocks of 128 pairs:
+// batch-invariant as the f32 kernel, per path.
+inline constexpr int64_t kLinearBf16PanelCols = 48;
+enum class LinearBf16Path {
+  avx512_bf16,  // vdpbf16ps (AVX512-BF16)
+  portable,     // pairs widened to f32, two FMAs per pair (Highway, any CPU)
+};
+// The fastest path this CPU runs (cpuid, at run time).
+LinearBf16Path best_linear_bf16_path();
+const char* linear_bf16_path_name(LinearBf16Path path);
+int64_t packed_linear_bf16_pairs(int64_t out_features, int64_t in_features);
+// weight [out_features, in_features] f32 -> packed [packed_linear_bf16_pairs(...)] (rounded to nearest even).
+void pack_linear_weight_bf16(const float* weight, int64_t out_features, int64_t in_features, uint32_t* packed);
+void unpack_linear_weight_bf16(const uint32_t* packed, int64_t out_features, int64_t in_features, float* weight);
+// packed: 64-byte aligned. A path the CPU lacks falls back to the portable one.
+void linear_packed_bf16(ConstMatrixView x, const uint32_t* packed, int64_t out_features, const float* bias,
+                        MatrixView out, LinearBf16Path path);
+
+// Q8_0 weights (llama.cpp's block: 32 int8 values q and an f16 scale d, w = d * q). Layout: panels of
+// kLinearQ8PanelCols output features; per block of 32 inputs, the panel's 48 f16 scales then [32, 48] int8
+// (kLinearQ8PanelBlockBytes), zero past in_features and out_features. Arithmetic: the weight is dequantized in
+// registers (exact) and the rest is the f32 kernel's: the result equals linear_packed on the dequantized weight.
+inline constexpr int64_t kLinearQ8PanelCols = 48;
+inline constexpr int64_t kQ8Block = 32;
+inline constexpr int64_t kLinearQ8PanelBlockBytes = kLinearQ8PanelCols * 2 + kQ8Block * kLinearQ8PanelCols;
+// llama.cpp's quantize_row_q8_0 on one block: d = max |v| / 127, q = round(v / d), d stored as f16. count <= 32
+// values (the rest of the block is zero).
+void quantize_q8_0_block(const float* values, int64_t count, uint16_t& scale, int8_t* quants);
+int64_t packed_linear_q8_0_bytes(int64_t out_features, int64_t in_features);
+void pack_linear_weight_q8_0(const float* weight, int64_t out_features, int64_t in_features, uint8_t* packed);
+void unpack_linear_weight_q8_0(const uint8_t* packed, int64_t out_features, int64_t in_features, float* weight);
+void linear_packed_q8_0(ConstMatrixView x, const uint8_t* packed, int64_t out_features, const float* bias,
+                        MatrixView out);
 }  // namespace cpu
 
 }  // namespace jagged::kernels

@@ -51,7 +51,8 @@ struct BertModel::Activations : models::BatchGeometry {
   }
 };
 
-BertModel::BertModel(BertConfig config, WeightMap weights) : config_(std::move(config)), weights_(std::move(weights)) {
+BertModel::BertModel(BertConfig config, WeightMap weights, ops::WeightType weight_type)
+    : config_(std::move(config)), weights_(std::move(weights)) {
   const BertConfig& c = config_;
   if (c.model_dim <= 0 || c.ffn_dim <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.vocab_size <= 0 ||
       c.context_length <= 0 || c.type_vocab_size <= 0) {
@@ -86,13 +87,14 @@ BertModel::BertModel(BertConfig config, WeightMap weights) : config_(std::move(c
       return require_weight(weights_, layer_name(i, suffix), shape);
     };
     layer.wqkv = ops::PackedWeight(concat_rows({&weight("attn_q.weight", {dim, dim}),
-                                                &weight("attn_k.weight", {dim, dim}), &weight("attn_v.weight", {dim, dim})}));
+                                                &weight("attn_k.weight", {dim, dim}), &weight("attn_v.weight", {dim, dim})}),
+                                   weight_type);
     layer.bqkv = concat_rows({&weight("attn_q.bias", {dim}), &weight("attn_k.bias", {dim}), &weight("attn_v.bias", {dim})});
-    layer.wo = ops::PackedWeight(weight("attn_output.weight", {dim, dim}));
+    layer.wo = ops::PackedWeight(weight("attn_output.weight", {dim, dim}), weight_type);
     layer.bo = &weight("attn_output.bias", {dim});
-    layer.w_up = ops::PackedWeight(weight("ffn_up.weight", {c.ffn_dim, dim}));
+    layer.w_up = ops::PackedWeight(weight("ffn_up.weight", {c.ffn_dim, dim}), weight_type);
     layer.b_up = &weight("ffn_up.bias", {c.ffn_dim});
-    layer.w_down = ops::PackedWeight(weight("ffn_down.weight", {dim, c.ffn_dim}));
+    layer.w_down = ops::PackedWeight(weight("ffn_down.weight", {dim, c.ffn_dim}), weight_type);
     layer.b_down = &weight("ffn_down.bias", {dim});
     layer.attn_norm = norm(layer_name(i, "attn_output_norm"));
     layer.mlp_norm = norm(layer_name(i, "layer_output_norm"));
@@ -103,12 +105,12 @@ BertModel::BertModel(BertConfig config, WeightMap weights) : config_(std::move(c
 
   // The pooler is optional for embedding models; the classifier needs it.
   if (c.num_labels > 0 || weights_.count("cls.pooler.weight") > 0 || weights_.count("cls.pooler.bias") > 0) {
-    pooler_weight_ = ops::PackedWeight(require_weight(weights_, "cls.pooler.weight", {dim, dim}));
+    pooler_weight_ = ops::PackedWeight(require_weight(weights_, "cls.pooler.weight", {dim, dim}), weight_type);
     weights_.erase("cls.pooler.weight");
     pooler_bias_ = &require_weight(weights_, "cls.pooler.bias", {dim});
   }
   if (c.num_labels > 0) {
-    classifier_ = ops::PackedWeight(require_weight(weights_, "cls.weight", {c.num_labels, dim}));
+    classifier_ = ops::PackedWeight(require_weight(weights_, "cls.weight", {c.num_labels, dim}), weight_type);
     weights_.erase("cls.weight");
     classifier_bias_ = &require_weight(weights_, "cls.bias", {c.num_labels});
   }

@@ -39,7 +39,7 @@ std::vector<std::string> BertModel::synthetic_names() {
   return names;
 }
 
-BertModel BertModel::synthetic(const std::string& name, uint64_t seed) {
+BertModel BertModel::synthetic(const std::string& name, uint64_t seed, ops::WeightType weight_type) {
   const auto found = synthetic_shapes().find(name);
   if (found == synthetic_shapes().end()) {
     std::string known;
@@ -74,7 +74,7 @@ BertModel BertModel::synthetic(const std::string& name, uint64_t seed) {
   }
   linear("cls.pooler", dim, dim);
   linear("cls", c.num_labels, dim);
-  return BertModel(c, std::move(weights));
+  return BertModel(c, std::move(weights), weight_type);
 }
 
 }  // namespace jagged

@@ -35,7 +35,8 @@ struct LlamaModel::Activations : models::BatchGeometry {
   Tensor mlp;                        // [rows, ffn_dim]
 };
 
-LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights) : config_(config), weights_(std::move(weights)) {
+LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType weight_type)
+    : config_(config), weight_type_(weight_type), weights_(std::move(weights)) {
   const LlamaConfig& c = config_;
   if (c.model_dim <= 0 || c.ffn_dim <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
       c.head_dim <= 0 || c.vocab_size <= 0 || c.context_length <= 0) {
@@ -54,8 +55,8 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights) : config_(config),
 
   embedding_ = &require_weight(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
   output_norm_ = &require_weight(weights_, "output_norm.weight", {c.model_dim});
-  output_ = ops::PackedWeight(c.tied_output ? *embedding_
-                                             : require_weight(weights_, "output.weight", {c.vocab_size, c.model_dim}));
+  output_ = ops::PackedWeight(
+      c.tied_output ? *embedding_ : require_weight(weights_, "output.weight", {c.vocab_size, c.model_dim}), weight_type);
   weights_.erase("output.weight");
 
   for (int i = 0; i < c.num_layers; ++i) {
@@ -63,17 +64,20 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights) : config_(config),
     const Tensor& wq = require_weight(weights_, layer_name(i, "attn_q.weight"), {q_dim, c.model_dim});
     const Tensor& wk = require_weight(weights_, layer_name(i, "attn_k.weight"), {kv_dim, c.model_dim});
     const Tensor& wv = require_weight(weights_, layer_name(i, "attn_v.weight"), {kv_dim, c.model_dim});
-    layer.wqkv = ops::PackedWeight(concat_rows({&wq, &wk, &wv}));
+    layer.wqkv = ops::PackedWeight(concat_rows({&wq, &wk, &wv}), weight_type);
     if (c.qkv_bias) {
       layer.bqkv = concat_rows({&require_weight(weights_, layer_name(i, "attn_q.bias"), {q_dim}),
                                &require_weight(weights_, layer_name(i, "attn_k.bias"), {kv_dim}),
                                &require_weight(weights_, layer_name(i, "attn_v.bias"), {kv_dim})});
     }
-    layer.wo = ops::PackedWeight(require_weight(weights_, layer_name(i, "attn_output.weight"), {c.model_dim, q_dim}));
+    layer.wo = ops::PackedWeight(require_weight(weights_, layer_name(i, "attn_output.weight"), {c.model_dim, q_dim}),
+                                 weight_type);
     layer.w_gate_up = ops::PackedWeight(
         concat_rows({&require_weight(weights_, layer_name(i, "ffn_gate.weight"), {c.ffn_dim, c.model_dim}),
-                     &require_weight(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})}));
-    layer.w_down = ops::PackedWeight(require_weight(weights_, layer_name(i, "ffn_down.weight"), {c.model_dim, c.ffn_dim}));
+                     &require_weight(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})}),
+        weight_type);
+    layer.w_down = ops::PackedWeight(
+        require_weight(weights_, layer_name(i, "ffn_down.weight"), {c.model_dim, c.ffn_dim}), weight_type);
     layer.attn_norm = &require_weight(weights_, layer_name(i, "attn_norm.weight"), {c.model_dim});
     layer.ffn_norm = &require_weight(weights_, layer_name(i, "ffn_norm.weight"), {c.model_dim});
     // The packed copies replace the originals: keep one copy of each matrix in memory.

@@ -54,7 +54,7 @@ std::vector<std::string> LlamaModel::synthetic_names() {
   return names;
 }
 
-LlamaModel LlamaModel::synthetic(const std::string& name, uint64_t seed) {
+LlamaModel LlamaModel::synthetic(const std::string& name, uint64_t seed, ops::WeightType weight_type) {
   const auto found = synthetic_shapes().find(name);
   if (found == synthetic_shapes().end()) {
     std::string known;
@@ -91,7 +91,7 @@ LlamaModel LlamaModel::synthetic(const std::string& name, uint64_t seed) {
     vector(prefix + "attn_norm.weight", c.model_dim, 1.0f, 0.1f);
     vector(prefix + "ffn_norm.weight", c.model_dim, 1.0f, 0.1f);
   }
-  return LlamaModel(c, std::move(weights));
+  return LlamaModel(c, std::move(weights), weight_type);
 }
 
 }  // namespace jagged

@@ -20,6 +20,7 @@ Tensor concat_rows(std::initializer_list<const Tensor*> parts) {
   for (const Tensor* part : parts) {
     std::memcpy(out, part->raw_data(), part->nbytes());
     out += part->nbytes();
+    part->release_file_pages();  // the fused copy replaces it (weights resident once)
   }
   return stacked;
 }

@@ -14,6 +14,7 @@ namespace jagged::models {
 const Tensor& require_weight(const WeightMap& weights, const std::string& name, const Shape& shape, const char* family);
 
 // Stacks [rows_i, cols] or [n_i] tensors along their first axis: fused projections run as one GEMM.
+// Parts borrowed from a file mapping have their pages released from memory (Tensor::release_file_pages).
 Tensor concat_rows(std::initializer_list<const Tensor*> parts);
 
 // Rows [begin, end) of a [rows, ...] tensor, copied.

@@ -82,24 +82,100 @@ std::pair<ConstMatrixView, MatrixView> matrix_views(const Tensor& x, Tensor& out
 
 }  // namespace
 
-PackedWeight::PackedWeight(const Tensor& weight) {
+std::string_view weight_type_name(WeightType type) {
+  switch (type) {
+    case WeightType::f32: return "f32";
+    case WeightType::bf16: return "bf16";
+    case WeightType::q8_0: return "q8_0";
+  }
+  return "unknown";
+}
+
+WeightType parse_weight_type(std::string_view name) {
+  for (const WeightType type : {WeightType::f32, WeightType::bf16, WeightType::q8_0}) {
+    if (name == weight_type_name(type)) return type;
+  }
+  throw InvalidArgument(concat("unknown weight dtype '", name, "'; choose f32, bf16 or q8_0"));
+}
+
+std::string linear_path(WeightType type) {
+  switch (type) {
+    case WeightType::f32: return "f32-fma (own GEMM)";
+    case WeightType::bf16: return kernels::cpu::linear_bf16_path_name(kernels::cpu::best_linear_bf16_path());
+    case WeightType::q8_0: return "q8_0 (int8 blocks dequantized to f32 registers, FMA)";
+  }
+  return "unknown";
+}
+
+PackedWeight::PackedWeight(const Tensor& weight, WeightType type) : type_(type) {
   check_weight(weight);
   out_features_ = weight.dim(0);
   in_features_ = weight.dim(1);
-  packed_ = Tensor({kernels::cpu::packed_linear_floats(out_features_, in_features_)});
-  kernels::cpu::pack_linear_weight(weight.data<float>(), out_features_, in_features_, packed_.data<float>());
+  switch (type) {
+    case WeightType::f32: {
+      const int64_t floats = kernels::cpu::packed_linear_floats(out_features_, in_features_);
+      packed_ = Tensor({floats * static_cast<int64_t>(sizeof(float))}, DType::u8);
+      kernels::cpu::pack_linear_weight(weight.data<float>(), out_features_, in_features_,
+                                       static_cast<float*>(packed_.raw_data()));
+      weight.release_file_pages();  // the packed copy is the one that stays resident
+      return;
+    }
+    case WeightType::bf16: {
+      const int64_t pairs = kernels::cpu::packed_linear_bf16_pairs(out_features_, in_features_);
+      packed_ = Tensor({pairs * static_cast<int64_t>(sizeof(uint32_t))}, DType::u8);
+      kernels::cpu::pack_linear_weight_bf16(weight.data<float>(), out_features_, in_features_,
+                                            static_cast<uint32_t*>(packed_.raw_data()));
+      weight.release_file_pages();
+      return;
+    }
+    case WeightType::q8_0: {
+      packed_ = Tensor({kernels::cpu::packed_linear_q8_0_bytes(out_features_, in_features_)}, DType::u8);
+      kernels::cpu::pack_linear_weight_q8_0(weight.data<float>(), out_features_, in_features_,
+                                            static_cast<uint8_t*>(packed_.raw_data()));
+      weight.release_file_pages();
+      return;
+    }
+  }
+  throw InvalidArgument("PackedWeight: unknown weight type");
 }
 
 Tensor PackedWeight::unpack() const {
   Tensor weight({out_features_, in_features_});
-  if (defined()) kernels::cpu::unpack_linear_weight(data(), out_features_, in_features_, weight.data<float>());
+  if (!defined()) return weight;
+  switch (type_) {
+    case WeightType::f32:
+      kernels::cpu::unpack_linear_weight(static_cast<const float*>(data()), out_features_, in_features_,
+                                         weight.data<float>());
+      break;
+    case WeightType::bf16:
+      kernels::cpu::unpack_linear_weight_bf16(static_cast<const uint32_t*>(data()), out_features_, in_features_,
+                                              weight.data<float>());
+      break;
+    case WeightType::q8_0:
+      kernels::cpu::unpack_linear_weight_q8_0(static_cast<const uint8_t*>(data()), out_features_, in_features_,
+                                              weight.data<float>());
+      break;
+  }
   return weight;
 }
 
 void linear(ConstMatrixView x, const PackedWeight& weight, const Tensor* bias, MatrixView out) {
   if (!weight.defined()) throw InvalidArgument("linear: the packed weight is empty (default-constructed)");
   check_arguments(x, weight.out_features(), weight.in_features(), bias, out);
-  kernels::cpu::linear_packed(x, weight.data(), weight.out_features(), bias_data(bias), out);
+  switch (weight.type()) {
+    case WeightType::f32:
+      kernels::cpu::linear_packed(x, static_cast<const float*>(weight.data()), weight.out_features(), bias_data(bias),
+                                  out);
+      return;
+    case WeightType::bf16:
+      kernels::cpu::linear_packed_bf16(x, static_cast<const uint32_t*>(weight.data()), weight.out_features(),
+                                       bias_data(bias), out, kernels::cpu::best_linear_bf16_path());
+      return;
+    case WeightType::q8_0:
+      kernels::cpu::linear_packed_q8_0(x, static_cast<const uint8_t*>(weight.data()), weight.out_features(),
+                                       bias_data(bias), out);
+      return;
+  }
 }
 
 void linear(const Tensor& x, const PackedWeight& weight, const Tensor* bias, Tensor& out) {

@@ -299,15 +299,34 @@ TEST(Gguf, RejectsBadTensorOffsets) {
 TEST(Gguf, QuantisedTensorsParseButAreRejectedWhenRead) {
   GgufWriter writer;
   writer.tensor("blk.0.ffn_up.weight", {2, 256}, 12, Bytes(2 * 144));  // Q4_K
-  writer.tensor("blk.0.attn_q.weight", {1, 32}, 8, Bytes(34));         // Q8_0
   writer.tensor("counts", {3}, 26, Bytes(12));                          // I32
   const GgufFile gguf = parse(writer.bytes(), "q.gguf");
   EXPECT_EQ(gguf.find_tensor("blk.0.ffn_up.weight")->nbytes, 288u);
   expect_file_error([&] { gguf.read_f32(*gguf.find_tensor("blk.0.ffn_up.weight")); },
                     {"q.gguf", "unsupported tensor type Q4_K in tensor blk.0.ffn_up.weight (quantised types are planned)"});
-  expect_file_error([&] { gguf.read_f32(*gguf.find_tensor("blk.0.attn_q.weight")); }, {"Q8_0", "blk.0.attn_q.weight"});
   expect_file_error([&] { gguf.read_f32(*gguf.find_tensor("counts")); }, {"unsupported tensor type I32 in tensor counts"});
   EXPECT_EQ(ggml_type_name(14), "Q6_K");
+}
+
+// Q8_0 (f16 d, 32 int8: w = d q) and Q4_0 (f16 d, 16 bytes: element i in the low nibble of byte i, element
+// 16 + i in the high one; w = d (q - 8)) read as f32 exactly.
+TEST(Gguf, Q8_0AndQ4_0TensorsDequantizeExactly) {
+  Bytes q8 = {std::byte{0x00}, std::byte{0x38}};  // d = 0.5 (f16 0x3800)
+  for (int i = 0; i < 32; ++i) q8.push_back(static_cast<std::byte>(static_cast<int8_t>(i * 8 - 128)));
+  Bytes q4 = {std::byte{0x00}, std::byte{0xbc}};  // d = -1 (f16 0xbc00)
+  for (int i = 0; i < 16; ++i) q4.push_back(static_cast<std::byte>(i | ((15 - i) << 4)));
+  GgufWriter writer;
+  writer.tensor("q8", {1, 32}, 8, q8);
+  writer.tensor("q4", {1, 32}, 2, q4);
+  const GgufFile gguf = parse(writer.bytes(), "blocks.gguf");
+  const Tensor q8_values = gguf.read_f32(*gguf.find_tensor("q8"));
+  const Tensor q4_values = gguf.read_f32(*gguf.find_tensor("q4"));
+  ASSERT_EQ(q8_values.shape(), (Shape{1, 32}));
+  for (int i = 0; i < 32; ++i) {
+    EXPECT_EQ(q8_values.data<float>()[i], 0.5f * static_cast<float>(i * 8 - 128)) << i;
+    const int q = i < 16 ? i : 15 - (i - 16);
+    EXPECT_EQ(q4_values.data<float>()[i], -1.0f * static_cast<float>(q - 8)) << i;
+  }
   EXPECT_EQ(ggml_type_name(30), "BF16");
   EXPECT_EQ(ggml_type_name(1000), "type 1000");
 }

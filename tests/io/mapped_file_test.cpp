@@ -4,7 +4,11 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
 
 #include "io/model_writers.h"
 
@@ -111,6 +115,49 @@ TEST(F32TensorFromFile, ConvertsEveryF16AndBf16BitPatternLikeTheCoreConversions)
           << dtype_name(stored) << " bits 0x" << std::hex << bits;
     }
   }
+}
+
+// Resident KiB of the mapping that contains `address` (/proc/self/smaps), -1 when not found.
+int64_t resident_kib_of_mapping(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto target = reinterpret_cast<uintptr_t>(address);
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    uintptr_t begin = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &begin, &end) == 2 && line.find(':') > line.find(' ')) {
+      inside = target >= begin && target < end;
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      return std::stoll(line.substr(4));
+    }
+  }
+  return -1;
+}
+
+// Weights resident once: a borrowed f32 tensor's pages leave the process's memory once released, and its
+// values come back from the file; a tensor in a heap buffer is left alone.
+TEST(F32TensorFromFile, ReleasedFilePagesLeaveMemoryAndReadBack) {
+  std::vector<float> values(16384);  // 64 KiB: 16 pages
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) * 0.5f - 7.0f;
+  Bytes bytes;
+  for (const float value : values) testing::append_pod(bytes, value);
+  const auto path = testing::scratch_dir("release") / "data.bin";
+  testing::write_file(path, bytes);
+  const auto file = MappedFile::open(path);
+  const Tensor tensor = f32_tensor_from_file(file, 0, {128, 128}, DType::f32);
+  ASSERT_EQ(tensor.raw_data(), file->bytes().data());
+  float sum = 0.0f;
+  for (int64_t i = 0; i < tensor.numel(); ++i) sum += tensor.data<float>()[i];
+  EXPECT_GE(resident_kib_of_mapping(tensor.raw_data()), 64);
+  tensor.release_file_pages();
+  EXPECT_EQ(resident_kib_of_mapping(tensor.raw_data()), 0);
+  EXPECT_EQ(std::memcmp(tensor.raw_data(), values.data(), bytes.size()), 0);
+  EXPECT_NE(sum, 0.0f);
+
+  const auto heap = MappedFile::from_bytes(bytes, "heap");
+  const Tensor in_heap = f32_tensor_from_file(heap, 0, {128, 128}, DType::f32);
+  in_heap.release_file_pages();  // not file-backed: must not drop (zero) the heap copy
+  EXPECT_EQ(std::memcmp(in_heap.raw_data(), values.data(), bytes.size()), 0);
 }
 
 TEST(F32TensorFromFile, RejectsNonFloatStorage) {

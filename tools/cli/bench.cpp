@@ -37,6 +37,8 @@ struct BenchArgs {
   bool compare_torch = false;
   bool compare_onnx = false;
   DecodeBenchArgs decode;  // --decode and its options
+  std::string dtype = "f32";
+  bool compare_f32 = false;
 };
 
 void check_writable(const std::string& path, const char* flag) {
@@ -60,6 +62,7 @@ void validate(const BenchArgs& args) {
   check_writable(args.plot_path, "--plot");
   if (args.compare_torch) check_torch_available();
   if (args.compare_onnx) check_onnx_available(args.model);
+  ops::parse_weight_type(args.dtype);  // a clear error before loading
 }
 
 int64_t peak_rss_bytes() {
@@ -101,11 +104,42 @@ std::vector<std::pair<std::string, double>> median_stages(const std::vector<Stag
   return medians;
 }
 
+// The nested forward with these weights against the same weights in f32, interleaved in one run (medians), and
+// the largest logit difference relative to the largest f32 logit.
+nlohmann::json compare_with_f32(const BenchArgs& args, const BenchTarget& target, const NestedTensor& batch) {
+  progress("loading " + args.model + " in f32");
+  const BenchTarget full = open_bench_target(args.model, args.tokenizer, !args.all_logits, "f32");
+  std::vector<double> seconds[2];
+  Tensor outputs[2];
+  for (int run = 0; run < args.warmup + args.runs; ++run) {
+    for (int which : {run % 2, 1 - run % 2}) {
+      progress(concat("versus f32: run ", run + 1, "/", args.warmup + args.runs));
+      Measured result = measure(which == 0 ? target : full, batch, BatchLayout::nested, nullptr);
+      if (run >= args.warmup) seconds[which].push_back(result.seconds);
+      outputs[which] = std::move(result.output);
+    }
+  }
+  progress("");
+  const auto median = [](std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    return values.size() % 2 ? values[values.size() / 2] : 0.5 * (values[values.size() / 2 - 1] + values[values.size() / 2]);
+  };
+  const double typed = median(seconds[0]);
+  const double f32 = median(seconds[1]);
+  const ParityStats difference = compare_outputs(outputs[1].data<float>(), outputs[0].data<float>(), outputs[0].numel());
+  std::printf("nested, %s vs f32 weights (interleaved, medians of %d): %.4f s vs %.4f s = %.2fx; logits max rel "
+              "difference %.2e\n",
+              args.dtype.c_str(), args.runs, typed, f32, f32 / typed, difference.max_rel);
+  return {{"dtype_seconds", typed}, {"f32_seconds", f32}, {"speedup", f32 / typed},
+          {"logits_max_abs", difference.max_abs}, {"logits_max_rel", difference.max_rel}};
+}
+
 void bench(const BenchArgs& args) {
   validate(args);
   set_num_threads(args.threads);
   progress("loading " + args.model);
-  const BenchTarget target = open_bench_target(args.model, args.tokenizer, !args.all_logits);
+  const BenchTarget target = open_bench_target(args.model, args.tokenizer, !args.all_logits, args.dtype);
+  const std::string path = ops::linear_path(ops::parse_weight_type(args.dtype));
   const NestedTensor batch = draw_workload(args.workload, target.vocab_size, target.tokenizer.get());
   if (batch.max_seqlen() > target.context_length) {
     throw InvalidArgument(concat("the batch's longest sequence (", batch.max_seqlen(),
@@ -157,6 +191,9 @@ void bench(const BenchArgs& args) {
   report.process_peak_rss_bytes = peak_rss_bytes();
   progress("");
   print_report(report);
+  std::printf("weights %s, linear path: %s\n", args.dtype.c_str(), path.c_str());
+  report.extra["weights"] = {{"dtype", args.dtype}, {"linear_path", path}};
+  if (args.compare_f32 && args.dtype != "f32") report.extra["versus_f32"] = compare_with_f32(args, target, batch);
   if (args.compare_torch) {
     report.extra["torch"] = compare_with_torch(target, batch, nested_output, report, args.runs, args.warmup);
   }
@@ -201,6 +238,8 @@ void add_bench_command(CLI::App& app) {
   command->add_flag("--compare-onnx", args->compare_onnx,
                     "encoders: also run ONNX Runtime (onnxruntime-node, scripts/setup_bench.sh) on the same batch");
   add_decode_bench_options(*command, args->decode);
+  command->add_option("--dtype", args->dtype, "weights in memory: f32, bf16 or q8_0")->capture_default_str();
+  command->add_flag("--compare-f32", args->compare_f32, "with --dtype bf16: also time the same weights in f32 (nested)");
   command->callback([args] {
     if (!args->decode.enabled) return bench(*args);
     bench_decode(args->decode, args->model, args->threads, args->workload.seed, args->json_path,

@@ -34,15 +34,17 @@ std::shared_ptr<Tokenizer> encoder_tokenizer(const std::string& spec, const std:
   return open_tokenizer_for(spec, tokenizer_path, vocab_size);
 }
 
-BertModel open_bert(const std::string& spec) {
-  if (is_synthetic(spec)) return BertModel::synthetic(spec.substr(10));
-  return load_bert_model(spec);
+BertModel open_bert(const std::string& spec, const std::string& dtype) {
+  const ops::WeightType weight_type = ops::parse_weight_type(dtype);
+  if (is_synthetic(spec)) return BertModel::synthetic(spec.substr(10), 1234, weight_type);
+  return load_bert_model(spec, weight_type);
 }
 
 }  // namespace
 
-BenchTarget open_encoder_target(const std::string& model_spec, const std::string& tokenizer_path) {
-  auto model = std::make_shared<BertModel>(open_bert(model_spec));
+BenchTarget open_encoder_target(const std::string& model_spec, const std::string& tokenizer_path,
+                                const std::string& dtype) {
+  auto model = std::make_shared<BertModel>(open_bert(model_spec, dtype));
   const BertConfig config = model->config();
   BenchTarget target;
   target.family = "bert";

@@ -194,9 +194,10 @@ std::string bench_family(const std::string& model_spec) {
   return model_architecture(model_spec);
 }
 
-BenchTarget open_bench_target(const std::string& model_spec, const std::string& tokenizer_path, bool last_token_logits) {
-  if (bench_family(model_spec) == "bert") return open_encoder_target(model_spec, tokenizer_path);
-  auto model = std::make_shared<LlamaModel>(open_llama(model_spec));
+BenchTarget open_bench_target(const std::string& model_spec, const std::string& tokenizer_path, bool last_token_logits,
+                              const std::string& dtype) {
+  if (bench_family(model_spec) == "bert") return open_encoder_target(model_spec, tokenizer_path, dtype);
+  auto model = std::make_shared<LlamaModel>(open_llama(model_spec, dtype));
   const LlamaConfig config = model->config();
   BenchTarget target;
   target.family = "llama";

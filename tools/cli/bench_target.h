@@ -41,9 +41,11 @@ struct BenchTarget {
 // InvalidArgument for an unknown synthetic name, FileError for a file that cannot be read.
 std::string bench_family(const std::string& model_spec);
 
-BenchTarget open_bench_target(const std::string& model_spec, const std::string& tokenizer_path, bool last_token_logits);
+BenchTarget open_bench_target(const std::string& model_spec, const std::string& tokenizer_path, bool last_token_logits,
+                              const std::string& dtype = "f32");
 // The BERT-family encoder target (bench_encoder.cpp).
-BenchTarget open_encoder_target(const std::string& model_spec, const std::string& tokenizer_path);
+BenchTarget open_encoder_target(const std::string& model_spec, const std::string& tokenizer_path,
+                                const std::string& dtype = "f32");
 
 // Throws (before any work starts) when Debian's python3-torch cannot be imported.
 void check_torch_available();

@@ -8,9 +8,10 @@ namespace fs = std::filesystem;
 
 bool is_synthetic(const std::string& spec) { return spec.rfind("synthetic:", 0) == 0; }
 
-LlamaModel open_llama(const std::string& spec) {
-  if (is_synthetic(spec)) return LlamaModel::synthetic(spec.substr(10));
-  return load_llama_model(spec);
+LlamaModel open_llama(const std::string& spec, const std::string& dtype) {
+  const ops::WeightType weight_type = ops::parse_weight_type(dtype);
+  if (is_synthetic(spec)) return LlamaModel::synthetic(spec.substr(10), 1234, weight_type);
+  return load_llama_model(spec, weight_type);
 }
 
 std::unique_ptr<Tokenizer> open_tokenizer_for(const std::string& model_spec, const std::string& tokenizer_path,

@@ -11,8 +11,8 @@
 
 namespace jagged::cli {
 
-// "synthetic:NAME" or a model file/directory.
-LlamaModel open_llama(const std::string& spec);
+// "synthetic:NAME" or a model file/directory; dtype: the weights' storage type, "f32" or "bf16" (--dtype).
+LlamaModel open_llama(const std::string& spec, const std::string& dtype = "f32");
 bool is_synthetic(const std::string& spec);
 
 // The tokenizer for a model: an explicit path wins; else the one inside or beside the model file; null for

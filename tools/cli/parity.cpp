@@ -19,6 +19,7 @@ struct ParityArgs {
   int64_t max_len = 256;
   uint64_t seed = 555;
   double tolerance = 1e-4;
+  std::string dtype = "f32";
 };
 
 struct Difference {
@@ -42,7 +43,7 @@ Difference compare(const Tensor& actual, const Tensor& expected) {
 
 void parity(const ParityArgs& args, int& exit_code) {
   if (!(args.tolerance > 0.0)) throw InvalidArgument(concat("--tol must be positive, got ", args.tolerance));
-  const LlamaModel model = open_llama(args.model);
+  const LlamaModel model = open_llama(args.model, args.dtype);
   if (args.max_len > model.config().context_length) {
     throw InvalidArgument(concat("--max-len ", args.max_len, " exceeds the model's context length ",
                                  model.config().context_length));
@@ -69,6 +70,14 @@ void parity(const ParityArgs& args, int& exit_code) {
               static_cast<unsigned long long>(args.seed));
   std::printf("  padded vs nested: max abs %.3e  max rel %.3e\n", padded_diff.max_abs, padded_diff.max_rel);
   std::printf("  alone  vs nested: max abs %.3e  max rel %.3e\n", alone_diff.max_abs, alone_diff.max_rel);
+  std::printf("  weights %s, linear path: %s\n", args.dtype.c_str(), ops::linear_path(model.weight_type()).c_str());
+  if (model.weight_type() != ops::WeightType::f32) {
+    // The price of the storage type: the same weights kept in f32 (informational; the exit code is parity's).
+    const Tensor full = open_llama(args.model, "f32").forward(batch, {BatchLayout::nested, false, nullptr});
+    const Difference type_diff = compare(nested, full);
+    std::printf("  %s vs f32 weights: max abs %.3e  max rel %.3e\n", args.dtype.c_str(), type_diff.max_abs,
+                type_diff.max_rel);
+  }
   const bool pass = padded_diff.max_rel <= args.tolerance && alone_diff.max_rel <= args.tolerance;
   std::printf("  %s (tolerance %.1e relative to the largest logit)\n", pass ? "PASS" : "FAIL", args.tolerance);
   exit_code = pass ? 0 : 1;
@@ -87,6 +96,8 @@ void add_parity_command(CLI::App& app) {
   command->add_option("--max-len", args->max_len, "longest sequence")->capture_default_str();
   command->add_option("--seed", args->seed, "seed of lengths and token ids")->capture_default_str();
   command->add_option("--tol", args->tolerance, "max relative difference")->capture_default_str();
+  command->add_option("--dtype", args->dtype, "weights in memory: f32, bf16 or q8_0 (others also report the difference from f32)")
+      ->capture_default_str();
   command->callback([args] { parity(*args, command_exit_code()); });
 }
 

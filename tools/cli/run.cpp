@@ -12,6 +12,7 @@ namespace {
 struct RunArgs {
   std::string model;
   std::string tokenizer;
+  std::string dtype = "f32";
   std::vector<std::string> prompts;
   std::string prompts_file;
   int steps = 64;
@@ -36,7 +37,7 @@ void run(const RunArgs& args) {
   }
   if (prompts.empty()) prompts.emplace_back();  // no prompt: start from BOS alone
 
-  const LlamaModel model = open_llama(args.model);
+  const LlamaModel model = open_llama(args.model, args.dtype);
   const LlamaConfig& config = model.config();
   const auto tokenizer = open_tokenizer_for(args.model, args.tokenizer, config.vocab_size);
 
@@ -82,6 +83,7 @@ void add_run_command(CLI::App& app) {
   command->add_option("--model,-m", args->model, "model: llama2.c .bin, Hugging Face dir, .gguf, or synthetic:NAME")
       ->required();
   command->add_option("--tokenizer", args->tokenizer, "tokenizer file (default: the model's own)");
+  command->add_option("--dtype", args->dtype, "weights in memory: f32, bf16 or q8_0")->capture_default_str();
   command->add_option("--prompt,-p", args->prompts, "a prompt (repeat for several; empty: start from BOS)");
   command->add_option("--prompts", args->prompts_file, "a file with one prompt per line");
   command->add_option("-n,--steps", args->steps, "tokens to generate per prompt")->capture_default_str();

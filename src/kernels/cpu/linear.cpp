@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/threads.h"
+#include "kernels/cpu/linear_tasks.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace jagged::kernels::cpu {
@@ -33,8 +34,6 @@ constexpr int64_t kDepthBlock = 128;
 constexpr int64_t kTaskRows = 128;
 constexpr int64_t kMaxTaskPanels = 4;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // acc = init (a panel row of kPanelCols floats) or the tile of c; acc += x[r, k] * panel[k, :] for k < depth;
 // c = acc. x rows are x_stride apart (read in place: kRows sequential streams), c rows c_stride apart.
@@ -132,24 +131,6 @@ void run_panel(const LinearProblem& p, int64_t panel, int64_t depth_begin, int64
   }
 }
 
-// Work split: tasks of kTaskRows rows x a group of up to kMaxTaskPanels panels (a task brings its x block into
-// L2 once per depth block and reuses it across its panels); with too few row blocks to keep every thread busy
-// (decode), the panels are spread over more groups. The split changes which thread computes an element, never how.
-struct TaskGrid {
-  int64_t row_tasks;
-  int64_t panels_per_task;
-  int64_t tasks;
-};
-
-TaskGrid task_grid(int64_t rows, int64_t out_features, int threads) {
-  const int64_t row_tasks = ceil_div(rows, kTaskRows);
-  const int64_t panels = ceil_div(out_features, kPanelCols);
-  const int64_t wanted_tasks = 4 * static_cast<int64_t>(threads);
-  const int64_t panel_groups = threads == 1 ? 1 : std::min(panels, ceil_div(wanted_tasks, row_tasks));
-  const int64_t panels_per_task = std::min<int64_t>(kMaxTaskPanels, ceil_div(panels, panel_groups));
-  return {row_tasks, panels_per_task, row_tasks * ceil_div(panels, panels_per_task)};
-}
-
 void run_task(const LinearProblem& p, const TaskGrid& grid, int64_t task) {
   const int64_t row_begin = (task % grid.row_tasks) * kTaskRows;
   const int64_t row_end = std::min(p.x.rows, row_begin + kTaskRows);
@@ -214,7 +195,7 @@ void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features,
   }
   const LinearProblem problem{x, packed, out_features, bias, out};
   const int threads = std::max(1, num_threads());
-  const TaskGrid grid = task_grid(rows, out_features, threads);
+  const TaskGrid grid = task_grid(rows, out_features, kPanelCols, kTaskRows, kMaxTaskPanels, threads);
   if (grid.tasks == 1 || threads == 1) {
     for (int64_t task = 0; task < grid.tasks; ++task) run_task(problem, grid, task);
     return;
