@@ -1,0 +1,118 @@
+// Attention over the paged KV cache against the naive reference, and bit for bit against the packed kernel over
+// whole sequences, on ragged (context, new) pairs: context 0, one new token, partly filled blocks, contexts longer
+// than any tile, blocks scattered through the cache.
+#include <gtest/gtest.h>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "jagged/ops.h"
+#include "kernels/attention.h"
+#include "testing/ragged.h"
+
+namespace jagged {
+namespace {
+
+struct Pair {
+  int32_t context;
+  int32_t fresh;
+};
+
+void check_paged(int num_heads, int num_kv_heads, int head_dim, const std::vector<Pair>& pairs) {
+  const ops::AttentionConfig config{num_heads, num_kv_heads, head_dim, 0.0f, true};
+  const kernels::AttentionParams params{num_heads, num_kv_heads, head_dim, 1.0f / std::sqrt(float(head_dim)), true};
+  const int64_t block_tokens = ops::kv_block_tokens();
+  std::vector<int32_t> full_cu{0}, context_cu{0}, fresh_cu{0}, contexts, zeros, offsets{0}, tables;
+  for (const Pair& p : pairs) {
+    full_cu.push_back(full_cu.back() + p.context + p.fresh);
+    context_cu.push_back(context_cu.back() + p.context);
+    fresh_cu.push_back(fresh_cu.back() + p.fresh);
+    contexts.push_back(p.context);
+    zeros.push_back(0);
+    const int64_t blocks = (p.context + p.fresh + block_tokens - 1) / block_tokens;
+    offsets.push_back(offsets.back() + static_cast<int32_t>(blocks));
+  }
+  const int64_t num_blocks = offsets.back() + 3;
+  tables.resize(static_cast<size_t>(offsets.back()));
+  std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), std::mt19937(5));  // scattered blocks
+  std::copy_n(ids.begin(), tables.size(), tables.begin());
+
+  const int64_t total = full_cu.back();
+  const int64_t q_dim = int64_t{num_heads} * head_dim, kv_dim = int64_t{num_kv_heads} * head_dim;
+  const Tensor q = testing::random_tensor({total, q_dim}, 1);
+  const Tensor k = testing::random_tensor({total, kv_dim}, 2);
+  const Tensor v = testing::random_tensor({total, kv_dim}, 3);
+  // Split every sequence's rows into its context part and its new part.
+  Tensor k_context({context_cu.back(), kv_dim}), v_context({context_cu.back(), kv_dim});
+  Tensor q_fresh({fresh_cu.back(), q_dim}), k_fresh({fresh_cu.back(), kv_dim}), v_fresh({fresh_cu.back(), kv_dim});
+  for (size_t s = 0; s < pairs.size(); ++s) {
+    const auto copy = [](const Tensor& from, int64_t row, Tensor& to, int64_t to_row, int64_t rows, int64_t cols) {
+      std::memcpy(to.data<float>() + to_row * cols, from.data<float>() + row * cols, rows * cols * sizeof(float));
+    };
+    copy(k, full_cu[s], k_context, context_cu[s], pairs[s].context, kv_dim);
+    copy(v, full_cu[s], v_context, context_cu[s], pairs[s].context, kv_dim);
+    copy(q, full_cu[s] + pairs[s].context, q_fresh, fresh_cu[s], pairs[s].fresh, q_dim);
+    copy(k, full_cu[s] + pairs[s].context, k_fresh, fresh_cu[s], pairs[s].fresh, kv_dim);
+    copy(v, full_cu[s] + pairs[s].context, v_fresh, fresh_cu[s], pairs[s].fresh, kv_dim);
+  }
+  Tensor keys = Tensor::zeros({num_blocks * num_kv_heads * head_dim * block_tokens});
+  Tensor values = Tensor::zeros({num_blocks * num_kv_heads * block_tokens * ops::kv_value_stride(head_dim)});
+  const PagedKvLayer layer{keys.data<float>(), values.data<float>()};
+  // Two calls, as a cache fills: the context first, then the new tokens.
+  ops::paged_kv_write(k_context.matrix(), v_context.matrix(), {context_cu, zeros, tables, offsets, num_blocks}, layer,
+                      config);
+  const PagedKvBatch batch{fresh_cu, contexts, tables, offsets, num_blocks};
+  ops::paged_kv_write(k_fresh.matrix(), v_fresh.matrix(), batch, layer, config);
+  Tensor workspace({ops::paged_attention_workspace_bytes(config, omp_get_max_threads())}, DType::u8);
+  Tensor out({fresh_cu.back(), q_dim});
+  ops::paged_attention(q_fresh.matrix(), out.matrix(), batch, layer, config,
+                       {static_cast<std::byte*>(workspace.raw_data()), workspace.nbytes()});
+
+  Tensor expected({fresh_cu.back(), q_dim});
+  kernels::reference::attention_with_context(q_fresh.matrix(), k.matrix(), v.matrix(), expected.matrix(), fresh_cu,
+                                             full_cu, contexts, params);
+  EXPECT_LT(testing::max_abs_diff(out.data<float>(), expected.data<float>(), out.numel()), 2e-5);
+  Tensor packed({total, q_dim});
+  ops::attention(q.matrix(), k.matrix(), v.matrix(), packed.matrix(), full_cu, config);
+  for (size_t s = 0; s < pairs.size(); ++s) {
+    EXPECT_EQ(0, std::memcmp(out.data<float>() + fresh_cu[s] * q_dim,
+                             packed.data<float>() + (full_cu[s] + pairs[s].context) * q_dim,
+                             pairs[s].fresh * q_dim * sizeof(float)))
+        << "sequence " << s << " (context " << pairs[s].context << ", new " << pairs[s].fresh
+        << "): paged and packed kernels differ in bits";
+  }
+}
+
+const std::vector<Pair> kPairs{{0, 1}, {0, 5}, {1, 1}, {0, 0}, {63, 1}, {64, 1}, {65, 3}, {130, 70}, {200, 1}, {7, 150}};
+
+TEST(PagedAttention, MhaMatchesReferenceAndPackedKernel) { check_paged(4, 4, 16, kPairs); }
+TEST(PagedAttention, GqaMatchesReferenceAndPackedKernel) { check_paged(9, 3, 64, kPairs); }
+TEST(PagedAttention, MqaSmallHeadMatchesReferenceAndPackedKernel) { check_paged(8, 1, 8, kPairs); }
+TEST(PagedAttention, OneSequence) { check_paged(2, 1, 32, {{300, 1}}); }
+
+TEST(PagedAttention, RejectsShortBlockTables) {
+  const ops::AttentionConfig config{2, 1, 16, 0.0f, true};
+  Tensor keys = Tensor::zeros({1 * 16 * ops::kv_block_tokens()});
+  Tensor values = Tensor::zeros({ops::kv_block_tokens() * ops::kv_value_stride(16)});
+  Tensor k({2, 16}), v({2, 16});
+  const std::vector<int32_t> cu{0, 2}, context{static_cast<int32_t>(ops::kv_block_tokens() - 1)}, table{0}, offsets{0, 1};
+  EXPECT_THROW(ops::paged_kv_write(k.matrix(), v.matrix(), {cu, context, table, offsets, 1},
+                                   {keys.data<float>(), values.data<float>()}, config),
+               InvalidArgument);
+  const std::vector<int32_t> bad_table{5};
+  const std::vector<int32_t> zero{0};
+  EXPECT_THROW(ops::paged_kv_write(k.matrix(), v.matrix(), {cu, zero, bad_table, offsets, 1},
+                                   {keys.data<float>(), values.data<float>()}, config),
+               InvalidArgument);
+}
+
+}  // namespace
+}  // namespace jagged
