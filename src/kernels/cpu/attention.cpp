@@ -31,7 +31,6 @@ namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 using namespace attention_block;
 
-constexpr int64_t kItemsPerThread = 8;       // split long sequences until the batch has this many items per thread
 // Largest K row stride whose kLanes - 1 rows fit the int32 indices of a gather.
 constexpr int64_t kMaxGatherStride = std::numeric_limits<int32_t>::max() / static_cast<int64_t>(kLanes);
 
@@ -39,14 +38,6 @@ constexpr int64_t kMaxGatherStride = std::numeric_limits<int32_t>::max() / stati
 int64_t tile_width(int64_t num_keys, int64_t key_begin) {
   return std::min(kKeyTile, round_up(num_keys - key_begin, kLanes));
 }
-
-struct WorkItem {
-  int64_t seq = 0;
-  int64_t kv_head = 0;
-  int64_t query_begin = 0;
-  int64_t query_end = 0;
-  int64_t cost = 0;  // score pairs visited: rows x keys
-};
 
 // Per-thread buffers: the packed K/V of one item and the row state, one 64-byte aligned block. Allocated per call
 // outside the accounting allocator, like oneDNN's GEMM scratch: a forward pass allocates no Tensor per layer.
@@ -155,43 +146,11 @@ void run_item(const WorkItem& item, const Problem& problem, Scratch& scratch) {
   }
 }
 
-// Items: each (sequence, kv head) whole, or, for long sequences, split into runs of query blocks so that the batch
-// has about kItemsPerThread items per thread. Sorted longest first.
 std::vector<WorkItem> make_work_items(std::span<const int32_t> cu_seqlens, const AttentionParams& params,
                                       const Shape& shape, int threads) {
-  const auto block_cost = [&](const SequenceBlock& block, int64_t begin, int64_t end) {
-    return (end - begin) * shape.group * (params.causal ? end : block.length);
-  };
   const int64_t num_seqs = static_cast<int64_t>(cu_seqlens.size()) - 1;
-  int64_t total = 0;
-  for (int64_t seq = 0; seq < num_seqs; ++seq) {
-    const SequenceBlock block = SequenceBlock::packed(cu_seqlens, seq);
-    for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
-      total += block_cost(block, begin, std::min(begin + shape.queries_per_block, block.length));
-    }
-  }
-  const int64_t target = std::max<int64_t>(1, total * params.num_kv_heads / (kItemsPerThread * threads));
-
-  std::vector<WorkItem> items;
-  for (int64_t seq = 0; seq < num_seqs; ++seq) {
-    const SequenceBlock block = SequenceBlock::packed(cu_seqlens, seq);
-    for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
-      WorkItem item{seq, kv_head, 0, 0, 0};
-      for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
-        const int64_t end = std::min(begin + shape.queries_per_block, block.length);
-        const int64_t cost = block_cost(block, begin, end);
-        if (item.cost > 0 && item.cost + cost > target) {
-          items.push_back(item);
-          item = {seq, kv_head, begin, begin, 0};
-        }
-        item.query_end = end;
-        item.cost += cost;
-      }
-      if (item.cost > 0) items.push_back(item);
-    }
-  }
-  std::stable_sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) { return a.cost > b.cost; });
-  return items;
+  return attention_block::make_work_items(
+      num_seqs, [&](int64_t seq) { return SequenceBlock::packed(cu_seqlens, seq); }, params, shape, threads);
 }
 
 int64_t max_item_keys(std::span<const WorkItem> items, std::span<const int32_t> cu_seqlens,

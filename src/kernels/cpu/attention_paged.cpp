@@ -15,54 +15,6 @@ namespace jagged::kernels::cpu {
 namespace {
 using namespace attention_block;
 
-struct PagedItem {
-  int64_t seq = 0;
-  int64_t kv_head = 0;
-  int64_t query_begin = 0;
-  int64_t query_end = 0;
-  int64_t cost = 0;  // score pairs visited: rows x keys
-};
-
-constexpr int64_t kItemsPerThread = 8;
-
-// (sequence, kv head, run of query blocks) items, long sequences split so the batch has about kItemsPerThread
-// items per thread; longest first. The split changes only which thread runs a row, never its arithmetic.
-std::vector<PagedItem> make_items(const PagedKvBatch& batch, const AttentionParams& params, const Shape& shape,
-                                  int threads) {
-  const int64_t num_seqs = static_cast<int64_t>(batch.cu_seqlens.size()) - 1;
-  const auto block_cost = [&](const SequenceBlock& block, int64_t begin, int64_t end) {
-    return (end - begin) * shape.group * block.key_end(end - 1, params.causal);
-  };
-  int64_t total = 0;
-  for (int64_t seq = 0; seq < num_seqs; ++seq) {
-    const SequenceBlock block = paged_sequence(batch, seq);
-    for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
-      total += block_cost(block, begin, std::min(begin + shape.queries_per_block, block.length));
-    }
-  }
-  const int64_t target = std::max<int64_t>(1, total * params.num_kv_heads / (kItemsPerThread * threads));
-  std::vector<PagedItem> items;
-  for (int64_t seq = 0; seq < num_seqs; ++seq) {
-    const SequenceBlock block = paged_sequence(batch, seq);
-    for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
-      PagedItem item{seq, kv_head, 0, 0, 0};
-      for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
-        const int64_t end = std::min(begin + shape.queries_per_block, block.length);
-        const int64_t cost = block_cost(block, begin, end);
-        if (item.cost > 0 && item.cost + cost > target) {
-          items.push_back(item);
-          item = {seq, kv_head, begin, begin, 0};
-        }
-        item.query_end = end;
-        item.cost += cost;
-      }
-      if (item.cost > 0) items.push_back(item);
-    }
-  }
-  std::stable_sort(items.begin(), items.end(), [](const PagedItem& a, const PagedItem& b) { return a.cost > b.cost; });
-  return items;
-}
-
 int64_t block_floats(const AttentionParams& params) { return params.head_dim * kv_block_tokens(); }
 
 }  // namespace
@@ -114,7 +66,9 @@ void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batc
     throw InvalidArgument(concat("paged_attention: workspace of ", workspace.size(), " bytes, need ",
                                  threads * per_thread, " for ", threads, " threads"));
   }
-  const std::vector<PagedItem> items = make_items(batch, params, shape, threads);
+  const int64_t num_seqs = static_cast<int64_t>(batch.cu_seqlens.size()) - 1;
+  const std::vector<WorkItem> items =
+      make_work_items(num_seqs, [&](int64_t seq) { return paged_sequence(batch, seq); }, params, shape, threads);
   if (items.empty()) return;
   const QueryBlockProblem problem{q, out, params, shape, static_cast<float>(params.scale * 1.4426950408889634)};
   const int64_t block_tokens = kv_block_tokens();
@@ -126,7 +80,7 @@ void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batc
     RowScratch scratch = RowScratch::carve(workspace.data() + omp_get_thread_num() * per_thread, shape);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < count; ++i) {
-      const PagedItem& item = items[static_cast<size_t>(i)];
+      const WorkItem& item = items[static_cast<size_t>(i)];
       const SequenceBlock block = paged_sequence(batch, item.seq);
       const int32_t* table = batch.block_tables.data() + batch.block_table_offsets[item.seq];
       const auto tile_at = [&](int64_t key_begin) {

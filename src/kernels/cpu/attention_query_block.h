@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <vector>
 
 #include "kernels/attention.h"
 #include "kernels/cpu/attention_tiles.h"
@@ -91,6 +92,54 @@ void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t
 // Normalises and stores the block's outputs.
 void store_rows(const QueryBlockProblem& problem, const SequenceBlock& block, int64_t kv_head, int64_t query_begin,
                 int64_t query_end, const RowScratch& scratch);
+
+struct WorkItem {
+  int64_t seq = 0;
+  int64_t kv_head = 0;
+  int64_t query_begin = 0;
+  int64_t query_end = 0;
+  int64_t cost = 0;  // score pairs visited: rows x keys
+};
+
+// Items: each (sequence, kv head) whole, or, for long sequences, split into runs of query blocks so that the batch
+// has about 8 items per thread; longest first. The split changes only which thread runs a row, never its arithmetic.
+// sequence(seq) gives each of the num_seqs sequences' SequenceBlock.
+template <typename SequenceAt>
+std::vector<WorkItem> make_work_items(int64_t num_seqs, const SequenceAt& sequence, const AttentionParams& params,
+                                      const Shape& shape, int threads) {
+  constexpr int64_t kItemsPerThread = 8;
+  const auto block_cost = [&](const SequenceBlock& block, int64_t begin, int64_t end) {
+    return (end - begin) * shape.group * block.key_end(end - 1, params.causal);
+  };
+  int64_t total = 0;
+  for (int64_t seq = 0; seq < num_seqs; ++seq) {
+    const SequenceBlock block = sequence(seq);
+    for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
+      total += block_cost(block, begin, std::min(begin + shape.queries_per_block, block.length));
+    }
+  }
+  const int64_t target = std::max<int64_t>(1, total * params.num_kv_heads / (kItemsPerThread * threads));
+  std::vector<WorkItem> items;
+  for (int64_t seq = 0; seq < num_seqs; ++seq) {
+    const SequenceBlock block = sequence(seq);
+    for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
+      WorkItem item{seq, kv_head, 0, 0, 0};
+      for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
+        const int64_t end = std::min(begin + shape.queries_per_block, block.length);
+        const int64_t cost = block_cost(block, begin, end);
+        if (item.cost > 0 && item.cost + cost > target) {
+          items.push_back(item);
+          item = {seq, kv_head, begin, begin, 0};
+        }
+        item.query_end = end;
+        item.cost += cost;
+      }
+      if (item.cost > 0) items.push_back(item);
+    }
+  }
+  std::stable_sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) { return a.cost > b.cost; });
+  return items;
+}
 
 // One query block [query_begin, query_end) of `block`, kv head `kv_head`; tile_at(key_begin) gives each key tile.
 template <typename TileAt>
