@@ -34,11 +34,6 @@ std::shared_ptr<Tokenizer> encoder_tokenizer(const std::string& spec, const std:
   return open_tokenizer_for(spec, tokenizer_path, vocab_size);
 }
 
-BertModel open_bert(const std::string& spec) {
-  if (is_synthetic(spec)) return BertModel::synthetic(spec.substr(10));
-  return load_bert_model(spec);
-}
-
 }  // namespace
 
 BenchTarget open_encoder_target(const std::string& model_spec, const std::string& tokenizer_path) {

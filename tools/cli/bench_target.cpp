@@ -178,21 +178,7 @@ void add_ratios(nlohmann::json& other, const BenchReport& report, const EngineGo
 
 }  // namespace
 
-std::string bench_family(const std::string& model_spec) {
-  if (is_synthetic(model_spec)) {
-    const std::string name = model_spec.substr(10);
-    const std::vector<std::string> decoders = LlamaModel::synthetic_names();
-    const std::vector<std::string> encoders = BertModel::synthetic_names();
-    if (std::find(decoders.begin(), decoders.end(), name) != decoders.end()) return "llama";
-    if (std::find(encoders.begin(), encoders.end(), name) != encoders.end()) return "bert";
-    std::string known;
-    for (const auto& list : {decoders, encoders}) {
-      for (const auto& entry : list) known += " " + entry;
-    }
-    throw InvalidArgument(concat("unknown synthetic model '", name, "'; known:", known));
-  }
-  return model_architecture(model_spec);
-}
+std::string bench_family(const std::string& model_spec) { return model_family(model_spec); }
 
 BenchTarget open_bench_target(const std::string& model_spec, const std::string& tokenizer_path, bool last_token_logits) {
   if (bench_family(model_spec) == "bert") return open_encoder_target(model_spec, tokenizer_path);
