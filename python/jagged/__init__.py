@@ -11,6 +11,7 @@ NestedTensor shares memory with NumPy (``.values``, ``[i]``) and with PyTorch (`
 
 from ._jagged import (  # noqa: F401
     FileError,
+    bench,
     InvalidArgument,
     Model,
     NestedTensor,
@@ -20,7 +21,6 @@ from ._jagged import (  # noqa: F401
     num_threads,
     set_num_threads,
 )
-from ._jagged import bench as _bench  # noqa: F401
 from . import torch_interop as _torch_interop
 
 __all__ = ["FileError", "InvalidArgument", "Model", "NestedTensor", "Tokenizer", "bench", "load",
@@ -39,8 +39,3 @@ NestedTensor.from_torch = staticmethod(_torch_interop.from_torch)
 NestedTensor.from_torch_nested = staticmethod(_torch_interop.from_torch_nested)
 NestedTensor.to_list = lambda self: [s.copy() for s in self]
 NestedTensor.to_list.__doc__ = "Copies of the sequences, as a list of arrays"
-
-
-def bench(model, **options):
-    """The padded-vs-nested report of `jagged bench` as a dict (what --json writes)."""
-    return _bench(model, **options)

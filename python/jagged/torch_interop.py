@@ -37,10 +37,6 @@ def from_torch(values, cu_seqlens):
     return NestedTensor(values.numpy(), cu_seqlens)
 
 
-def _sizes(nested):
-    return [[int(extent) for extent in row] for row in nested._nested_tensor_size().tolist()]
-
-
 def to_torch_nested(self):
     """A torch.nested tensor (PyTorch 1.13) viewing the same memory where possible, else a copy."""
     torch = _torch()
@@ -90,10 +86,11 @@ def from_torch_nested(nested):
     try:
         buffer = nested.values()  # 1.13: the packed storage of all components
         row = int(np.prod(inner)) if inner else 1
-        packed = (nested._nested_tensor_offsets() == [int(o) * row for o in cu_seqlens[:-1]]
-                  and all(c.is_contiguous() for c in components)
-                  and buffer.numel() == int(cu_seqlens[-1]) * row)
-    except (AttributeError, RuntimeError):
+        strides = [row] + _row_major_strides(inner)
+        packed = (list(torch.ops.aten._nested_tensor_offsets(nested)) == [int(o) * row for o in cu_seqlens[:-1]]
+                  and all(s == strides for s in torch.ops.aten._nested_tensor_strides(nested).tolist())
+                  and buffer.is_contiguous() and buffer.numel() == int(cu_seqlens[-1]) * row)
+    except (AttributeError, RuntimeError):  # another PyTorch: no such private operators
         packed = False
     if packed:
         values = buffer.detach().reshape([int(cu_seqlens[-1])] + inner)

@@ -24,6 +24,8 @@ Shape array_shape(const py::array& array) {
 
 }  // namespace
 
+std::string dtype_string(const py::dtype& dtype) { return py::str(dtype.attr("name")); }
+
 py::dtype numpy_dtype(DType dtype) {
   switch (dtype) {
     case DType::f32: return py::dtype::of<float>();
@@ -42,7 +44,7 @@ DType jagged_dtype(const py::dtype& dtype, const std::string& what) {
   if (kind == 'f' && size == 2) return DType::f16;
   if (kind == 'i' && size == 4) return DType::i32;
   if ((kind == 'u' || kind == 'b') && size == 1) return DType::u8;
-  throw InvalidArgument(concat(what, ": dtype ", std::string(py::str(dtype)),
+  throw InvalidArgument(concat(what, ": dtype ", dtype_string(dtype),
                                " is not supported; use float32, float16, int32 or uint8 (convert with .astype)"));
 }
 
@@ -99,7 +101,7 @@ std::vector<int64_t> to_int64_vector(py::handle values, const std::string& what)
   if (array.size() == 0) return {};
   const char kind = array.dtype().kind();
   if (kind != 'i' && kind != 'u') {
-    throw InvalidArgument(concat(what, ": expected integers, got dtype ", std::string(py::str(array.dtype()))));
+    throw InvalidArgument(concat(what, ": expected integers, got dtype ", dtype_string(array.dtype())));
   }
   if (kind == 'u' && array.dtype().itemsize() == 8) {
     // uint64 above int64's range would wrap in the cast below.

@@ -15,6 +15,8 @@ namespace jagged::python {
 
 namespace py = pybind11;
 
+// "float32", "int64", ...
+std::string dtype_string(const py::dtype& dtype);
 // The NumPy dtype of a jagged dtype (bf16 has none: ValueError).
 py::dtype numpy_dtype(DType dtype);
 // The jagged dtype of a NumPy dtype: float32, float16, int32, uint8 (bool reads as uint8); ValueError naming

@@ -47,13 +47,15 @@ std::vector<GenerationRequest> make_requests(const LoadedModel& model, py::handl
 
 // A cache that holds every request at once (prompt + max_tokens, bounded by the context), so no request waits or
 // is preempted, and no more memory than the call needs.
-[[maybe_unused]] EngineOptions engine_options(const LoadedModel& model, const std::vector<GenerationRequest>& requests) {
+[[maybe_unused]] EngineOptions engine_options(const LoadedModel& model,
+                                             const std::vector<GenerationRequest>& requests) {
   const int64_t context = model.llama->config().context_length;
   EngineOptions options;
   options.max_running = std::max<int64_t>(1, static_cast<int64_t>(requests.size()));
   options.kv_cache_tokens = 0;
   for (const GenerationRequest& request : requests) {
-    options.kv_cache_tokens += std::min<int64_t>(context, static_cast<int64_t>(request.prompt.size()) + request.max_tokens + 1);
+    const int64_t prompt = static_cast<int64_t>(request.prompt.size());
+    options.kv_cache_tokens += std::min<int64_t>(context, prompt + request.max_tokens + 1);
   }
   options.kv_cache_tokens = std::max<int64_t>(options.kv_cache_tokens, 1);
   return options;

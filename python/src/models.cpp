@@ -29,11 +29,11 @@ std::shared_ptr<LoadedModel> PyModel::get_decoder(const char* method) const {
   return model;
 }
 
-namespace {
-
 std::string path_string(const py::object& path) {
   return py::str(py::module_::import("os").attr("fspath")(path));
 }
+
+namespace {
 
 NestedTensor pack(const std::vector<std::vector<int32_t>>& sequences) {
   std::vector<int64_t> lengths;
@@ -66,7 +66,8 @@ std::vector<std::vector<int32_t>> sequences_of(const LoadedModel& model, const p
 
 py::sequence as_list(py::handle batch, const char* what) {
   if (py::isinstance<py::str>(batch) || !py::isinstance<py::sequence>(batch)) {
-    throw InvalidArgument(concat(what, ": expected a list (of strings or of token-id sequences) or a jagged.NestedTensor"));
+    throw InvalidArgument(
+        concat(what, ": expected a list (of strings or of token-id sequences) or a jagged.NestedTensor"));
   }
   return py::reinterpret_borrow<py::sequence>(batch);
 }
@@ -125,7 +126,7 @@ std::shared_ptr<LoadedModel> load_model(const py::object& path_or_spec, const py
     }
   }
   auto model = std::make_shared<LoadedModel>();
-  model->spec = py::isinstance<py::str>(path_or_spec) ? path_or_spec.cast<std::string>() : path_string(path_or_spec);
+  model->spec = path_string(path_or_spec);
   const std::string tokenizer = tokenizer_path.is_none() ? std::string() : path_string(tokenizer_path);
   py::gil_scoped_release release;
   model->family = model_family(model->spec);
@@ -164,7 +165,9 @@ py::array per_batch(const NestedTensor& all, int64_t batch_size, int64_t width, 
 
 py::object forward(const PyModel& self, py::handle batch_arg, const std::string& layout, const std::string& logits) {
   const std::shared_ptr<LoadedModel> model = self.get();
-  if (logits != "all" && logits != "last") throw InvalidArgument(concat("logits must be 'all' or 'last', got '", logits, "'"));
+  if (logits != "all" && logits != "last") {
+    throw InvalidArgument(concat("logits must be 'all' or 'last', got '", logits, "'"));
+  }
   if (model->bert && logits != "all") {
     throw InvalidArgument("logits='last' is for decoders; an encoder's forward returns every token's hidden state");
   }

@@ -54,20 +54,20 @@ py::array sequence_array(py::handle sequence, const py::object& dtype, size_t in
   if (target.is(array.dtype()) || target.equal(array.dtype())) return array;
   const char from = array.dtype().kind(), to = target.kind();
   if ((to == 'i' || to == 'u') && from == 'f') {
-    throw InvalidArgument(concat(what, ": float values would be truncated to ", std::string(py::str(target))));
+    throw InvalidArgument(concat(what, ": float values would be truncated to ", dtype_string(target)));
   }
   if ((to == 'i' || to == 'u') && (from == 'i' || from == 'u') && array.size() > 0) {
     const py::object info = numpy.attr("iinfo")(target);
     const py::object low = array.attr("min")(), high = array.attr("max")();
     if (low < info.attr("min") || high > info.attr("max")) {
       throw InvalidArgument(concat(what, ": values in [", std::string(py::str(low)), ", ", std::string(py::str(high)),
-                                   "] do not fit ", std::string(py::str(target))));
+                                   "] do not fit ", dtype_string(target)));
     }
   }
   try {
     return array.attr("astype")(target);
   } catch (const py::error_already_set& error) {
-    throw InvalidArgument(concat(what, ": cannot convert to ", std::string(py::str(target)), " (", error.what(), ")"));
+    throw InvalidArgument(concat(what, ": cannot convert to ", dtype_string(target), " (", error.what(), ")"));
   }
 }
 
@@ -118,8 +118,8 @@ std::string repr(const PyNestedTensor& nested) {
 }  // namespace
 
 void bind_nested_tensor(py::module_& module) {
-  py::class_<PyNestedTensor>(module, "NestedTensor", R"(A ragged batch: values [num_tokens, ...] packed one sequence after
-another, and cu_seqlens [num_seqs + 1] int32 offsets (sequence i is rows cu_seqlens[i]:cu_seqlens[i+1]).
+  py::class_<PyNestedTensor>(module, "NestedTensor", R"(A ragged batch: values [num_tokens, ...] packed one sequence
+after another, and cu_seqlens [num_seqs + 1] int32 offsets (sequence i is rows cu_seqlens[i]:cu_seqlens[i+1]).
 
 NestedTensor(values, cu_seqlens) shares the memory of a C-contiguous float32/float16/int32/uint8 array
 (no copy); from_list and from_padded copy.)")

@@ -71,7 +71,8 @@ void bind_tokenizer(py::module_& module) {
            }, py::arg("batch"))
       .def("piece", [](const Tokenizer& tokenizer, int64_t id) {
              if (id < 0 || id >= tokenizer.vocab_size()) {
-               throw InvalidArgument(concat("token id ", id, " is outside the vocabulary [0, ", tokenizer.vocab_size(), ")"));
+               throw InvalidArgument(
+                   concat("token id ", id, " is outside the vocabulary [0, ", tokenizer.vocab_size(), ")"));
              }
              return py::bytes(tokenizer.piece(static_cast<int32_t>(id)));
            }, py::arg("id"), "The raw piece of one token as stored in the vocabulary (bytes)")
@@ -85,8 +86,7 @@ void bind_tokenizer(py::module_& module) {
       });
 
   module.def("load_tokenizer", [](const py::object& path, int64_t vocab_size) {
-               const std::string file = py::str(py::module_::import("os").attr("fspath")(path));
-               return std::shared_ptr<Tokenizer>(load_tokenizer(file, vocab_size));
+               return std::shared_ptr<Tokenizer>(load_tokenizer(path_string(path), vocab_size));
              }, py::arg("path"), py::arg("vocab_size") = 0,
              "A tokenizer.json, vocab.txt, GGUF or llama2.c tokenizer .bin (vocab_size: entries of a .bin; 0: all)");
 }

@@ -73,7 +73,8 @@ std::unique_ptr<Tokenizer> open_model_tokenizer(const std::string& spec, const s
   if (tokenizer != nullptr) return tokenizer;
   const fs::path model(spec);
   if (fs::is_directory(model)) {
-    throw FileError(concat(model.string(), ": no tokenizer.json or vocab.txt in the model directory; pass --tokenizer"));
+    throw FileError(
+        concat(model.string(), ": no tokenizer.json or vocab.txt in the model directory; pass --tokenizer"));
   }
   throw FileError(concat(model.string(), ": no tokenizer.bin or tok", vocab_size,
                          ".bin beside the llama2.c checkpoint; pass --tokenizer"));
