@@ -16,6 +16,21 @@ namespace py = pybind11;
 
 namespace {
 
+std::string reason_name(FinishReason reason) {
+#if JAGGED_PYTHON_ENGINE
+  return finish_reason_name(reason);
+#else
+  switch (reason) {
+    case FinishReason::length: return "length";
+    case FinishReason::stop: return "stop";
+    case FinishReason::context: return "context";
+    case FinishReason::cancelled: return "cancelled";
+    case FinishReason::none: break;
+  }
+  return "";
+#endif
+}
+
 struct Completion {
   std::string text;
   std::vector<int32_t> tokens;
@@ -67,7 +82,7 @@ std::vector<GenerationRequest> make_requests(const LoadedModel& model, py::handl
   out["tokens"] = event.tokens;
   out["text"] = utf8_text(event.text);
   out["finish_reason"] = event.finish == FinishReason::none ? py::object(py::none())
-                                                            : py::object(py::str(finish_reason_name(event.finish)));
+                                                            : py::object(py::str(reason_name(event.finish)));
   return out;
 }
 
@@ -186,7 +201,7 @@ py::object generate(const PyModel& self, py::handle prompts, int64_t max_tokens,
   std::vector<Completion> completions;
   for (size_t i = 0; i < results.size(); ++i) {
     completions.push_back({std::move(results[i].text), std::move(results[i].tokens),
-                           finish_reason_name(results[i].finish), prompt_lengths[i]});
+                           reason_name(results[i].finish), prompt_lengths[i]});
   }
   return py::cast(std::move(completions));
 }

@@ -116,7 +116,7 @@ py::dict config_dict(const LoadedModel& model) {
   return config;
 }
 
-std::shared_ptr<LoadedModel> load_model(const py::object& path_or_spec, const py::object& dtype,
+PyModel load_model(const py::object& path_or_spec, const py::object& dtype,
                                         const py::object& tokenizer_path) {
   if (!dtype.is_none()) {
     const std::string name = py::str(py::module_::import("numpy").attr("dtype")(dtype));
@@ -137,7 +137,7 @@ std::shared_ptr<LoadedModel> load_model(const py::object& path_or_spec, const py
   }
   model->tokenizer = tokenizer.empty() ? find_model_tokenizer(model->spec, model->vocab_size())
                                        : open_model_tokenizer(model->spec, tokenizer, model->vocab_size());
-  return model;
+  return PyModel(std::move(model));
 }
 
 // Runs `body(batch)` on consecutive nested batches of at most batch_size sequences without the GIL, and stacks

@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "arrays.h"
@@ -79,9 +80,21 @@ PyNestedTensor from_list(const py::sequence& sequences, const py::object& dtype)
     const DType empty_dtype = dtype.is_none() ? DType::f32 : jagged_dtype(py::dtype::from_args(dtype), "dtype");
     return {NestedTensor(Tensor(Shape{0}, empty_dtype), {0}), false};
   }
+  std::vector<py::array> arrays;
+  for (size_t i = 0; i < sequences.size(); ++i) arrays.push_back(sequence_array(sequences[i], dtype, i));
+  // An empty plain list ([]) takes the dtype and inner shape of the first sequence that has tokens.
+  const auto reference = std::find_if(arrays.begin(), arrays.end(), [](const py::array& a) { return a.size() > 0; });
   std::vector<Tensor> parts;
-  for (size_t i = 0; i < sequences.size(); ++i) {
-    parts.push_back(copy_array(sequence_array(sequences[i], dtype, i), concat("sequence ", i)));
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    py::array array = arrays[i];
+    const bool plain_empty = !py::isinstance<py::array>(sequences[i]) && array.size() == 0 && array.ndim() == 1;
+    if (plain_empty && reference != arrays.end()) {
+      py::list shape;
+      shape.append(0);
+      for (py::ssize_t axis = 1; axis < reference->ndim(); ++axis) shape.append(reference->shape(axis));
+      array = array.attr("astype")(reference->dtype()).attr("reshape")(py::tuple(shape));
+    }
+    parts.push_back(copy_array(array, concat("sequence ", i)));
   }
   return {NestedTensor::from_sequences(parts), false};
 }
@@ -108,7 +121,10 @@ std::string repr(const PyNestedTensor& nested) {
   const NestedTensor& tensor = nested.tensor;
   std::string lengths;
   const std::vector<int64_t> all = tensor.seqlens();
-  for (size_t i = 0; i < all.size() && i < 8; ++i) lengths += (i ? ", " : "") + std::to_string(all[i]);
+  for (size_t i = 0; i < all.size() && i < 8; ++i) {
+    if (i > 0) lengths += ", ";
+    lengths += std::to_string(all[i]);
+  }
   if (all.size() > 8) lengths += ", ...";
   return concat("jagged.NestedTensor(num_seqs=", tensor.num_seqs(), ", num_tokens=", tensor.num_tokens(),
                 ", seqlens=[", lengths, "], inner_shape=", shape_string(tensor.inner_shape()),
@@ -123,7 +139,11 @@ after another, and cu_seqlens [num_seqs + 1] int32 offsets (sequence i is rows c
 
 NestedTensor(values, cu_seqlens) shares the memory of a C-contiguous float32/float16/int32/uint8 array
 (no copy); from_list and from_padded copy.)")
-      .def(py::init([](const py::array& values, py::handle cu_seqlens) {
+      .def(py::init([](py::handle values_arg, py::handle cu_seqlens) {
+             if (!py::isinstance<py::array>(values_arg)) {
+               throw InvalidArgument("values: expected a NumPy array [num_tokens, ...] (from_list copies other data)");
+             }
+             const auto values = py::reinterpret_borrow<py::array>(values_arg);
              const bool read_only = !values.writeable();
              return PyNestedTensor{NestedTensor(borrow_array(values, "values"), to_cu_seqlens(cu_seqlens)), read_only};
            }),
