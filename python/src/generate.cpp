@@ -174,13 +174,18 @@ std::vector<RequestResult> generate_all_without_engine(const LoadedModel& model,
 #endif
 
 py::object generate(const PyModel& self, py::handle prompts, int64_t max_tokens, float temperature, float top_p,
-                    int top_k, uint64_t seed, const std::vector<std::string>& stop, bool ignore_eos, bool stream) {
+                    int top_k, float min_p, float repetition_penalty, float presence_penalty, float frequency_penalty,
+                    uint64_t seed, const std::vector<std::string>& stop, bool ignore_eos, bool stream) {
   std::shared_ptr<LoadedModel> model = self.get_decoder("generate");
   GenerateArgs args;
   args.max_tokens = max_tokens;
   args.sampling.temperature = temperature;
   args.sampling.top_p = top_p;
   args.sampling.top_k = top_k;
+  args.sampling.min_p = min_p;
+  args.sampling.repetition_penalty = repetition_penalty;
+  args.sampling.presence_penalty = presence_penalty;
+  args.sampling.frequency_penalty = frequency_penalty;
   args.sampling.seed = seed;
   args.stop = stop;
   args.ignore_eos = ignore_eos;
@@ -226,12 +231,14 @@ void bind_generate(py::class_<PyModel>& model_class) {
       .def("__next__", &GenerationStream::next)
       .def("close", &GenerationStream::close, "Stops generating and frees the cache");
   model_class.def("generate", &generate, py::arg("prompts"), py::arg("max_tokens") = 64,
-                  py::arg("temperature") = 0.0f, py::arg("top_p") = 1.0f, py::arg("top_k") = 0, py::arg("seed") = 0,
+                  py::arg("temperature") = 0.0f, py::arg("top_p") = 1.0f, py::arg("top_k") = 0, py::arg("min_p") = 0.0f,
+                  py::arg("repetition_penalty") = 1.0f, py::arg("presence_penalty") = 0.0f,
+                  py::arg("frequency_penalty") = 0.0f, py::arg("seed") = 0,
                   py::arg("stop") = std::vector<std::string>{}, py::arg("ignore_eos") = false,
                   py::arg("stream") = false,
                   R"(Decoders: continues each prompt (a string, encoded with BOS, or token ids; an empty prompt
-starts from BOS) on the continuous-batching engine. temperature 0 is greedy; each request samples with its own
-generator seeded by seed. Returns a list of Completion (text, tokens, finish_reason), or with stream=True an
+starts from BOS) on the continuous-batching engine. temperature 0 is greedy; top_k, top_p, min_p and the
+penalties as in jagged/sampling.h; each request samples with its own generator seeded by seed. Returns a list of Completion (text, tokens, finish_reason), or with stream=True an
 iterator of per-request events.)");
 }
 

@@ -202,8 +202,8 @@ def test_a_closed_model_raises():
 
 def test_compute_releases_the_gil():
     """While one thread runs a forward pass, another runs Python code (it could not, were the GIL held)."""
-    model = jagged.load("synthetic:smollm-135m")
-    batch = [list(range(1, 400))] * 2
+    model = jagged.load("synthetic:stories15m")
+    batch = [list(range(1, 256))] * 4
     times = {}
 
     def work():
