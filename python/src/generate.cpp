@@ -230,6 +230,7 @@ void bind_generate(py::class_<PyModel>& model_class) {
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__", &GenerationStream::next)
       .def("close", &GenerationStream::close, "Stops generating and frees the cache");
+  model_class.attr("engine_available") = py::bool_(JAGGED_PYTHON_ENGINE != 0);
   model_class.def("generate", &generate, py::arg("prompts"), py::arg("max_tokens") = 64,
                   py::arg("temperature") = 0.0f, py::arg("top_p") = 1.0f, py::arg("top_k") = 0, py::arg("min_p") = 0.0f,
                   py::arg("repetition_penalty") = 1.0f, py::arg("presence_penalty") = 0.0f,

@@ -50,11 +50,11 @@ def test_token_id_prompts_and_sampling_are_reproducible(stories):
 
 def test_stream_gives_the_same_tokens_and_text(stories):
     prompts = ["Once upon a time", "The cat"]
+    if not jagged.Model.engine_available:
+        pytest.skip("stream=True drives the generation engine (jagged/engine.h), whose implementation is not in this "
+                    "build (src/runtime/engine*.cpp); generate() runs the recomputing loop of jagged/generate.h")
     complete = stories.generate(prompts, max_tokens=20)
-    try:
-        events = list(stories.generate(prompts, max_tokens=20, stream=True))
-    except ValueError as error:
-        pytest.skip(f"streaming needs the generation engine: {error}")
+    events = list(stories.generate(prompts, max_tokens=20, stream=True))
     for index, completion in enumerate(complete):
         mine = [e for e in events if e["index"] == index]
         assert [t for e in mine for t in e["tokens"]] == completion.tokens
