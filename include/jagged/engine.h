@@ -50,11 +50,6 @@ struct GenerationRequest {
   bool return_logits = false;            // keep every step's full logits row (tests; costs vocab floats a token)
 };
 
-struct TokenLogprob {
-  int32_t token = 0;
-  float logprob = 0.0f;
-};
-
 // What one step did for one request: zero or more new tokens, their text, and whether the request ended.
 struct RequestEvent {
   RequestId id = 0;

@@ -10,9 +10,47 @@
 #include "jagged/model_config.h"
 #include "jagged/nested_tensor.h"
 #include "jagged/ops.h"
+#include "jagged/paged_kv.h"
 #include "jagged/profile.h"
 
 namespace jagged {
+
+// One step of generation for any number of sequences: each sequence's new tokens (a whole prompt, a prefill
+// chunk or one decode token), the keys it already has in the paged KV cache, and which rows need logits.
+// Prefill, chunked prefill and decode are the same call.
+struct TokenBatch {
+  std::span<const int32_t> token_ids;   // [num_tokens] new tokens of every sequence, packed (kv.cu_seqlens)
+  PagedKvBatch kv;                      // offsets, context lengths (= each sequence's first position), block tables
+  std::span<const int32_t> logit_rows;  // token rows whose logits are computed, in any order
+};
+
+class LlamaModel;
+
+// Activations of cached forwards for up to max_tokens tokens and max_logit_rows logit rows, allocated once and
+// reused by every step: a step allocates nothing.
+class LlamaWorkspace {
+ public:
+  LlamaWorkspace() = default;
+  int64_t max_tokens() const { return max_tokens_; }
+  int64_t max_logit_rows() const { return max_logit_rows_; }
+  int64_t bytes() const;
+
+ private:
+  friend class LlamaModel;
+  int64_t max_tokens_ = 0;
+  int64_t max_logit_rows_ = 0;
+  int threads_ = 0;
+  Tensor positions_;  // [max_tokens] i32
+  Tensor x_;          // [max_tokens, model_dim] residual stream
+  Tensor scratch_;    // [max_tokens, model_dim] norm output, then projection output
+  Tensor qkv_;        // [max_tokens, (num_heads + 2 * num_kv_heads) * head_dim]
+  Tensor attn_;       // [max_tokens, num_heads * head_dim]
+  Tensor gate_up_;    // [max_tokens, 2 * ffn_dim]
+  Tensor mlp_;        // [max_tokens, ffn_dim]
+  Tensor hidden_;     // [max_logit_rows, model_dim]
+  Tensor logits_;     // [max_logit_rows, vocab_size]
+  Tensor attention_;  // attention's per-thread scratch, u8
+};
 
 class LlamaModel {
  public:
@@ -33,6 +71,16 @@ class LlamaModel {
   // Returns logits [num_tokens, vocab_size] f32 (real tokens only, in packed order), or with last_token_logits
   // [num_seqs, vocab_size] (every sequence then needs at least one token). Both layouts return the same form.
   Tensor forward(const NestedTensor& token_ids, const ForwardOptions& options = {}) const;
+
+  // A workspace for forward(TokenBatch) calls of up to max_tokens tokens and max_logit_rows logit rows, for the
+  // current OpenMP thread count.
+  LlamaWorkspace make_workspace(int64_t max_tokens, int64_t max_logit_rows) const;
+  // One generation step over a paged KV cache (cache: one PagedKvLayer per layer). Writes the new tokens' keys
+  // and values into their blocks and returns logits [logit_rows, vocab_size], a view into the workspace valid
+  // until its next use. Every row's logits are bit-identical to forward(NestedTensor) of its whole sequence,
+  // whatever else shares the step and however the sequence's tokens were split into steps.
+  ConstMatrixView forward(const TokenBatch& batch, std::span<const PagedKvLayer> cache, LlamaWorkspace& workspace,
+                          StageProfile* profile = nullptr) const;
 
   // A copy of the weights under their canonical names (model_config.h), for exporting to other engines.
   WeightMap canonical_weights() const;

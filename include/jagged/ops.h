@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "jagged/nested_tensor.h"
+#include "jagged/paged_kv.h"
 #include "jagged/tensor.h"
 
 namespace jagged::ops {
@@ -102,5 +103,21 @@ void attention(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixVi
 // key_padding_mask [batch, max_seqlen] u8 (1 = real). Padded query rows get well-defined (finite) values.
 void attention_padded(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, MatrixView out, int64_t batch,
                       int64_t max_seqlen, const Tensor& key_padding_mask, const AttentionConfig& config);
+
+// Paged KV cache (paged_kv.h): tokens per block and floats per cached V row on this CPU.
+int64_t kv_block_tokens();
+int64_t kv_value_stride(int64_t head_dim);
+// Writes this call's keys (after RoPE) and values, k, v [num_tokens, num_kv_heads * head_dim], into their slots:
+// row i of sequence s is key context_lengths[s] + i. The blocks must be in the sequences' tables.
+void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& batch, const PagedKvLayer& layer,
+                    const AttentionConfig& config);
+// Attention of this call's queries q, out [num_tokens, num_heads * head_dim] to all keys of their sequences in
+// the cache (written first by paged_kv_write), causal within the new tokens. A row's result is bit-identical to
+// ops::attention over the whole sequence at once, whatever else shares the call and however the sequence was
+// split into calls. workspace: paged_attention_workspace_bytes(config, threads) bytes, 64-byte aligned, for the
+// number of threads that will run (omp_get_max_threads()).
+void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batch, const PagedKvLayer& layer,
+                     const AttentionConfig& config, std::span<std::byte> workspace);
+int64_t paged_attention_workspace_bytes(const AttentionConfig& config, int threads);
 
 }  // namespace jagged::ops

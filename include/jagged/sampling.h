@@ -1,9 +1,12 @@
-// Choosing the next token from logits: greedy (temperature 0) or sampled with temperature and top-p.
+// Choosing the next token from logits, per request: greedy (temperature 0) or sampled with temperature, top-k,
+// top-p, min-p and repetition / presence / frequency penalties, from the request's own seeded RNG (so a sampled
+// sequence never depends on its neighbours in a batch).
 #pragma once
 
 #include <cstdint>
 #include <random>
 #include <span>
+#include <vector>
 
 namespace jagged {
 
@@ -18,14 +21,29 @@ struct SamplingParams {
   uint64_t seed = 0;
 };
 
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
 class Sampler {
  public:
-  explicit Sampler(const SamplingParams& params);  // InvalidArgument on temperature < 0 or top_p outside (0, 1]
-  int32_t sample(std::span<const float> logits);   // logits [vocab_size]
+  // InvalidArgument naming the parameter for values outside their range (temperature < 0 or not finite, top_p
+  // outside (0, 1], top_k < 0, min_p outside [0, 1], repetition_penalty <= 0, penalties not finite).
+  explicit Sampler(const SamplingParams& params);
+  // logits [vocab_size]; prompt and generated: the request's tokens so far (for the penalties). InvalidArgument
+  // when a logit is NaN or infinite: such a row is never turned into a token.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> prompt = {},
+                 std::span<const int32_t> generated = {});
 
  private:
   SamplingParams params_;
   std::mt19937_64 rng_;
 };
+
+// Log-probabilities from the raw logits (log-softmax, before penalties and temperature, as OpenAI reports them):
+// the chosen token's, and the top `k` tokens (most likely first; ties by lower id). logits [vocab_size].
+TokenLogprob token_logprob(std::span<const float> logits, int32_t token);
+std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int k);
 
 }  // namespace jagged

@@ -3,6 +3,8 @@
 // with the masked attention frameworks use. Activations are allocated once per forward, never per layer.
 #include "jagged/llama.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -263,6 +265,168 @@ void LlamaModel::run_layers(Activations& act, const ForwardOptions& options) con
       ops::add(act.x, act.scratch);
     }
   }
+}
+
+
+// ---- Generation over a paged KV cache -------------------------------------------------------------------------
+
+namespace {
+
+// The first `rows` rows of a workspace tensor, as a tensor (no copy, no allocation from the accounting allocator).
+Tensor first_rows(Tensor& tensor, int64_t rows) {
+  Shape shape = tensor.shape();
+  shape[0] = rows;
+  return Tensor::borrow(nullptr, tensor.raw_data(), std::move(shape), tensor.dtype());
+}
+
+}  // namespace
+
+int64_t LlamaWorkspace::bytes() const {
+  int64_t total = 0;
+  for (const Tensor* t : {&positions_, &x_, &scratch_, &qkv_, &attn_, &gate_up_, &mlp_, &hidden_, &logits_, &attention_}) {
+    total += static_cast<int64_t>(t->nbytes());
+  }
+  return total;
+}
+
+LlamaWorkspace LlamaModel::make_workspace(int64_t max_tokens, int64_t max_logit_rows) const {
+  const LlamaConfig& c = config_;
+  if (max_tokens <= 0 || max_logit_rows <= 0) {
+    throw InvalidArgument(concat("llama workspace: max_tokens (", max_tokens, ") and max_logit_rows (", max_logit_rows,
+                                 ") must be positive"));
+  }
+  LlamaWorkspace ws;
+  ws.max_tokens_ = max_tokens;
+  ws.max_logit_rows_ = max_logit_rows;
+  ws.threads_ = omp_get_max_threads();
+  ws.positions_ = Tensor({max_tokens}, DType::i32);
+  ws.x_ = Tensor({max_tokens, c.model_dim});
+  ws.scratch_ = Tensor({max_tokens, c.model_dim});
+  ws.qkv_ = Tensor({max_tokens, int64_t{c.num_heads + 2 * c.num_kv_heads} * c.head_dim});
+  ws.attn_ = Tensor({max_tokens, int64_t{c.num_heads} * c.head_dim});
+  ws.gate_up_ = Tensor({max_tokens, 2 * c.ffn_dim});
+  ws.mlp_ = Tensor({max_tokens, c.ffn_dim});
+  ws.hidden_ = Tensor({max_logit_rows, c.model_dim});
+  ws.logits_ = Tensor({max_logit_rows, c.vocab_size});
+  const ops::AttentionConfig attention{c.num_heads, c.num_kv_heads, c.head_dim, 0.0f, /*causal=*/true};
+  ws.attention_ = Tensor({ops::paged_attention_workspace_bytes(attention, ws.threads_)}, DType::u8);
+  return ws;
+}
+
+ConstMatrixView LlamaModel::forward(const TokenBatch& batch, std::span<const PagedKvLayer> cache,
+                                    LlamaWorkspace& ws, StageProfile* profile) const {
+  const LlamaConfig& c = config_;
+  const int64_t rows = static_cast<int64_t>(batch.token_ids.size());
+  const int64_t logit_rows = static_cast<int64_t>(batch.logit_rows.size());
+  if (rows > ws.max_tokens_ || logit_rows > ws.max_logit_rows_) {
+    throw InvalidArgument(concat("llama forward: ", rows, " tokens and ", logit_rows, " logit rows exceed the workspace (",
+                                 ws.max_tokens_, ", ", ws.max_logit_rows_, ")"));
+  }
+  if (ws.threads_ != omp_get_max_threads()) {
+    throw InvalidArgument(concat("llama forward: the workspace was made for ", ws.threads_, " threads, now ",
+                                 omp_get_max_threads(), ": make a new one"));
+  }
+  if (static_cast<int64_t>(cache.size()) != c.num_layers) {
+    throw InvalidArgument(concat("llama forward: ", cache.size(), " cache layers for ", c.num_layers, " layers"));
+  }
+  if (batch.kv.cu_seqlens.empty() || batch.kv.cu_seqlens.back() != rows) {
+    throw InvalidArgument(concat("llama forward: cu_seqlens must end at the ", rows, " tokens"));
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    if (batch.token_ids[i] < 0 || batch.token_ids[i] >= c.vocab_size) {
+      throw InvalidArgument(concat("llama forward: token ", i, " is id ", batch.token_ids[i], ", outside [0, ",
+                                   c.vocab_size, ")"));
+    }
+  }
+  for (const int32_t row : batch.logit_rows) {
+    if (row < 0 || row >= rows) throw InvalidArgument(concat("llama forward: logit row ", row, " outside [0, ", rows, ")"));
+  }
+  // Positions: each sequence continues where its cache ends; the context length bounds them.
+  int32_t* positions = ws.positions_.data<int32_t>();
+  for (size_t seq = 0; seq + 1 < batch.kv.cu_seqlens.size(); ++seq) {
+    const int32_t begin = batch.kv.cu_seqlens[seq];
+    const int32_t end = batch.kv.cu_seqlens[seq + 1];
+    if (end < begin || (seq < batch.kv.context_lengths.size() &&
+                        int64_t{batch.kv.context_lengths[seq]} + (end - begin) > c.context_length)) {
+      throw InvalidArgument(concat("llama forward: sequence ", seq, " would pass the context length ", c.context_length));
+    }
+    for (int32_t row = begin; row < end; ++row) {
+      positions[row] = (seq < batch.kv.context_lengths.size() ? batch.kv.context_lengths[seq] : 0) + (row - begin);
+    }
+  }
+
+  const Tensor token_ids = Tensor::borrow(nullptr, batch.token_ids.data(), {rows}, DType::i32);
+  const Tensor positions_view = first_rows(ws.positions_, rows);
+  Tensor x = first_rows(ws.x_, rows);
+  Tensor scratch = first_rows(ws.scratch_, rows);
+  Tensor qkv = first_rows(ws.qkv_, rows);
+  Tensor attn = first_rows(ws.attn_, rows);
+  Tensor gate_up = first_rows(ws.gate_up_, rows);
+  Tensor mlp = first_rows(ws.mlp_, rows);
+  {
+    StageTimer timer(profile, "embedding");
+    ops::embedding(token_ids, *embedding_, x);
+  }
+  const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;
+  const int64_t kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
+  const ops::AttentionConfig attention{c.num_heads, c.num_kv_heads, c.head_dim, 0.0f, /*causal=*/true};
+  MatrixView q = qkv.matrix().columns(0, q_dim);
+  MatrixView k = qkv.matrix().columns(q_dim, q_dim + kv_dim);
+  MatrixView v = qkv.matrix().columns(q_dim + kv_dim, q_dim + 2 * kv_dim);
+  const std::span<std::byte> attention_scratch(static_cast<std::byte*>(ws.attention_.raw_data()), ws.attention_.nbytes());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& layer = layers_[i];
+    {
+      StageTimer timer(profile, "attn_norm");
+      ops::rmsnorm(x, *layer.attn_norm, c.norm_eps, scratch);
+    }
+    {
+      StageTimer timer(profile, "qkv_proj");
+      ops::linear(scratch, layer.wqkv, layer.bqkv.defined() ? &layer.bqkv : nullptr, qkv);
+    }
+    {
+      StageTimer timer(profile, "rope");
+      ops::rope(q, c.num_heads, c.head_dim, positions_view, inv_freq_, c.rope_pairs);
+      ops::rope(k, c.num_kv_heads, c.head_dim, positions_view, inv_freq_, c.rope_pairs);
+    }
+    {
+      StageTimer timer(profile, "attention");
+      ops::paged_kv_write(k, v, batch.kv, cache[i], attention);
+      ops::paged_attention(q, attn.matrix(), batch.kv, cache[i], attention, attention_scratch);
+    }
+    {
+      StageTimer timer(profile, "attn_output");
+      ops::linear(attn, layer.wo, nullptr, scratch);
+      ops::add(x, scratch);
+    }
+    {
+      StageTimer timer(profile, "mlp_norm");
+      ops::rmsnorm(x, *layer.ffn_norm, c.norm_eps, scratch);
+    }
+    {
+      StageTimer timer(profile, "mlp");
+      ops::linear(scratch, layer.w_gate_up, nullptr, gate_up);
+      ops::swiglu(gate_up, mlp);
+      ops::linear(mlp, layer.w_down, nullptr, scratch);
+      ops::add(x, scratch);
+    }
+  }
+
+  Tensor hidden = first_rows(ws.hidden_, logit_rows);
+  Tensor logits = first_rows(ws.logits_, logit_rows);
+  {
+    StageTimer timer(profile, "final_norm");
+    for (int64_t i = 0; i < logit_rows; ++i) {
+      std::memcpy(hidden.data<float>() + i * c.model_dim, x.data<float>() + int64_t{batch.logit_rows[i]} * c.model_dim,
+                  c.model_dim * sizeof(float));
+    }
+    ops::rmsnorm(hidden, *output_norm_, c.norm_eps, hidden);
+  }
+  {
+    StageTimer timer(profile, "lm_head");
+    ops::linear(hidden, output_, nullptr, logits);
+  }
+  return ws.logits_.matrix().row_range(0, logit_rows);
 }
 
 }  // namespace jagged

@@ -74,4 +74,66 @@ void attention_padded(ConstMatrixView q, ConstMatrixView k, ConstMatrixView v, M
   kernels::cpu::attention_padded(q, k, v, out, batch, max_seqlen, key_padding_mask.data<uint8_t>(), params);
 }
 
+namespace {
+
+// The batch's offsets, tables and block ids are consistent with rows new tokens and the cache's blocks.
+void check_paged_batch(const char* op, const PagedKvBatch& batch, int64_t rows) {
+  validate_cu_seqlens(batch.cu_seqlens, rows);
+  const size_t num_seqs = batch.cu_seqlens.size() - 1;
+  if (batch.context_lengths.size() != num_seqs || batch.block_table_offsets.size() != num_seqs + 1) {
+    throw InvalidArgument(concat(op, ": ", num_seqs, " sequences but ", batch.context_lengths.size(),
+                                 " context lengths and ", batch.block_table_offsets.size(), " block table offsets"));
+  }
+  const int64_t block_tokens = kernels::cpu::kv_block_tokens();
+  for (size_t seq = 0; seq < num_seqs; ++seq) {
+    const int64_t begin = batch.block_table_offsets[seq];
+    const int64_t end = batch.block_table_offsets[seq + 1];
+    const int64_t keys = int64_t{batch.context_lengths[seq]} + batch.cu_seqlens[seq + 1] - batch.cu_seqlens[seq];
+    if (batch.context_lengths[seq] < 0 || begin < 0 || end < begin ||
+        end > static_cast<int64_t>(batch.block_tables.size()) || (end - begin) * block_tokens < keys) {
+      throw InvalidArgument(concat(op, ": sequence ", seq, " has ", keys, " keys but a block table of ",
+                                   end - begin, " blocks of ", block_tokens, " (offsets ", begin, "..", end, ")"));
+    }
+    for (int64_t i = begin; i < end; ++i) {
+      if (batch.block_tables[i] < 0 || batch.block_tables[i] >= batch.num_blocks) {
+        throw InvalidArgument(concat(op, ": sequence ", seq, " names block ", batch.block_tables[i], ", the cache has ",
+                                     batch.num_blocks));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int64_t kv_block_tokens() { return kernels::cpu::kv_block_tokens(); }
+
+int64_t kv_value_stride(int64_t head_dim) { return kernels::cpu::kv_value_stride(head_dim); }
+
+void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& batch, const PagedKvLayer& layer,
+                    const AttentionConfig& config) {
+  const kernels::AttentionParams params = checked_params("paged_kv_write", config);
+  check_view("paged_kv_write", "k", k, k.rows, params.num_kv_heads, params.head_dim, "num_kv_heads");
+  check_view("paged_kv_write", "v", v, k.rows, params.num_kv_heads, params.head_dim, "num_kv_heads");
+  check_paged_batch("paged_kv_write", batch, k.rows);
+  if (layer.keys == nullptr || layer.values == nullptr) throw InvalidArgument("paged_kv_write: no cache layer");
+  kernels::cpu::paged_kv_write(k, v, batch, layer, params);
+}
+
+void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batch, const PagedKvLayer& layer,
+                     const AttentionConfig& config, std::span<std::byte> workspace) {
+  const kernels::AttentionParams params = checked_params("paged_attention", config);
+  check_view("paged_attention", "q", q, q.rows, params.num_heads, params.head_dim, "num_heads");
+  check_view("paged_attention", "out", out, q.rows, params.num_heads, params.head_dim, "num_heads");
+  check_paged_batch("paged_attention", batch, q.rows);
+  if (layer.keys == nullptr || layer.values == nullptr) throw InvalidArgument("paged_attention: no cache layer");
+  if (reinterpret_cast<uintptr_t>(workspace.data()) % 64 != 0) {
+    throw InvalidArgument("paged_attention: the workspace must be 64-byte aligned");
+  }
+  kernels::cpu::paged_attention(q, out, batch, layer, params, workspace);
+}
+
+int64_t paged_attention_workspace_bytes(const AttentionConfig& config, int threads) {
+  return kernels::cpu::paged_attention_workspace_bytes(checked_params("paged_attention", config), threads);
+}
+
 }  // namespace jagged::ops

@@ -8,6 +8,81 @@
 #include "jagged/error.h"
 
 namespace jagged {
+namespace {
+
+// A logits row that holds NaN or infinity comes from a broken model or input; never turn it into a token.
+void check_logits(std::span<const float> logits, const char* what) {
+  if (logits.empty()) throw InvalidArgument(concat(what, ": the logits row is empty"));
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (!std::isfinite(logits[i])) {
+      throw InvalidArgument(concat(what, ": logit ", i, " of ", logits.size(), " is ", logits[i],
+                                   " (not finite); the model produced NaN or infinity"));
+    }
+  }
+}
+
+void check_token_ids(std::span<const int32_t> tokens, size_t vocab_size, const char* which) {
+  for (const int32_t token : tokens) {
+    if (token < 0 || static_cast<size_t>(token) >= vocab_size) {
+      throw InvalidArgument(concat("sample: ", which, " token ", token, " is outside the vocabulary [0, ",
+                                   vocab_size, ")"));
+    }
+  }
+}
+
+// A uniform double in [0, 1) from the top 53 bits: the same on every standard library, unlike
+// std::uniform_real_distribution, so a seed gives the same tokens everywhere.
+double uniform_unit(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+
+// Index of the largest value, the first one on ties.
+template <typename Value>
+int32_t argmax(std::span<const Value> values) {
+  return static_cast<int32_t>(std::max_element(values.begin(), values.end()) - values.begin());
+}
+
+// HF / CTRL repetition penalty over the prompt and the output (each distinct token once), then OpenAI's presence
+// and frequency penalties over the output. logits [vocab_size] double, changed in place.
+void apply_penalties(const SamplingParams& params, std::span<const int32_t> prompt,
+                     std::span<const int32_t> generated, std::vector<double>& logits) {
+  if (params.repetition_penalty != 1.0f) {
+    std::vector<int32_t> seen(prompt.begin(), prompt.end());
+    seen.insert(seen.end(), generated.begin(), generated.end());
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    const double penalty = params.repetition_penalty;
+    for (const int32_t token : seen) {
+      double& logit = logits[token];
+      logit = logit > 0.0 ? logit / penalty : logit * penalty;
+    }
+  }
+  if (params.presence_penalty != 0.0f || params.frequency_penalty != 0.0f) {
+    std::vector<int32_t> sorted(generated.begin(), generated.end());
+    std::sort(sorted.begin(), sorted.end());
+    for (size_t run = 0; run < sorted.size();) {
+      size_t end = run;
+      while (end < sorted.size() && sorted[end] == sorted[run]) ++end;
+      logits[sorted[run]] -= params.presence_penalty + static_cast<double>(end - run) * params.frequency_penalty;
+      run = end;
+    }
+  }
+}
+
+// Orders `ids` so that its first `count` entries are the most likely tokens, most likely first, lower id first
+// on ties (a strict order, so the kept set never depends on the sort's algorithm).
+void sort_prefix(std::vector<int32_t>& ids, size_t count, const std::vector<double>& probs) {
+  const auto more_likely = [&](int32_t a, int32_t b) { return probs[a] > probs[b] || (probs[a] == probs[b] && a < b); };
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(count), ids.end(), more_likely);
+}
+
+// log(sum(exp(logits))) in double, shifted by the largest logit so that nothing overflows.
+double log_sum_exp(std::span<const float> logits) {
+  const double max_logit = *std::max_element(logits.begin(), logits.end());
+  double sum = 0.0;
+  for (const float logit : logits) sum += std::exp(static_cast<double>(logit) - max_logit);
+  return max_logit + std::log(sum);
+}
+
+}  // namespace
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {
   if (!(params.temperature >= 0.0f) || !std::isfinite(params.temperature)) {
@@ -16,31 +91,110 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
   if (!(params.top_p > 0.0f && params.top_p <= 1.0f)) {
     throw InvalidArgument(concat("top_p must be in (0, 1], got ", params.top_p));
   }
+  if (params.top_k < 0) throw InvalidArgument(concat("top_k must be >= 0 (0: all tokens), got ", params.top_k));
+  if (!(params.min_p >= 0.0f && params.min_p <= 1.0f)) {
+    throw InvalidArgument(concat("min_p must be in [0, 1], got ", params.min_p));
+  }
+  if (!(params.repetition_penalty > 0.0f) || !std::isfinite(params.repetition_penalty)) {
+    throw InvalidArgument(concat("repetition_penalty must be a finite number > 0 (1: none), got ",
+                                 params.repetition_penalty));
+  }
+  if (!std::isfinite(params.presence_penalty)) {
+    throw InvalidArgument(concat("presence_penalty must be finite, got ", params.presence_penalty));
+  }
+  if (!std::isfinite(params.frequency_penalty)) {
+    throw InvalidArgument(concat("frequency_penalty must be finite, got ", params.frequency_penalty));
+  }
 }
 
-int32_t Sampler::sample(std::span<const float> logits) {
-  if (logits.empty()) throw InvalidArgument("cannot sample from an empty logits row");
-  if (params_.temperature == 0.0f) {
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+// Penalties, then temperature, then the filters in vLLM's order: top-k, top-p over the renormalised top-k set,
+// min-p against the most likely token. Each filter keeps a prefix of the tokens sorted by probability, so the
+// kept set is the shortest of the three prefixes, and only that prefix is ever sorted.
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
+                        std::span<const int32_t> generated) {
+  check_logits(logits, "sample");
+  const size_t vocab_size = logits.size();
+  check_token_ids(prompt, vocab_size, "prompt");
+  check_token_ids(generated, vocab_size, "generated");
+  const bool penalised = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+                         params_.frequency_penalty != 0.0f;
+  if (params_.temperature == 0.0f && !penalised) return argmax(logits);
+
+  std::vector<double> scores(logits.begin(), logits.end());  // [vocab_size] penalised logits, then probabilities
+  if (penalised) apply_penalties(params_, prompt, generated, scores);
+  if (params_.temperature == 0.0f) return argmax(std::span<const double>(scores));
+
+  // Unnormalised probabilities: the most likely token has 1.
+  const double max_score = *std::max_element(scores.begin(), scores.end());
+  for (double& score : scores) score = std::exp((score - max_score) / params_.temperature);
+  const std::vector<double>& probs = scores;
+
+  // min-p keeps every token with probability >= min_p x the largest (1 here): a prefix of known length.
+  size_t limit = vocab_size;
+  if (params_.min_p > 0.0f) {
+    limit = static_cast<size_t>(std::count_if(probs.begin(), probs.end(), [&](double p) { return p >= params_.min_p; }));
   }
-  const float max_logit = *std::max_element(logits.begin(), logits.end());
-  std::vector<double> probs(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) probs[i] = std::exp((logits[i] - max_logit) / params_.temperature);
-  std::vector<int32_t> order(logits.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return probs[a] > probs[b]; });
-  const double total = std::accumulate(probs.begin(), probs.end(), 0.0);
-  // Keep the most likely tokens until their mass reaches top_p.
+  std::vector<int32_t> ids(vocab_size);
+  std::iota(ids.begin(), ids.end(), 0);
+
+  // top-k: its mass is top-p's denominator.
+  size_t sorted = 0;
+  double top_p_total = 0.0;
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab_size) {
+    sorted = static_cast<size_t>(params_.top_k);
+    sort_prefix(ids, sorted, probs);
+    for (size_t i = 0; i < sorted; ++i) top_p_total += probs[ids[i]];
+    limit = std::min(limit, sorted);
+  } else {
+    top_p_total = std::accumulate(probs.begin(), probs.end(), 0.0);
+  }
+
+  // Walk the sorted prefix (sorting more only when needed) until top-p's mass or the limit is reached.
+  const double top_p_mass = static_cast<double>(params_.top_p) * top_p_total;
   size_t keep = 0;
-  double mass = 0.0;
-  while (keep < order.size() && (keep == 0 || mass < params_.top_p * total)) mass += probs[order[keep++]];
-  std::uniform_real_distribution<double> uniform(0.0, mass);
-  double target = uniform(rng_);
-  for (size_t i = 0; i < keep; ++i) {
-    target -= probs[order[i]];
-    if (target <= 0.0) return order[i];
+  double kept_mass = 0.0;
+  while (keep < limit && (keep == 0 || kept_mass < top_p_mass)) {
+    if (keep == sorted) {
+      sorted = std::min(vocab_size, std::max<size_t>(64, 4 * sorted));
+      sort_prefix(ids, sorted, probs);
+    }
+    kept_mass += probs[ids[keep++]];
   }
-  return order[keep - 1];
+
+  const double target = uniform_unit(rng_) * kept_mass;
+  double cumulative = 0.0;
+  for (size_t i = 0; i < keep; ++i) {
+    cumulative += probs[ids[i]];
+    if (target < cumulative) return ids[i];
+  }
+  return ids[keep - 1];  // rounding left target at the very top
+}
+
+TokenLogprob token_logprob(std::span<const float> logits, int32_t token) {
+  check_logits(logits, "token_logprob");
+  if (token < 0 || static_cast<size_t>(token) >= logits.size()) {
+    throw InvalidArgument(concat("token_logprob: token ", token, " is outside the vocabulary [0, ", logits.size(), ")"));
+  }
+  const double log_sum = log_sum_exp(logits);
+  return {token, static_cast<float>(static_cast<double>(logits[token]) - log_sum)};
+}
+
+std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int k) {
+  check_logits(logits, "top_logprobs");
+  if (k < 0) throw InvalidArgument(concat("top_logprobs: k must be >= 0, got ", k));
+  const size_t count = std::min(static_cast<size_t>(k), logits.size());
+  const double log_sum = log_sum_exp(logits);
+
+  std::vector<int32_t> ids(logits.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(count), ids.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  std::vector<TokenLogprob> top(count);
+  for (size_t i = 0; i < count; ++i) {
+    top[i] = {ids[i], static_cast<float>(static_cast<double>(logits[ids[i]]) - log_sum)};
+  }
+  return top;
 }
 
 }  // namespace jagged

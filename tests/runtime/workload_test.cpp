@@ -4,7 +4,6 @@
 
 #include <fstream>
 
-#include "jagged/sampling.h"
 #include "testing/ragged.h"
 
 namespace jagged {
@@ -64,30 +63,6 @@ TEST(Workload, RejectsBadSpecs) {
   EXPECT_THROW(draw_workload({"lengths:/no/such/file"}, 10), FileError);
   EXPECT_THROW(draw_workload({"corpus:/no/such/file"}, 10), InvalidArgument);  // no tokenizer given
   EXPECT_THROW(draw_workload({"study"}, 0), InvalidArgument);
-}
-
-TEST(Sampler, GreedyTakesTheFirstLargest) {
-  Sampler sampler({});
-  const std::vector<float> logits{0.5f, 2.0f, -1.0f, 2.0f};
-  EXPECT_EQ(sampler.sample(logits), 1);
-}
-
-TEST(Sampler, TemperatureSamplesFollowTheDistribution) {
-  Sampler sampler({1.0f, 1.0f, 42});
-  const std::vector<float> logits{0.0f, std::log(3.0f)};  // p = 0.25, 0.75
-  int ones = 0;
-  for (int i = 0; i < 4000; ++i) ones += sampler.sample(logits);
-  EXPECT_NEAR(ones / 4000.0, 0.75, 0.03);  // > 4 standard deviations
-  Sampler nucleus({1.0f, 0.5f, 42});         // top-p 0.5 keeps only the 0.75 token
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(nucleus.sample(logits), 1);
-}
-
-TEST(Sampler, RejectsBadParameters) {
-  EXPECT_THROW(Sampler({-1.0f, 1.0f, 0}), InvalidArgument);
-  EXPECT_THROW(Sampler({1.0f, 0.0f, 0}), InvalidArgument);
-  EXPECT_THROW(Sampler({1.0f, 1.5f, 0}), InvalidArgument);
-  Sampler sampler({});
-  EXPECT_THROW(sampler.sample({}), InvalidArgument);
 }
 
 }  // namespace

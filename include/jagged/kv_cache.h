@@ -1,0 +1,54 @@
+// A paged KV cache shared by every sequence of a model: fixed blocks of ops::kv_block_tokens() tokens, handed out
+// one at a time as sequences grow and returned the moment a sequence ends; no sequence reserves the whole context.
+// Keys are stored after RoPE, num_kv_heads of them per token (GQA/MQA store only those). f32 today; the block
+// layout is the attention kernel's (paged_kv.h), so attention reads the blocks in place. The memory comes from the
+// accounting allocator (jagged::memory_stats()).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "jagged/model_config.h"
+#include "jagged/paged_kv.h"
+#include "jagged/tensor.h"
+
+namespace jagged {
+
+class KvCache {
+ public:
+  // Capacity in tokens, rounded up to whole blocks. InvalidArgument when it is not positive.
+  KvCache(const LlamaConfig& config, int64_t capacity_tokens);
+
+  // Bytes one token takes in every layer (keys and values), for sizing the cache from a byte budget.
+  static int64_t bytes_per_token(const LlamaConfig& config);
+
+  int64_t block_tokens() const { return block_tokens_; }
+  int64_t num_blocks() const { return num_blocks_; }
+  int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
+  int64_t used_blocks() const { return num_blocks_ - free_blocks(); }
+  int64_t bytes() const { return static_cast<int64_t>(keys_.nbytes() + values_.nbytes()); }
+  // Blocks needed to hold `tokens` tokens.
+  int64_t blocks_for(int64_t tokens) const { return (tokens + block_tokens_ - 1) / block_tokens_; }
+
+  // A free block's id, or -1 when none is left.
+  int32_t allocate();
+  // Returns a block (InvalidArgument when it is not allocated: a double free would hand one block to two sequences).
+  void release(int32_t block);
+
+  // Layer `layer`'s blocks, for the model's forward.
+  PagedKvLayer layer(int layer) const;
+  std::vector<PagedKvLayer> layers() const;
+
+ private:
+  int num_layers_ = 0;
+  int64_t block_tokens_ = 0;
+  int64_t num_blocks_ = 0;
+  int64_t key_layer_floats_ = 0;    // floats of one layer's keys
+  int64_t value_layer_floats_ = 0;  // floats of one layer's values
+  Tensor keys_;                     // [num_layers, num_blocks, num_kv_heads, head_dim, block_tokens] f32
+  Tensor values_;                   // [num_layers, num_blocks, num_kv_heads, block_tokens, value_stride] f32
+  std::vector<int32_t> free_;       // free block ids (a stack: recently freed blocks are reused first)
+  std::vector<uint8_t> allocated_;  // [num_blocks] 1 while a sequence holds the block
+};
+
+}  // namespace jagged

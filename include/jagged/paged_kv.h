@@ -1,0 +1,28 @@
+// Views of a paged KV cache as the attention op reads it: one layer's key and value blocks, and where each
+// sequence of a batch keeps its keys. The cache itself (allocation, block tables) is jagged::KvCache (kv_cache.h).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+namespace jagged {
+
+// One layer's blocks. Block b, kv head h: K transposed at keys + (b * num_kv_heads + h) * head_dim * block_tokens,
+// [head_dim][block_tokens]; V at values + (b * num_kv_heads + h) * block_tokens * value_stride,
+// [block_tokens][value_stride], value_stride = ops::kv_value_stride(head_dim) (zeros past head_dim).
+// block_tokens = ops::kv_block_tokens(): the attention kernel's key tile, so blocks are read in place.
+struct PagedKvLayer {
+  float* keys = nullptr;
+  float* values = nullptr;
+};
+
+// The sequences of one forward call and their blocks.
+struct PagedKvBatch {
+  std::span<const int32_t> cu_seqlens;           // [num_seqs + 1] rows of this call's tokens (queries, new keys)
+  std::span<const int32_t> context_lengths;      // [num_seqs] keys cached before this call's tokens
+  std::span<const int32_t> block_tables;         // the blocks of all sequences, concatenated
+  std::span<const int32_t> block_table_offsets;  // [num_seqs + 1] sequence s: block_tables[offsets[s], offsets[s + 1])
+  int64_t num_blocks = 0;                        // blocks in the cache (every id is below this)
+};
+
+}  // namespace jagged

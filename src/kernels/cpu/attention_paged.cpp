@@ -1,0 +1,145 @@
+// Fused attention over a paged KV cache. The cache's blocks are the kernel's key tiles, already in the layout the
+// micro-kernels read (K transposed, V rows padded to whole vectors), so nothing is packed per call: a decode row
+// streams its sequence's blocks once. Queries are grouped and processed exactly as in attention.cpp
+// (attention_query_block.h), with key tiles at the same absolute positions: a row's result is bit-identical to
+// the packed kernel over the whole sequence.
+#include <omp.h>
+
+#include <algorithm>
+
+#include "jagged/error.h"
+#include "kernels/attention.h"
+#include "kernels/cpu/attention_query_block.h"
+
+namespace jagged::kernels::cpu {
+namespace {
+using namespace attention_block;
+
+struct PagedItem {
+  int64_t seq = 0;
+  int64_t kv_head = 0;
+  int64_t query_begin = 0;
+  int64_t query_end = 0;
+  int64_t cost = 0;  // score pairs visited: rows x keys
+};
+
+constexpr int64_t kItemsPerThread = 8;
+
+// (sequence, kv head, run of query blocks) items, long sequences split so the batch has about kItemsPerThread
+// items per thread; longest first. The split changes only which thread runs a row, never its arithmetic.
+std::vector<PagedItem> make_items(const PagedKvBatch& batch, const AttentionParams& params, const Shape& shape,
+                                  int threads) {
+  const int64_t num_seqs = static_cast<int64_t>(batch.cu_seqlens.size()) - 1;
+  const auto block_cost = [&](const SequenceBlock& block, int64_t begin, int64_t end) {
+    return (end - begin) * shape.group * block.key_end(end - 1, params.causal);
+  };
+  int64_t total = 0;
+  for (int64_t seq = 0; seq < num_seqs; ++seq) {
+    const SequenceBlock block = paged_sequence(batch, seq);
+    for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
+      total += block_cost(block, begin, std::min(begin + shape.queries_per_block, block.length));
+    }
+  }
+  const int64_t target = std::max<int64_t>(1, total * params.num_kv_heads / (kItemsPerThread * threads));
+  std::vector<PagedItem> items;
+  for (int64_t seq = 0; seq < num_seqs; ++seq) {
+    const SequenceBlock block = paged_sequence(batch, seq);
+    for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
+      PagedItem item{seq, kv_head, 0, 0, 0};
+      for (int64_t begin = 0; begin < block.length; begin += shape.queries_per_block) {
+        const int64_t end = std::min(begin + shape.queries_per_block, block.length);
+        const int64_t cost = block_cost(block, begin, end);
+        if (item.cost > 0 && item.cost + cost > target) {
+          items.push_back(item);
+          item = {seq, kv_head, begin, begin, 0};
+        }
+        item.query_end = end;
+        item.cost += cost;
+      }
+      if (item.cost > 0) items.push_back(item);
+    }
+  }
+  std::stable_sort(items.begin(), items.end(), [](const PagedItem& a, const PagedItem& b) { return a.cost > b.cost; });
+  return items;
+}
+
+int64_t block_floats(const AttentionParams& params) { return params.head_dim * kv_block_tokens(); }
+
+}  // namespace
+
+int64_t kv_block_tokens() { return kKeyTile; }
+
+int64_t kv_value_stride(int64_t head_dim) { return round_up(head_dim, static_cast<int64_t>(kLanes)); }
+
+void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& batch, const PagedKvLayer& layer,
+                    const AttentionParams& params) {
+  const int64_t block_tokens = kv_block_tokens();
+  const int64_t head_dim = params.head_dim;
+  const int64_t value_stride = kv_value_stride(head_dim);
+  const int64_t key_block = block_floats(params);
+  const int64_t value_block = block_tokens * value_stride;
+  const int64_t num_seqs = static_cast<int64_t>(batch.cu_seqlens.size()) - 1;
+#pragma omp parallel for schedule(static)
+  for (int64_t seq = 0; seq < num_seqs; ++seq) {
+    const SequenceBlock block = paged_sequence(batch, seq);
+    const int32_t* table = batch.block_tables.data() + batch.block_table_offsets[seq];
+    for (int64_t i = 0; i < block.length; ++i) {
+      const int64_t position = block.key_offset + i;
+      const int64_t cache_block = table[position / block_tokens];
+      const int64_t slot = position % block_tokens;
+      for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
+        const int64_t base = cache_block * params.num_kv_heads + kv_head;
+        const float* key = block.head_row(k, i, kv_head, head_dim);
+        float* keys_t = layer.keys + base * key_block + slot;
+        for (int64_t c = 0; c < head_dim; ++c) keys_t[c * block_tokens] = key[c];
+        const float* value = block.head_row(v, i, kv_head, head_dim);
+        float* values = layer.values + base * value_block + slot * value_stride;
+        std::copy_n(value, head_dim, values);
+        std::fill(values + head_dim, values + value_stride, 0.0f);
+      }
+    }
+  }
+}
+
+int64_t paged_attention_workspace_bytes(const AttentionParams& params, int threads) {
+  return static_cast<int64_t>(threads) * RowScratch::bytes(Shape(params));
+}
+
+void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batch, const PagedKvLayer& layer,
+                     const AttentionParams& params, std::span<std::byte> workspace) {
+  const Shape shape(params);
+  const int threads = omp_get_max_threads();
+  const int64_t per_thread = RowScratch::bytes(shape);
+  if (static_cast<int64_t>(workspace.size()) < threads * per_thread) {
+    throw InvalidArgument(concat("paged_attention: workspace of ", workspace.size(), " bytes, need ",
+                                 threads * per_thread, " for ", threads, " threads"));
+  }
+  const std::vector<PagedItem> items = make_items(batch, params, shape, threads);
+  if (items.empty()) return;
+  const QueryBlockProblem problem{q, out, params, shape, static_cast<float>(params.scale * 1.4426950408889634)};
+  const int64_t block_tokens = kv_block_tokens();
+  const int64_t key_block = block_floats(params);
+  const int64_t value_block = block_tokens * shape.acc_stride;
+  const int64_t count = static_cast<int64_t>(items.size());
+#pragma omp parallel
+  {
+    RowScratch scratch = RowScratch::carve(workspace.data() + omp_get_thread_num() * per_thread, shape);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < count; ++i) {
+      const PagedItem& item = items[static_cast<size_t>(i)];
+      const SequenceBlock block = paged_sequence(batch, item.seq);
+      const int32_t* table = batch.block_tables.data() + batch.block_table_offsets[item.seq];
+      const auto tile_at = [&](int64_t key_begin) {
+        const int64_t base = int64_t{table[key_begin / block_tokens]} * params.num_kv_heads + item.kv_head;
+        return KeyTile{layer.keys + base * key_block, static_cast<size_t>(block_tokens),
+                       layer.values + base * value_block};
+      };
+      for (int64_t query = item.query_begin; query < item.query_end; query += shape.queries_per_block) {
+        const int64_t end = std::min(query + shape.queries_per_block, item.query_end);
+        run_query_block(problem, block, item.kv_head, query, end, tile_at, scratch);
+      }
+    }
+  }
+}
+
+}  // namespace jagged::kernels::cpu
