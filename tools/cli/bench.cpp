@@ -1,44 +1,27 @@
 // jagged bench: the study's experiment as one command. The same model and batch run padded and nested,
 // interleaved so machine noise hits both; per-stage medians, peak activation memory, parity of the outputs,
 // the ideal ratios computed from the shapes; a table, JSON and an SVG picture.
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iostream>
-#include <map>
 
+#include "bench_compare.h"
 #include "bench_decode.h"
-#include "bench_report.h"
-#include "bench_target.h"
 #include "commands.h"
-#include "common.h"
-#include "jagged/machine.h"
-#include "jagged/memory.h"
-#include "jagged/threads.h"
-#include "jagged/workload.h"
+#include "jagged/bench.h"
 
 namespace jagged::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model;
-  std::string tokenizer;
-  WorkloadSpec workload;
-  int runs = 5;
-  int warmup = 1;
-  int threads = 0;
-  bool all_logits = false;
+  BenchOptions bench;  // what run_bench measures
   std::string json_path;
   std::string plot_path;
   bool compare_torch = false;
   bool compare_onnx = false;
   DecodeBenchArgs decode;  // --decode and its options
-  std::string dtype = "f32";
-  bool compare_f32 = false;
 };
 
 void check_writable(const std::string& path, const char* flag) {
@@ -50,155 +33,42 @@ void check_writable(const std::string& path, const char* flag) {
 }
 
 void validate(const BenchArgs& args) {
-  validate_distribution_name(args.workload.distribution);
-  if (args.workload.batch <= 0) throw InvalidArgument(concat("--batch must be positive, got ", args.workload.batch));
-  if (args.workload.min_len < 1 || args.workload.min_len > args.workload.max_len) {
-    throw InvalidArgument(concat("need 1 <= --min-len <= --max-len, got ", args.workload.min_len, " and ",
-                                 args.workload.max_len));
-  }
-  if (args.runs < 1) throw InvalidArgument(concat("--runs must be >= 1, got ", args.runs));
-  if (args.warmup < 0) throw InvalidArgument(concat("--warmup must be >= 0, got ", args.warmup));
+  validate_bench_options(args.bench);
   check_writable(args.json_path, "--json");
   check_writable(args.plot_path, "--plot");
   if (args.compare_torch) check_torch_available();
-  if (args.compare_onnx) check_onnx_available(args.model);
-  ops::parse_weight_type(args.dtype);  // a clear error before loading
-}
-
-int64_t peak_rss_bytes() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+  if (args.compare_onnx) check_onnx_available(args.bench.model);
 }
 
 void progress(const std::string& text) {
   if (isatty(STDERR_FILENO)) std::cerr << "\r\033[K" << text << std::flush;
 }
 
-struct Measured {
-  Tensor output;
-  double seconds = 0.0;
-  int64_t peak_bytes = 0;
-};
-
-Measured measure(const BenchTarget& target, const NestedTensor& batch, BatchLayout layout, StageProfile* profile) {
-  const int64_t before = memory_stats().current_bytes;
-  reset_peak_memory();
-  const auto start = std::chrono::steady_clock::now();
-  Measured measured;
-  measured.output = target.forward(batch, layout, profile);
-  measured.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  measured.peak_bytes = memory_stats().peak_bytes - before;
-  return measured;
-}
-
-std::vector<std::pair<std::string, double>> median_stages(const std::vector<StageProfile>& profiles) {
-  std::vector<std::pair<std::string, double>> medians;
-  for (const auto& stage : profiles.front().stages()) {
-    std::vector<double> values;
-    for (const auto& profile : profiles) values.push_back(profile.seconds(stage.first));
-    std::sort(values.begin(), values.end());
-    medians.emplace_back(stage.first, values.size() % 2 ? values[values.size() / 2]
-                                                        : 0.5 * (values[values.size() / 2 - 1] + values[values.size() / 2]));
-  }
-  return medians;
-}
-
-// The nested forward with these weights against the same weights in f32, interleaved in one run (medians), and
-// the largest logit difference relative to the largest f32 logit.
-nlohmann::json compare_with_f32(const BenchArgs& args, const BenchTarget& target, const NestedTensor& batch) {
-  progress("loading " + args.model + " in f32");
-  const BenchTarget full = open_bench_target(args.model, args.tokenizer, !args.all_logits, "f32");
-  std::vector<double> seconds[2];
-  Tensor outputs[2];
-  for (int run = 0; run < args.warmup + args.runs; ++run) {
-    for (int which : {run % 2, 1 - run % 2}) {
-      progress(concat("versus f32: run ", run + 1, "/", args.warmup + args.runs));
-      Measured result = measure(which == 0 ? target : full, batch, BatchLayout::nested, nullptr);
-      if (run >= args.warmup) seconds[which].push_back(result.seconds);
-      outputs[which] = std::move(result.output);
-    }
-  }
-  progress("");
-  const auto median = [](std::vector<double> values) {
-    std::sort(values.begin(), values.end());
-    return values.size() % 2 ? values[values.size() / 2] : 0.5 * (values[values.size() / 2 - 1] + values[values.size() / 2]);
-  };
-  const double typed = median(seconds[0]);
-  const double f32 = median(seconds[1]);
-  const ParityStats difference = compare_outputs(outputs[1].data<float>(), outputs[0].data<float>(), outputs[0].numel());
-  std::printf("nested, %s vs f32 weights (interleaved, medians of %d): %.4f s vs %.4f s = %.2fx; logits max rel "
-              "difference %.2e\n",
-              args.dtype.c_str(), args.runs, typed, f32, f32 / typed, difference.max_rel);
-  return {{"dtype_seconds", typed}, {"f32_seconds", f32}, {"speedup", f32 / typed},
-          {"logits_max_abs", difference.max_abs}, {"logits_max_rel", difference.max_rel}};
-}
-
 void bench(const BenchArgs& args) {
   validate(args);
-  set_num_threads(args.threads);
-  progress("loading " + args.model);
-  const BenchTarget target = open_bench_target(args.model, args.tokenizer, !args.all_logits, args.dtype);
-  const std::string path = ops::linear_path(ops::parse_weight_type(args.dtype));
-  const NestedTensor batch = draw_workload(args.workload, target.vocab_size, target.tokenizer.get());
-  if (batch.max_seqlen() > target.context_length) {
-    throw InvalidArgument(concat("the batch's longest sequence (", batch.max_seqlen(),
-                                 " tokens) exceeds the model's context length ", target.context_length));
-  }
-  BenchReport report;
-  report.model = args.model;
-  report.distribution = args.workload.distribution;
-  report.lengths = batch.seqlens();
-  report.real_tokens = batch.num_tokens();
-  report.padded_tokens = batch.num_seqs() * batch.max_seqlen();
-  report.threads = num_threads();
-  report.real_flops = target.flops(report.lengths, BatchLayout::nested);
-  report.padded.name = "padded";
-  report.nested.name = "nested";
-  report.padded.flops = target.flops(report.lengths, BatchLayout::padded);
-  report.nested.flops = report.real_flops;
-  report.ideal_time_ratio = report.padded.flops / report.real_flops;
-  report.ideal_memory_ratio = static_cast<double>(report.padded_tokens) / static_cast<double>(report.real_tokens);
-
-  std::map<BatchLayout, std::vector<StageProfile>> profiles;
-  Tensor nested_output, padded_output;
-  const int total = args.warmup + args.runs;
-  for (int run = 0; run < total; ++run) {
-    const bool measured_run = run >= args.warmup;
-    // Alternate which layout goes first, so drift and caches favour neither.
-    const std::vector<BatchLayout> order = run % 2 ? std::vector{BatchLayout::nested, BatchLayout::padded}
-                                                   : std::vector{BatchLayout::padded, BatchLayout::nested};
-    for (const BatchLayout layout : order) {
-      const bool nested = layout == BatchLayout::nested;
-      progress(concat(measured_run ? "run " : "warm-up ", measured_run ? run - args.warmup + 1 : run + 1, "/",
-                      measured_run ? args.runs : args.warmup, ": ", nested ? "nested" : "padded"));
-      StageProfile profile;
-      Measured result = measure(target, batch, layout, &profile);
-      if (!measured_run) continue;
-      PathResult& path = nested ? report.nested : report.padded;
-      path.run_seconds.push_back(result.seconds);
-      path.peak_activation_bytes = std::max(path.peak_activation_bytes, result.peak_bytes);
-      profiles[layout].push_back(std::move(profile));
-      (nested ? nested_output : padded_output) = std::move(result.output);
-    }
-  }
-  progress("");
-  report.padded.stages = median_stages(profiles[BatchLayout::padded]);
-  report.nested.stages = median_stages(profiles[BatchLayout::nested]);
-  report.parity = compare_outputs(padded_output.data<float>(), nested_output.data<float>(), nested_output.numel());
-  progress("measuring the fp32 FMA peak");
-  report.fp32_peak_gflops = measure_fp32_peak_gflops(report.threads);
-  report.process_peak_rss_bytes = peak_rss_bytes();
-  progress("");
+  BenchOptions options = args.bench;
+  options.progress = progress;
+  BenchRun run = run_bench(options);
+  BenchReport& report = run.report;
   print_report(report);
-  std::printf("weights %s, linear path: %s\n", args.dtype.c_str(), path.c_str());
-  report.extra["weights"] = {{"dtype", args.dtype}, {"linear_path", path}};
-  if (args.compare_f32 && args.dtype != "f32") report.extra["versus_f32"] = compare_with_f32(args, target, batch);
+  const nlohmann::json& weights = report.extra["weights"];
+  std::printf("weights %s, linear path: %s\n", weights["dtype"].get<std::string>().c_str(),
+              weights["linear_path"].get<std::string>().c_str());
+  if (report.extra.contains("versus_f32")) {
+    const nlohmann::json& versus = report.extra["versus_f32"];
+    std::printf("nested, %s vs f32 weights (interleaved, medians of %d): %.4f s vs %.4f s = %.2fx; logits max rel "
+                "difference %.2e\n",
+                options.dtype.c_str(), options.runs, versus["dtype_seconds"].get<double>(),
+                versus["f32_seconds"].get<double>(), versus["speedup"].get<double>(),
+                versus["logits_max_rel"].get<double>());
+  }
   if (args.compare_torch) {
-    report.extra["torch"] = compare_with_torch(target, batch, nested_output, report, args.runs, args.warmup);
+    report.extra["torch"] =
+        compare_with_torch(run.target, run.batch, run.nested_output, report, options.runs, options.warmup);
   }
   if (args.compare_onnx) {
-    report.extra["onnxruntime"] = compare_with_onnx(target, batch, nested_output, report, args.runs, args.warmup);
+    report.extra["onnxruntime"] =
+        compare_with_onnx(run.target, run.batch, run.nested_output, report, options.runs, options.warmup);
   }
   if (!args.json_path.empty()) {
     std::ofstream out(args.json_path);
@@ -219,30 +89,32 @@ void bench(const BenchArgs& args) {
 void add_bench_command(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* command = app.add_subcommand("bench", "padded vs nested: time per stage, peak memory, parity, plots");
-  command->add_option("--model,-m", args->model, "model file/dir or synthetic:NAME")->required();
-  command->add_option("--tokenizer", args->tokenizer, "tokenizer (for --dist corpus:FILE)");
-  command->add_option("--dist", args->workload.distribution,
+  command->add_option("--model,-m", args->bench.model, "model file/dir or synthetic:NAME")->required();
+  command->add_option("--tokenizer", args->bench.tokenizer, "tokenizer (for --dist corpus:FILE)");
+  command->add_option("--dist", args->bench.workload.distribution,
                       "study | uniform | lognormal | equal | one-long | corpus:FILE | lengths:FILE")
       ->capture_default_str();
-  command->add_option("--batch", args->workload.batch, "sequences")->capture_default_str();
-  command->add_option("--min-len", args->workload.min_len, "shortest sequence")->capture_default_str();
-  command->add_option("--max-len", args->workload.max_len, "longest sequence")->capture_default_str();
-  command->add_option("--seed", args->workload.seed, "seed of lengths and token ids")->capture_default_str();
-  command->add_option("--runs", args->runs, "measured runs per layout")->capture_default_str();
-  command->add_option("--warmup", args->warmup, "unmeasured runs first")->capture_default_str();
-  command->add_option("--threads", args->threads, "threads (0: all cores)")->capture_default_str();
-  command->add_flag("--all-logits", args->all_logits, "LM head on every token (default: last token of each sequence)");
+  command->add_option("--batch", args->bench.workload.batch, "sequences")->capture_default_str();
+  command->add_option("--min-len", args->bench.workload.min_len, "shortest sequence")->capture_default_str();
+  command->add_option("--max-len", args->bench.workload.max_len, "longest sequence")->capture_default_str();
+  command->add_option("--seed", args->bench.workload.seed, "seed of lengths and token ids")->capture_default_str();
+  command->add_option("--runs", args->bench.runs, "measured runs per layout")->capture_default_str();
+  command->add_option("--warmup", args->bench.warmup, "unmeasured runs first")->capture_default_str();
+  command->add_option("--threads", args->bench.threads, "threads (0: all cores)")->capture_default_str();
+  command->add_flag("--all-logits", args->bench.all_logits,
+                    "LM head on every token (default: last token of each sequence)");
   command->add_option("--json", args->json_path, "write the full report as JSON");
   command->add_option("--plot", args->plot_path, "write an SVG picture of the report");
   command->add_flag("--compare-torch", args->compare_torch, "also run PyTorch (Debian's python3-torch) on the same batch");
   command->add_flag("--compare-onnx", args->compare_onnx,
                     "encoders: also run ONNX Runtime (onnxruntime-node, scripts/setup_bench.sh) on the same batch");
   add_decode_bench_options(*command, args->decode);
-  command->add_option("--dtype", args->dtype, "weights in memory: f32, bf16 or q8_0")->capture_default_str();
-  command->add_flag("--compare-f32", args->compare_f32, "with --dtype bf16: also time the same weights in f32 (nested)");
+  command->add_option("--dtype", args->bench.dtype, "weights in memory: f32, bf16 or q8_0")->capture_default_str();
+  command->add_flag("--compare-f32", args->bench.compare_f32,
+                    "with --dtype bf16/q8_0: also time the same weights in f32 (nested)");
   command->callback([args] {
     if (!args->decode.enabled) return bench(*args);
-    bench_decode(args->decode, args->model, args->threads, args->workload.seed, args->json_path,
+    bench_decode(args->decode, args->bench.model, args->bench.threads, args->bench.workload.seed, args->json_path,
                  /*compare_llamacpp=*/false);
   });
 }

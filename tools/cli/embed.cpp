@@ -32,11 +32,6 @@ struct EmbedArgs {
   bool normalize = true;
 };
 
-BertModel open_bert(const std::string& spec) {
-  if (is_synthetic(spec)) return BertModel::synthetic(spec.substr(10));
-  return load_bert_model(spec);
-}
-
 std::vector<std::string> read_lines(const std::string& path) {
   std::ifstream file;
   if (path != "-") {

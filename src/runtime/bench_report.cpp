@@ -1,11 +1,11 @@
-#include "bench_report.h"
+#include "jagged/bench_report.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
 
-namespace jagged::cli {
+namespace jagged {
 namespace {
 
 double median(std::vector<double> values) {
@@ -251,4 +251,4 @@ std::string report_svg(const BenchReport& report) {
   return svg.str();
 }
 
-}  // namespace jagged::cli
+}  // namespace jagged

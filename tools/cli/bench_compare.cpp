@@ -1,4 +1,4 @@
-#include "bench_target.h"
+#include "bench_compare.h"
 
 #include <unistd.h>
 
@@ -9,7 +9,6 @@
 #include <fstream>
 #include <iostream>
 
-#include "bench_report.h"
 #include "common.h"
 #include "jagged/bert.h"
 #include "jagged/model_files.h"
@@ -22,16 +21,6 @@ namespace fs = std::filesystem;
 const char* kPython = "/usr/bin/python3";  // Debian's python, where python3-torch lives
 // Largest relative difference (to the largest reference value) still called equal: `jagged parity`'s default.
 constexpr double kParityTolerance = 1e-4;
-
-// Per-layer and head FLOPs of a Llama forward over `rows` positions with `pairs` attention score pairs.
-double llama_flops(const LlamaConfig& c, double rows, double pairs, double head_rows) {
-  const double q_dim = double{1.0} * c.num_heads * c.head_dim;
-  const double kv_dim = double{1.0} * c.num_kv_heads * c.head_dim;
-  const double dim = static_cast<double>(c.model_dim), ffn = static_cast<double>(c.ffn_dim);
-  const double linear = 2.0 * rows * (dim * (q_dim + 2 * kv_dim) + q_dim * dim + dim * 2 * ffn + ffn * dim);
-  const double attention = 4.0 * c.head_dim * c.num_heads * pairs;
-  return c.num_layers * (linear + attention) + 2.0 * head_rows * dim * static_cast<double>(c.vocab_size);
-}
 
 fs::path source_dir() {
   // The bench scripts live beside the binary's source tree: build/jagged -> <repo>/bench.
@@ -178,53 +167,6 @@ void add_ratios(nlohmann::json& other, const BenchReport& report, const EngineGo
 
 }  // namespace
 
-std::string bench_family(const std::string& model_spec) {
-  if (is_synthetic(model_spec)) {
-    const std::string name = model_spec.substr(10);
-    const std::vector<std::string> decoders = LlamaModel::synthetic_names();
-    const std::vector<std::string> encoders = BertModel::synthetic_names();
-    if (std::find(decoders.begin(), decoders.end(), name) != decoders.end()) return "llama";
-    if (std::find(encoders.begin(), encoders.end(), name) != encoders.end()) return "bert";
-    std::string known;
-    for (const auto& list : {decoders, encoders}) {
-      for (const auto& entry : list) known += " " + entry;
-    }
-    throw InvalidArgument(concat("unknown synthetic model '", name, "'; known:", known));
-  }
-  return model_architecture(model_spec);
-}
-
-BenchTarget open_bench_target(const std::string& model_spec, const std::string& tokenizer_path, bool last_token_logits,
-                              const std::string& dtype) {
-  if (bench_family(model_spec) == "bert") return open_encoder_target(model_spec, tokenizer_path, dtype);
-  auto model = std::make_shared<LlamaModel>(open_llama(model_spec, dtype));
-  const LlamaConfig config = model->config();
-  BenchTarget target;
-  target.family = "llama";
-  target.vocab_size = config.vocab_size;
-  target.context_length = config.context_length;
-  target.tokenizer = open_tokenizer_for(model_spec, tokenizer_path, config.vocab_size);
-  target.forward = [model, last_token_logits](const NestedTensor& batch, BatchLayout layout, StageProfile* profile) {
-    return model->forward(batch, {layout, last_token_logits, profile});
-  };
-  target.flops = [config, last_token_logits](const std::vector<int64_t>& lengths, BatchLayout layout) {
-    double tokens = 0, causal_pairs = 0, longest = 0;
-    for (const int64_t length : lengths) {
-      tokens += static_cast<double>(length);
-      causal_pairs += 0.5 * static_cast<double>(length) * static_cast<double>(length + 1);
-      longest = std::max(longest, static_cast<double>(length));
-    }
-    const double seqs = static_cast<double>(lengths.size());
-    const double head_rows = last_token_logits ? seqs : tokens;  // the padded twin also drops padding before the head
-    if (layout == BatchLayout::nested) return llama_flops(config, tokens, causal_pairs, head_rows);
-    return llama_flops(config, seqs * longest, seqs * longest * longest, last_token_logits ? seqs : seqs * longest);
-  };
-  target.export_for_torch = [model](const fs::path& directory) { export_huggingface(*model, directory); };
-  target.torch_script = "bench/torch_llama.py";
-  target.torch_args = last_token_logits ? "" : " --all-logits";
-  return target;
-}
-
 void check_torch_available() {
   if (!succeeds_quietly(std::string(kPython) + " -c 'import torch'")) {
     throw InvalidArgument(concat("--compare-torch needs PyTorch in ", kPython,
@@ -264,7 +206,7 @@ nlohmann::json compare_with_torch(const BenchTarget& target, const NestedTensor&
 }
 
 void check_onnx_available(const std::string& model_spec) {
-  if (bench_family(model_spec) != "bert") {
+  if (model_family(model_spec) != "bert") {
     throw InvalidArgument(concat("--compare-onnx runs BERT-family encoders only; ", model_spec, " is a decoder"));
   }
   if (!succeeds_quietly("node --version")) {

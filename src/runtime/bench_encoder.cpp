@@ -4,12 +4,12 @@
 #include <filesystem>
 #include <memory>
 
-#include "bench_target.h"
-#include "common.h"
+#include "jagged/bench.h"
 #include "jagged/bert.h"
 #include "jagged/model_files.h"
+#include "jagged/model_spec.h"
 
-namespace jagged::cli {
+namespace jagged {
 namespace {
 
 // FLOPs of the encoder's layers over `rows` positions with `pairs` attention (query, key) pairs. Per row: the fused
@@ -22,29 +22,19 @@ double encoder_flops(const BertConfig& c, double rows, double pairs) {
   return c.num_layers * (linear + attention);
 }
 
-// A tokenizer is needed only for --dist corpus:FILE, so a model directory without one (an export, a test fixture)
-// still benches on random ids; draw_workload names the missing tokenizer when a corpus needs it.
+// A tokenizer is needed only for --dist corpus:FILE, so a model without one (an export, a test fixture) still
+// benches on random ids; draw_workload names the missing tokenizer when a corpus needs it.
 std::shared_ptr<Tokenizer> encoder_tokenizer(const std::string& spec, const std::string& tokenizer_path,
                                              int64_t vocab_size) {
-  const std::filesystem::path model(spec);
-  if (tokenizer_path.empty() && !is_synthetic(spec) && std::filesystem::is_directory(model) &&
-      !std::filesystem::exists(model / "tokenizer.json") && !std::filesystem::exists(model / "vocab.txt")) {
-    return nullptr;
-  }
-  return open_tokenizer_for(spec, tokenizer_path, vocab_size);
-}
-
-BertModel open_bert(const std::string& spec, const std::string& dtype) {
-  const ops::WeightType weight_type = ops::parse_weight_type(dtype);
-  if (is_synthetic(spec)) return BertModel::synthetic(spec.substr(10), 1234, weight_type);
-  return load_bert_model(spec, weight_type);
+  if (tokenizer_path.empty()) return find_model_tokenizer(spec, vocab_size);
+  return open_model_tokenizer(spec, tokenizer_path, vocab_size);
 }
 
 }  // namespace
 
 BenchTarget open_encoder_target(const std::string& model_spec, const std::string& tokenizer_path,
                                 const std::string& dtype) {
-  auto model = std::make_shared<BertModel>(open_bert(model_spec, dtype));
+  auto model = std::make_shared<BertModel>(open_bert_model(model_spec, dtype));
   const BertConfig config = model->config();
   BenchTarget target;
   target.family = "bert";
@@ -71,4 +61,4 @@ BenchTarget open_encoder_target(const std::string& model_spec, const std::string
   return target;
 }
 
-}  // namespace jagged::cli
+}  // namespace jagged

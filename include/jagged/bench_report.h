@@ -1,4 +1,5 @@
-// What `jagged bench` measures, and how it is shown: a table on stdout, JSON, and an SVG picture.
+// What a padded-vs-nested benchmark measured (jagged/bench.h runs it), and how it is shown: a table on stdout,
+// JSON (what `jagged bench --json` writes and Python's jagged.bench returns), and an SVG picture.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace jagged::cli {
+namespace jagged {
 
 struct PathResult {
   std::string name;                                     // "padded" or "nested"
@@ -65,4 +66,4 @@ void print_report(const BenchReport& report);
 nlohmann::json report_json(const BenchReport& report);
 std::string report_svg(const BenchReport& report);
 
-}  // namespace jagged::cli
+}  // namespace jagged
