@@ -1,6 +1,7 @@
 #include "server/embeddings.h"
 
 #include "jagged/nested_tensor.h"
+#include "jagged/threads.h"
 #include "server/api_error.h"
 
 namespace jagged::server {
@@ -18,7 +19,10 @@ struct EmbeddingBatcher::Job {
 
 EmbeddingBatcher::EmbeddingBatcher(const BertModel& model, const Tokenizer* tokenizer, int64_t max_batch_tokens)
     : model_(model), tokenizer_(tokenizer), max_batch_tokens_(std::max<int64_t>(1, max_batch_tokens)) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this, threads = num_threads()] {  // the creator's thread count (it is per thread)
+    set_num_threads(threads);
+    run();
+  });
 }
 
 EmbeddingBatcher::~EmbeddingBatcher() {

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "jagged/error.h"
+#include "jagged/threads.h"
 
 namespace jagged::server {
 
@@ -58,7 +59,11 @@ void RequestStream::fail(const std::string& message) {
 
 EngineLoop::EngineLoop(Engine& engine, Metrics& metrics, int64_t max_in_flight, int step_delay_ms)
     : engine_(engine), metrics_(metrics), max_in_flight_(max_in_flight), step_delay_ms_(step_delay_ms) {
-  thread_ = std::thread([this] { run(); });
+  // The thread count is per thread (OpenMP): the loop steps with the creator's, for which the engine was made.
+  thread_ = std::thread([this, threads = num_threads()] {
+    set_num_threads(threads);
+    run();
+  });
 }
 
 EngineLoop::~EngineLoop() {

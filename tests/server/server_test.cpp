@@ -2,6 +2,8 @@
 // with `jagged generate` token for token, 32 concurrent clients each bit-identical to the same request alone,
 // every error status, a client vanishing mid-stream (its blocks freed), loading (503) and shutdown.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/wait.h>
 
 #include <future>
 #include <nlohmann/json.hpp>
@@ -231,7 +233,9 @@ TEST_F(ServerTest, BadRequestsGetOpenAIErrors) {
     const json body = answer.json();
     ASSERT_TRUE(body.contains("error")) << answer.body;
     EXPECT_EQ(body["error"]["type"], status == 404 || status == 400 || status == 413 ? "invalid_request_error" : body["error"]["type"]);
-    if (!param.empty()) EXPECT_EQ(body["error"]["param"], param) << answer.body;
+    if (!param.empty()) {
+      EXPECT_EQ(body["error"]["param"], param) << answer.body;
+    }
     EXPECT_NE(body["error"]["message"].get<std::string>().find(fragment), std::string::npos) << answer.body;
   };
   expect_error(testing::http_request(port(), "POST", "/v1/completions", "{not json"), 400, "", "not valid JSON");
