@@ -17,8 +17,10 @@ struct EmbeddingBatcher::Job {
   std::condition_variable done;
 };
 
-EmbeddingBatcher::EmbeddingBatcher(const BertModel& model, const Tokenizer* tokenizer, int64_t max_batch_tokens)
-    : model_(model), tokenizer_(tokenizer), max_batch_tokens_(std::max<int64_t>(1, max_batch_tokens)) {
+EmbeddingBatcher::EmbeddingBatcher(const BertModel& model, const Tokenizer* tokenizer, int64_t max_batch_tokens,
+                                   Metrics& metrics)
+    : model_(model), tokenizer_(tokenizer), max_batch_tokens_(std::max<int64_t>(1, max_batch_tokens)),
+      metrics_(metrics) {
   thread_ = std::thread([this, threads = num_threads()] {  // the creator's thread count (it is per thread)
     set_num_threads(threads);
     run();
@@ -128,6 +130,7 @@ void EmbeddingBatcher::run() {
       ids.insert(ids.end(), job->inputs[index].begin(), job->inputs[index].end());
       lengths.push_back(static_cast<int64_t>(job->inputs[index].size()));
     }
+    metrics_.observe_embedding_batch(static_cast<int64_t>(batch.size()), static_cast<int64_t>(ids.size()));
     std::string error;
     Tensor embeddings;
     try {

@@ -16,6 +16,7 @@
 
 #include "jagged/bert.h"
 #include "jagged/tokenizer.h"
+#include "server/metrics.h"
 
 namespace jagged::server {
 
@@ -23,7 +24,7 @@ class EmbeddingBatcher {
  public:
   // tokenizer: may be null (then inputs must be token ids). max_batch_tokens >= 1 (an input longer than it runs
   // alone).
-  EmbeddingBatcher(const BertModel& model, const Tokenizer* tokenizer, int64_t max_batch_tokens);
+  EmbeddingBatcher(const BertModel& model, const Tokenizer* tokenizer, int64_t max_batch_tokens, Metrics& metrics);
   ~EmbeddingBatcher();  // finishes queued inputs, then joins
   EmbeddingBatcher(const EmbeddingBatcher&) = delete;
   EmbeddingBatcher& operator=(const EmbeddingBatcher&) = delete;
@@ -39,6 +40,7 @@ class EmbeddingBatcher {
   const BertModel& model_;
   const Tokenizer* tokenizer_;
   const int64_t max_batch_tokens_;
+  Metrics& metrics_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::pair<std::shared_ptr<Job>, size_t>> queue_;  // (job, input index) in arrival order

@@ -77,6 +77,14 @@ void Metrics::count_finished(FinishReason reason) {
   ++finished_[finish_reason_name(reason)];
 }
 
+void Metrics::observe_embedding_batch(int64_t inputs, int64_t tokens) {
+  std::lock_guard lock(mutex_);
+  ++embedding_batches_;
+  embedding_inputs_ += inputs;
+  embedding_tokens_ += tokens;
+  batch_tokens_.observe(static_cast<double>(tokens));
+}
+
 void Metrics::count_rejected(int status) {
   std::lock_guard lock(mutex_);
   ++rejected_[status];
@@ -116,7 +124,10 @@ std::string Metrics::render(const EngineStats* engine, int64_t in_flight) const 
   }
   out << "# HELP jagged_http_errors_total error responses, by status\n# TYPE jagged_http_errors_total counter\n";
   for (const auto& [status, count] : rejected_) out << "jagged_http_errors_total{status=\"" << status << "\"} " << count << "\n";
-  out << batch_tokens_.render("jagged_batch_tokens", "tokens per engine step (decode rows + prefill chunks)");
+  gauge(out, "jagged_embedding_batches_total", "nested encoder batches run", embedding_batches_, "counter");
+  gauge(out, "jagged_embedding_inputs_total", "inputs embedded", embedding_inputs_, "counter");
+  gauge(out, "jagged_embedding_tokens_total", "tokens encoded", embedding_tokens_, "counter");
+  out << batch_tokens_.render("jagged_batch_tokens", "tokens per engine step (decode rows + prefill chunks) or encoder batch");
   out << time_to_first_token_.render("jagged_time_to_first_token_seconds",
                                      "from a request's arrival to its first generated token");
   out << inter_token_latency_.render("jagged_inter_token_latency_seconds", "between consecutive generated tokens");

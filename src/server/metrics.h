@@ -34,6 +34,7 @@ class Metrics {
   void observe_time_to_first_token(double seconds);
   void observe_inter_token_latency(double seconds);
   void count_finished(FinishReason reason);
+  void observe_embedding_batch(int64_t inputs, int64_t tokens);  // one nested encoder batch
   void count_rejected(int status);    // HTTP errors returned, by status
   void count_request(const std::string& route);
   // The whole exposition; `engine` holds the live gauges (null before the model is loaded).
@@ -47,6 +48,9 @@ class Metrics {
   std::map<std::string, int64_t> finished_;  // by finish reason
   std::map<int, int64_t> rejected_;          // by HTTP status
   std::map<std::string, int64_t> requests_;  // by route
+  int64_t embedding_batches_ = 0;
+  int64_t embedding_inputs_ = 0;
+  int64_t embedding_tokens_ = 0;
 };
 
 }  // namespace jagged::server

@@ -359,9 +359,12 @@ void Server::load() {
   impl.family = model_family(options.model);
   if (impl.family == "bert") {
     impl.bert.emplace(open_bert_model(options.model, options.dtype));
-    impl.tokenizer = open_model_tokenizer(options.model, options.tokenizer, impl.bert->config().vocab_size);
+    // An encoder without a tokenizer still serves token-id inputs.
+    const int64_t vocab_size = impl.bert->config().vocab_size;
+    impl.tokenizer = options.tokenizer.empty() ? find_model_tokenizer(options.model, vocab_size)
+                                               : open_model_tokenizer(options.model, options.tokenizer, vocab_size);
     impl.embedder = std::make_unique<server::EmbeddingBatcher>(*impl.bert, impl.tokenizer.get(),
-                                                               options.embedding_batch_tokens);
+                                                               options.embedding_batch_tokens, impl.metrics);
   } else {
     impl.llama.emplace(open_llama_model(options.model, options.dtype));
     const LlamaConfig& config = impl.llama->config();
