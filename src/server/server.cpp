@@ -49,13 +49,20 @@ std::string default_model_name(const std::string& spec) {
   return path.stem().string();
 }
 
+// cpp-httplib 0.11 listens with a backlog of 5: a burst of clients connecting at once overflows it and waits for
+// SYN retransmission (a second or more of time to first token). Listening again on the bound socket raises it.
+class HttpServer : public httplib::Server {
+ public:
+  void raise_listen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
+};
+
 }  // namespace
 
 struct Server::Impl {
   explicit Impl(ServerOptions options) : options(std::move(options)) {}
 
   ServerOptions options;
-  httplib::Server http;
+  HttpServer http;
   std::thread listen_thread;
   int bound_port = 0;
   server::Metrics metrics;
@@ -347,6 +354,7 @@ void Server::start() {
     throw Error(concat("cannot listen on ", impl.options.host, ":", impl.options.port,
                        " (in use, or not an address of this machine)"));
   }
+  impl.http.raise_listen_backlog(1024);
   impl.listen_thread = std::thread([&impl] { impl.http.listen_after_bind(); });
 }
 
