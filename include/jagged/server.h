@@ -3,7 +3,7 @@
 // event queues; one scheduler thread steps the engine and hands each step's events to the requests they belong to.
 // Responses are those the same request gets alone (the engine is batch invariant), streamed or not.
 //
-// Endpoints: POST /v1/completions, POST /v1/embeddings (encoders), GET /v1/models, POST /tokenize,
+// Endpoints: POST /v1/completions, POST /v1/chat/completions (the model's Jinja chat template), POST /v1/embeddings (encoders), GET /v1/models, POST /tokenize,
 // POST /detokenize, GET /health (503 while the model loads), GET /metrics (Prometheus text). Errors are OpenAI JSON
 // {"error": {"message", "type", "param", "code"}} with 400/401/404/413/429/503.
 #pragma once
@@ -20,6 +20,7 @@ namespace jagged {
 struct ServerOptions {
   std::string model;               // a model spec as open_llama_model / open_bert_model take it
   std::string tokenizer;           // tokenizer file; empty: the model's own
+  std::string chat_template;       // Jinja chat template file; empty: the model's own (GGUF, tokenizer_config.json)
   std::string dtype = "f32";       // weights in memory
   std::string model_name;          // the id /v1/models lists and requests may name; empty: the model spec
   std::string host = "127.0.0.1";

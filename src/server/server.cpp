@@ -16,6 +16,7 @@
 #include "jagged/error.h"
 #include "jagged/model_spec.h"
 #include "server/api_error.h"
+#include "server/chat_template.h"
 #include "server/completions.h"
 #include "server/embeddings.h"
 #include "server/engine_loop.h"
@@ -79,6 +80,7 @@ struct Server::Impl {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<server::EngineLoop> loop;
   std::unique_ptr<server::EmbeddingBatcher> embedder;
+  std::unique_ptr<server::ChatTemplate> chat_template;
   server::CompletionContext completion_context;
 
   std::mutex shutdown_mutex;
@@ -99,7 +101,7 @@ struct Server::Impl {
   httplib::Server::HandlerResponse gate(const httplib::Request& request, httplib::Response& response);
   template <typename Handler>
   httplib::Server::Handler api(const std::string& route, Handler handler);
-  void completions(const httplib::Request& request, httplib::Response& response);
+  void completions(const httplib::Request& request, httplib::Response& response, bool chat);
   void stream_completion(const server::CompletionRequest& parsed, std::shared_ptr<server::RequestStream> stream,
                          httplib::Response& response);
   void embeddings(const httplib::Request& request, httplib::Response& response);
@@ -175,8 +177,12 @@ void Server::Impl::routes() {
     response.set_content(metrics.render(stats ? &*stats : nullptr, in_flight), "text/plain; version=0.0.4");
   });
   http.Get("/v1/models", api("/v1/models", [this](const auto&, auto& response) { models(response); }));
-  http.Post("/v1/completions",
-            api("/v1/completions", [this](const auto& request, auto& response) { completions(request, response); }));
+  http.Post("/v1/completions", api("/v1/completions", [this](const auto& request, auto& response) {
+              completions(request, response, /*chat=*/false);
+            }));
+  http.Post("/v1/chat/completions", api("/v1/chat/completions", [this](const auto& request, auto& response) {
+              completions(request, response, /*chat=*/true);
+            }));
   http.Post("/v1/embeddings",
             api("/v1/embeddings", [this](const auto& request, auto& response) { embeddings(request, response); }));
   http.Post("/tokenize", api("/tokenize", [this](const auto& request, auto& response) { tokenize(request, response); }));
@@ -223,14 +229,16 @@ void Server::Impl::detokenize(const httplib::Request& request, httplib::Response
   send_json(response, 200, {{"prompt", vocabulary.decode(ids)}});
 }
 
-void Server::Impl::completions(const httplib::Request& request, httplib::Response& response) {
+void Server::Impl::completions(const httplib::Request& request, httplib::Response& response, bool chat) {
   if (!loop) throw ApiError(400, concat("the model '", model_name, "' is an encoder: use POST /v1/embeddings"));
-  const server::CompletionRequest parsed = server::parse_completion_request(parse_body(request), completion_context);
+  const json body = parse_body(request);
+  const server::CompletionRequest parsed = chat ? server::parse_chat_request(body, completion_context)
+                                                : server::parse_completion_request(body, completion_context);
   std::shared_ptr<server::RequestStream> stream = loop->submit(parsed.generation);
   if (parsed.stream) return stream_completion(parsed, std::move(stream), response);
 
   OpenResponse open(open_responses);
-  server::ChoiceBuilder choice(tokenizer.get(), parsed.generation.prompt.back(), parsed.generation.logprobs);
+  server::ChoiceBuilder choice(tokenizer.get(), parsed.generation.prompt.back(), parsed.generation.logprobs, chat);
   FinishReason finish = FinishReason::none;
   while (finish == FinishReason::none) {  // ends: every request finishes (max_tokens, context, or cancelled)
     for (const RequestEvent& event : stream->wait(std::chrono::milliseconds(200))) {
@@ -239,14 +247,12 @@ void Server::Impl::completions(const httplib::Request& request, httplib::Respons
     }
   }
   if (!stream->error().empty()) throw ApiError(500, stream->error());
-  json body_choice = {{"index", 0},
-                      {"text", choice.text()},
-                      {"logprobs", choice.logprobs()},
-                      {"finish_reason", server::openai_finish_reason(finish)}};
+  json body_choice = server::choice_json(parsed, choice.text(), choice.logprobs(), finish, false, false);
   if (parsed.return_token_ids) body_choice["token_ids"] = choice.token_ids();
-  json body = server::completion_object(concat("cmpl-", stream->id()), std::time(nullptr), model_name, body_choice);
-  body["usage"] = server::usage_json(stream->prompt_tokens(), static_cast<int64_t>(choice.token_ids().size()));
-  send_json(response, 200, body);
+  json answer = server::completion_object(concat(chat ? "chatcmpl-" : "cmpl-", stream->id()), std::time(nullptr),
+                                          model_name, body_choice, chat ? "chat.completion" : "text_completion");
+  answer["usage"] = server::usage_json(stream->prompt_tokens(), static_cast<int64_t>(choice.token_ids().size()));
+  send_json(response, 200, answer);
 }
 
 // Server-sent events: a chunk per step that produced text or tokens, the finishing chunk, the usage chunk when
@@ -255,24 +261,27 @@ void Server::Impl::completions(const httplib::Request& request, httplib::Respons
 void Server::Impl::stream_completion(const server::CompletionRequest& parsed,
                                      std::shared_ptr<server::RequestStream> stream, httplib::Response& response) {
   struct State {
-    State(std::shared_ptr<server::RequestStream> stream, server::ChoiceBuilder choice, std::atomic<int64_t>& open)
-        : stream(std::move(stream)), choice(std::move(choice)), open(open) {}
+    State(server::CompletionRequest request, std::shared_ptr<server::RequestStream> stream,
+          server::ChoiceBuilder choice, std::atomic<int64_t>& open)
+        : request(std::move(request)), stream(std::move(stream)), choice(std::move(choice)), open(open) {}
+    server::CompletionRequest request;
     std::shared_ptr<server::RequestStream> stream;
     server::ChoiceBuilder choice;
     OpenResponse open;
+    bool first = true;
     bool done = false;
   };
   auto state = std::make_shared<State>(
-      stream, server::ChoiceBuilder(tokenizer.get(), parsed.generation.prompt.back(), parsed.generation.logprobs),
+      parsed, stream,
+      server::ChoiceBuilder(tokenizer.get(), parsed.generation.prompt.back(), parsed.generation.logprobs, parsed.chat),
       open_responses);
-  const std::string id = concat("cmpl-", stream->id());
+  const std::string id = concat(parsed.chat ? "chatcmpl-" : "cmpl-", stream->id());
   const int64_t created = std::time(nullptr);
-  const bool include_usage = parsed.include_usage;
-  const bool return_token_ids = parsed.return_token_ids;
+  const char* object = parsed.chat ? "chat.completion.chunk" : "text_completion";
   response.set_header("Cache-Control", "no-cache");
   response.set_chunked_content_provider(
       "text/event-stream",
-      [this, state, id, created, include_usage, return_token_ids](size_t, httplib::DataSink& sink) {
+      [this, state, id, created, object](size_t, httplib::DataSink& sink) {
         if (state->done) {
           sink.done();
           return true;
@@ -283,22 +292,21 @@ void Server::Impl::stream_completion(const server::CompletionRequest& parsed,
           loop->cancel(state->stream->id());
           return false;
         }
+        const server::CompletionRequest& request = state->request;
         std::string out;
         for (const RequestEvent& event : events) {
           json logprobs = state->choice.add(event);
           const bool finishing = event.finish != FinishReason::none;
           if (event.text.empty() && event.tokens.empty() && !finishing) continue;
-          json choice = {{"index", 0},
-                         {"text", event.text},
-                         {"logprobs", logprobs},
-                         {"finish_reason", finishing ? json(server::openai_finish_reason(event.finish)) : json(nullptr)}};
-          if (return_token_ids) choice["token_ids"] = event.tokens;
-          json chunk = server::completion_object(id, created, model_name, choice);
-          if (include_usage) chunk["usage"] = nullptr;
+          json choice = server::choice_json(request, event.text, logprobs, event.finish, true, state->first);
+          state->first = false;
+          if (request.return_token_ids) choice["token_ids"] = event.tokens;
+          json chunk = server::completion_object(id, created, model_name, choice, object);
+          if (request.include_usage) chunk["usage"] = nullptr;
           out += "data: " + dump(chunk) + "\n\n";
           if (!finishing) continue;
-          if (include_usage) {
-            json usage = server::completion_object(id, created, model_name, nullptr);
+          if (request.include_usage) {
+            json usage = server::completion_object(id, created, model_name, nullptr, object);
             usage["choices"] = json::array();
             usage["usage"] = server::usage_json(state->stream->prompt_tokens(),
                                                 static_cast<int64_t>(state->choice.token_ids().size()));
@@ -381,8 +389,26 @@ void Server::load() {
     impl.loop = std::make_unique<server::EngineLoop>(*impl.engine, impl.metrics,
                                                      options.engine.max_running + options.max_queue,
                                                      options.step_delay_ms);
-    impl.completion_context = {impl.tokenizer.get(), config.context_length, config.vocab_size, config.bos_id,
-                               impl.model_name};
+    server::CompletionContext& context = impl.completion_context;
+    context.tokenizer = impl.tokenizer.get();
+    context.context_length = config.context_length;
+    context.vocab_size = config.vocab_size;
+    context.bos_id = config.bos_id;
+    context.model_name = impl.model_name;
+    // The chat template: a problem with it is reported to chat requests (400) and leaves completions working.
+    try {
+      const std::string source = server::find_chat_template(options.model, options.chat_template);
+      if (!source.empty() && impl.tokenizer != nullptr) {
+        const Tokenizer& vocabulary = *impl.tokenizer;
+        const auto piece = [&](int32_t id) { return id >= 0 ? vocabulary.piece(id) : std::string(); };
+        impl.chat_template = std::make_unique<server::ChatTemplate>(source, piece(vocabulary.bos_id()),
+                                                                    piece(vocabulary.eos_id()));
+        impl.completion_context.chat_template = impl.chat_template.get();
+      }
+    } catch (const InvalidArgument& error) {
+      impl.completion_context.chat_template_problem = error.what();
+      std::cerr << "jagged serve: warning: " << error.what() << "\n";
+    }
   }
   impl.ready = true;
 }

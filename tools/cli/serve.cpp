@@ -44,11 +44,14 @@ void add_serve_command(CLI::App& app) {
   auto threads = std::make_shared<int>(0);
   options->engine.max_running = 64;
   CLI::App* command = app.add_subcommand(
-      "serve", "an OpenAI-compatible HTTP server: /v1/completions (streamed or not), /v1/embeddings (encoders), "
+      "serve", "an OpenAI-compatible HTTP server: /v1/completions and /v1/chat/completions (streamed or not), "
+               "/v1/embeddings (encoders), "
                "/v1/models, /tokenize, /detokenize, /health, /metrics");
   command->add_option("--model,-m", options->model, "model: llama2.c .bin, Hugging Face dir, .gguf, or synthetic:NAME")
       ->required();
   command->add_option("--tokenizer", options->tokenizer, "tokenizer file (default: the model's own)");
+  command->add_option("--chat-template", options->chat_template,
+                      "Jinja chat template file (default: the model's own, from GGUF or tokenizer_config.json)");
   command->add_option("--dtype", options->dtype, "weights in memory: f32, bf16, q8_0")->capture_default_str();
   command->add_option("--model-name", options->model_name, "the model id clients use (default: the file's stem)");
   command->add_option("--host", options->host, "address to listen on")->capture_default_str();
