@@ -22,9 +22,14 @@ if [ ! -f "$package/package.json" ]; then
 fi
 
 log=$(mktemp)
-"$build/jagged" serve --model "$model/stories260K.bin" --port 0 --threads 1 --shutdown-grace 1 >"$log" 2>&1 &
+template=$(mktemp)
+cat >"$template" <<'JINJA'
+{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
+JINJA
+"$build/jagged" serve --model "$model/stories260K.bin" --port 0 --threads 1 --shutdown-grace 1 \
+  --chat-template "$template" >"$log" 2>&1 &
 server=$!
-cleanup() { kill -9 "$server" 2>/dev/null || true; rm -f "$log"; }
+cleanup() { kill -9 "$server" 2>/dev/null || true; rm -f "$log" "$template"; }
 trap cleanup EXIT
 port=""
 for _ in $(seq 1 150); do  # at most 30 s for the port and the model
