@@ -7,6 +7,8 @@ FUZZ_SECONDS="${JAGGED_FUZZ_SECONDS:-20}"
 
 bash scripts/setup.sh
 bash scripts/fetch_test_data.sh
+# The llama.cpp tree fetched above carries the Jinja engine for chat templates (jagged serve): reconfigure to use it.
+cmake -S . -B build >/dev/null && cmake --build build
 
 echo "== Release tests" >&2
 ctest --test-dir build --output-on-failure -j2
