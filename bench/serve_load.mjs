@@ -26,7 +26,11 @@ function peakRss(pid) {
 }
 
 async function one(client, index) {
-  const body = { prompt: prompts[(client + index) % prompts.length], max_tokens: maxTokens, temperature: 0.8,
+  // --prompt-ids: token-id prompts (models without a tokenizer, e.g. synthetic:smollm-135m), 8 + client % 24 long.
+  const prompt = args['prompt-ids']
+    ? [1, ...Array.from({ length: 8 + client % 24 }, (_, t) => 100 + ((client * 31 + index * 7 + t * 13) % 900))]
+    : prompts[(client + index) % prompts.length];
+  const body = { prompt, max_tokens: maxTokens, temperature: 0.8,
                  seed: client * 1000 + index, stream: true, stream_options: { include_usage: true }, ignore_eos: true };
   if (args.model) body.model = args.model;
   const start = performance.now();

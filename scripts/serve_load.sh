@@ -12,6 +12,7 @@ clients=${2:-64}
 requests=${3:-10}
 max_tokens=${4:-64}
 threads=${THREADS:-2}
+ids=""; case "$model" in synthetic:*) ids="--prompt-ids" ;; esac  # no tokenizer: token-id prompts
 
 wait_for() {  # wait_for URL PID: up to 120 s for GET URL/health to answer 200
   for _ in $(seq 1 600); do
@@ -30,7 +31,7 @@ for _ in $(seq 1 600); do grep -q "listening on" "$log" && break; sleep 0.1; don
 port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log")
 wait_for "http://127.0.0.1:$port" "$jagged" || { cat "$log" >&2; exit 1; }
 node bench/serve_load.mjs --url "http://127.0.0.1:$port" --pid "$jagged" --clients "$clients" --requests "$requests" \
-  --max-tokens "$max_tokens" --label "jagged serve ($model, $threads threads)"
+  --max-tokens "$max_tokens" $ids --label "jagged serve ($model, $threads threads)"
 kill -TERM "$jagged"
 wait "$jagged" && echo "jagged serve exited 0 on SIGTERM" >&2
 
@@ -41,6 +42,6 @@ if [ -n "${LLAMA_SERVER:-}" ] && [ -n "${GGUF:-}" ]; then
   llama=$!
   wait_for "http://127.0.0.1:$llama_port" "$llama" || { echo "llama-server did not start" >&2; exit 1; }
   node bench/serve_load.mjs --url "http://127.0.0.1:$llama_port" --pid "$llama" --clients "$clients" \
-    --requests "$requests" --max-tokens "$max_tokens" --label "llama-server ($GGUF, $threads threads)"
+    --requests "$requests" --max-tokens "$max_tokens" $ids --label "llama-server ($GGUF, $threads threads)"
   kill -TERM "$llama"
 fi
