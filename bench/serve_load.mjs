@@ -51,7 +51,8 @@ async function one(client, index) {
       if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
       const chunk = JSON.parse(event.slice(6));
       if (chunk.usage) tokens = chunk.usage.completion_tokens;
-      if (firstToken === null && chunk.choices?.length && chunk.choices[0].text) firstToken = performance.now() - start;
+      // The first chunk with a choice carries the first token (its text may be empty: no tokenizer, held back).
+      if (firstToken === null && chunk.choices?.length) firstToken = performance.now() - start;
     }
   }
   return { ttft_s: (firstToken ?? performance.now() - start) / 1000, latency_s: (performance.now() - start) / 1000, tokens };
