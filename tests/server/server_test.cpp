@@ -176,7 +176,7 @@ TEST_F(ServerTest, CompletionEqualsGenerateCliTokenForToken) {
   const std::string command =
       concat(JAGGED_BINARY_DIR, "/jagged generate --model ", stories_model(), " -p 'Once upon a time' -n 40 ",
              "--temp 0.8 --top-k 40 --top-p 0.9 --min-p 0.01 --repetition-penalty 1.1 --presence-penalty 0.2 ",
-             "--frequency-penalty 0.1 --seed 42 --logprobs 2 --json ", json_path.string(), " > /dev/null");
+             "--frequency-penalty 0.1 --seed 42 --logprobs 2 --threads 1 --json ", json_path.string(), " > /dev/null");
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   const json cli = json::parse(testing::read_text(json_path))["requests"][0];
   std::filesystem::remove(json_path);
