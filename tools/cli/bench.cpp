@@ -37,14 +37,6 @@ struct BenchArgs {
   bool compare_onnx = false;
 };
 
-void check_writable(const std::string& path, const char* flag) {
-  if (path.empty()) return;
-  const std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
-  if (!std::filesystem::is_directory(parent) || access(parent.c_str(), W_OK) != 0) {
-    throw InvalidArgument(concat(flag, " ", path, ": the folder ", parent.string(), " does not exist or is not writable"));
-  }
-}
-
 void validate(const BenchArgs& args) {
   validate_distribution_name(args.workload.distribution);
   if (args.workload.batch <= 0) throw InvalidArgument(concat("--batch must be positive, got ", args.workload.batch));
@@ -54,8 +46,8 @@ void validate(const BenchArgs& args) {
   }
   if (args.runs < 1) throw InvalidArgument(concat("--runs must be >= 1, got ", args.runs));
   if (args.warmup < 0) throw InvalidArgument(concat("--warmup must be >= 0, got ", args.warmup));
-  check_writable(args.json_path, "--json");
-  check_writable(args.plot_path, "--plot");
+  prepare_output_file(args.json_path, "--json");
+  prepare_output_file(args.plot_path, "--plot");
   if (args.compare_torch) check_torch_available();
   if (args.compare_onnx) check_onnx_available(args.model);
 }

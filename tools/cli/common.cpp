@@ -1,6 +1,9 @@
 #include "common.h"
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <system_error>
 
 namespace jagged::cli {
 
@@ -32,6 +35,21 @@ std::unique_ptr<Tokenizer> open_tokenizer_for(const std::string& model_spec, con
   }
   throw FileError(concat(model.string(), ": no tokenizer.bin or tok", vocab_size,
                          ".bin beside the llama2.c checkpoint; pass --tokenizer"));
+}
+
+void prepare_output_file(const std::string& path, const char* flag) {
+  if (path.empty()) return;
+  const fs::path file = fs::absolute(path);
+  const fs::path parent = file.parent_path();
+  std::error_code error;
+  fs::create_directories(parent, error);
+  if (error || !fs::is_directory(parent) || access(parent.c_str(), W_OK) != 0) {
+    throw InvalidArgument(concat(flag, " ", path, ": cannot write in the folder ", parent.string(),
+                                 error ? concat(" (", error.message(), ")") : std::string()));
+  }
+  if (fs::exists(file) && (!fs::is_regular_file(file) || access(file.c_str(), W_OK) != 0)) {
+    throw InvalidArgument(concat(flag, " ", path, ": exists and is not a writable regular file"));
+  }
 }
 
 }  // namespace jagged::cli

@@ -20,4 +20,8 @@ bool is_synthetic(const std::string& spec);
 std::unique_ptr<Tokenizer> open_tokenizer_for(const std::string& model_spec, const std::string& tokenizer_path,
                                               int64_t vocab_size);
 
+// An output file named by `flag` (--json, --plot): creates its missing parent folders and checks, before any
+// work is done, that the file can be written there. Creates no file.
+void prepare_output_file(const std::string& path, const char* flag);
+
 }  // namespace jagged::cli
