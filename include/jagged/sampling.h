@@ -18,6 +18,10 @@ struct SamplingParams {
   uint64_t seed = 0;
 };
 
+// InvalidArgument naming the first NaN or infinite logit: a model whose numbers broke down (NaN or Inf weights,
+// overflow) must stop with an error, never turn the broken row into a token.
+void check_finite_logits(std::span<const float> logits);  // logits [vocab_size]
+
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);  // InvalidArgument on temperature < 0 or top_p outside (0, 1]

@@ -9,6 +9,13 @@
 
 namespace jagged {
 
+void check_finite_logits(std::span<const float> logits) {
+  const auto bad = std::find_if(logits.begin(), logits.end(), [](float logit) { return !std::isfinite(logit); });
+  if (bad == logits.end()) return;
+  throw InvalidArgument(concat("the model produced a non-finite logit (", *bad, " for token ", bad - logits.begin(),
+                               "): its weights or activations overflowed; no token can be chosen"));
+}
+
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {
   if (!(params.temperature >= 0.0f) || !std::isfinite(params.temperature)) {
     throw InvalidArgument(concat("temperature must be a finite number >= 0, got ", params.temperature));
@@ -20,6 +27,7 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.empty()) throw InvalidArgument("cannot sample from an empty logits row");
+  check_finite_logits(logits);
   if (params_.temperature == 0.0f) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }

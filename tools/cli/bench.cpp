@@ -35,10 +35,12 @@ struct BenchArgs {
   std::string plot_path;
   bool compare_torch = false;
   bool compare_onnx = false;
+  bool length_options_given = false;  // --batch, --min-len or --max-len on the command line
 };
 
 void validate(const BenchArgs& args) {
   validate_distribution_name(args.workload.distribution);
+  check_length_options(args.workload.distribution, args.length_options_given);
   if (args.workload.batch <= 0) throw InvalidArgument(concat("--batch must be positive, got ", args.workload.batch));
   if (args.workload.min_len < 1 || args.workload.min_len > args.workload.max_len) {
     throw InvalidArgument(concat("need 1 <= --min-len <= --max-len, got ", args.workload.min_len, " and ",
@@ -46,6 +48,11 @@ void validate(const BenchArgs& args) {
   }
   if (args.runs < 1) throw InvalidArgument(concat("--runs must be >= 1, got ", args.runs));
   if (args.warmup < 0) throw InvalidArgument(concat("--warmup must be >= 0, got ", args.warmup));
+  const std::string dist = args.workload.distribution;
+  const std::string data_file = dist.rfind("lengths:", 0) == 0 ? dist.substr(8)
+                                : dist.rfind("corpus:", 0) == 0 ? dist.substr(7) : std::string();
+  refuse_overwriting(args.json_path, "--json", {args.model, args.tokenizer, data_file, args.plot_path});
+  refuse_overwriting(args.plot_path, "--plot", {args.model, args.tokenizer, data_file});
   prepare_output_file(args.json_path, "--json");
   prepare_output_file(args.plot_path, "--plot");
   if (args.compare_torch) check_torch_available();
@@ -93,10 +100,12 @@ std::vector<std::pair<std::string, double>> median_stages(const std::vector<Stag
 
 void bench(const BenchArgs& args) {
   validate(args);
-  set_num_threads(args.threads);
+  set_num_threads(capped_threads(args.threads));
   progress("loading " + args.model);
   const BenchTarget target = open_bench_target(args.model, args.tokenizer, !args.all_logits);
-  const NestedTensor batch = draw_workload(args.workload, target.vocab_size, target.tokenizer.get());
+  WorkloadSpec workload = args.workload;
+  workload.context_length = target.context_length;
+  const NestedTensor batch = draw_workload(workload, target.vocab_size, target.tokenizer.get());
   if (batch.max_seqlen() > target.context_length) {
     throw InvalidArgument(concat("the batch's longest sequence (", batch.max_seqlen(),
                                  " tokens) exceeds the model's context length ", target.context_length));
@@ -154,15 +163,11 @@ void bench(const BenchArgs& args) {
     report.extra["onnxruntime"] = compare_with_onnx(target, batch, nested_output, report, args.runs, args.warmup);
   }
   if (!args.json_path.empty()) {
-    std::ofstream out(args.json_path);
-    out << report_json(report).dump(2) << "\n";
-    if (!out) throw FileError(concat(args.json_path, ": could not write the JSON report"));
+    write_output_file(args.json_path, dump_json(report_json(report), 2) + "\n", "--json");
     std::cout << "JSON: " << args.json_path << "\n";
   }
   if (!args.plot_path.empty()) {
-    std::ofstream out(args.plot_path);
-    out << report_svg(report);
-    if (!out) throw FileError(concat(args.plot_path, ": could not write the plot"));
+    write_output_file(args.plot_path, report_svg(report), "--plot");
     std::cout << "plot: " << args.plot_path << "\n";
   }
 }
@@ -177,20 +182,24 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--dist", args->workload.distribution,
                       "study | uniform | lognormal | equal | one-long | corpus:FILE | lengths:FILE")
       ->capture_default_str();
-  command->add_option("--batch", args->workload.batch, "sequences")->capture_default_str();
-  command->add_option("--min-len", args->workload.min_len, "shortest sequence")->capture_default_str();
-  command->add_option("--max-len", args->workload.max_len, "longest sequence")->capture_default_str();
+  const std::vector<CLI::Option*> length_options{
+      command->add_option("--batch", args->workload.batch, "sequences")->capture_default_str(),
+      command->add_option("--min-len", args->workload.min_len, "shortest sequence")->capture_default_str(),
+      command->add_option("--max-len", args->workload.max_len, "longest sequence")->capture_default_str()};
   command->add_option("--seed", args->workload.seed, "seed of lengths and token ids")->capture_default_str();
   command->add_option("--runs", args->runs, "measured runs per layout")->capture_default_str();
   command->add_option("--warmup", args->warmup, "unmeasured runs first")->capture_default_str();
-  command->add_option("--threads", args->threads, "threads (0: all cores)")->capture_default_str();
+  command->add_option("--threads", args->threads, "threads (0: all cores; capped at the cores)")->capture_default_str();
   command->add_flag("--all-logits", args->all_logits, "LM head on every token (default: last token of each sequence)");
-  command->add_option("--json", args->json_path, "write the full report as JSON");
-  command->add_option("--plot", args->plot_path, "write an SVG picture of the report");
+  command->add_option("--json", args->json_path, "write the full report as JSON (missing folders are created)");
+  command->add_option("--plot", args->plot_path, "write an SVG picture of the report (missing folders are created)");
   command->add_flag("--compare-torch", args->compare_torch, "also run PyTorch (Debian's python3-torch) on the same batch");
   command->add_flag("--compare-onnx", args->compare_onnx,
                     "encoders: also run ONNX Runtime (onnxruntime-node, scripts/setup_bench.sh) on the same batch");
-  command->callback([args] { bench(*args); });
+  command->callback([args, length_options] {
+    for (const CLI::Option* option : length_options) args->length_options_given |= option->count() > 0;
+    bench(*args);
+  });
 }
 
 }  // namespace jagged::cli
