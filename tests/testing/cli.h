@@ -21,7 +21,8 @@ struct CliResult {
 
 // A fixture with a private temporary folder and `run("bench --model ...")`. Standard input is /dev/null unless
 // a path is given ("-": closed); standard output is captured unless a path is given ("/dev/full"; "-": closed).
-// A command still running after timeout_seconds_ is killed (exit code 124 or 137): a hang fails, never blocks.
+// A command still running after timeout_seconds_ is killed (exit code 124 or 137): a hang fails, never blocks
+// (coreutils' timeout by its absolute path, as a test may empty PATH).
 // JAGGED_CLI=/path/to/jagged runs another binary (an older build, to see a new test fail).
 class CliTest : public ScratchDirTest {
  protected:
@@ -41,7 +42,7 @@ class CliTest : public ScratchDirTest {
                                : stdout_path == "-" ? std::string(">&-")
                                                     : concat("> ", stdout_path);
     std::filesystem::remove(out);
-    const std::string command = concat("timeout -k 5 ", timeout_seconds_, " ", binary_.string(), " ", arguments, " ",
+    const std::string command = concat("/usr/bin/timeout -k 5 ", timeout_seconds_, " ", binary_.string(), " ", arguments, " ",
                                        input, " ", output, " 2> ", err.string());
     const int status = std::system(command.c_str());
     CliResult result;

@@ -35,7 +35,9 @@ class RobustCli : public testing::CliTest {
 
   // A tiny llama2.c checkpoint; `poison` is written into one weight of blk.1.ffn_down.weight when given.
   fs::path write_llama2c(const std::string& name, float poison = 0.0f, bool poisoned = false) {
-    const LlamaConfig config = testing::tiny_llama_config();
+    LlamaConfig config = testing::tiny_llama_config();
+    config.num_heads = config.num_kv_heads = 2;  // head_dim 8: the attention kernel's smallest
+    config.head_dim = 8;
     WeightMap weights = testing::random_llama_weights(config);
     if (poisoned) weights.at("blk.1.ffn_down.weight").data<float>()[5] = poison;
     const fs::path path = directory_ / name;
