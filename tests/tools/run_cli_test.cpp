@@ -89,7 +89,7 @@ TEST_F(JaggedCli, BadInputFailsClearlyBeforeAnyWork) {
       {"bench --model synthetic:tiny --dist uniform --batch 0", "--batch"},
       {"bench --model synthetic:tiny --dist uniform --min-len 50 --max-len 10", "--min-len"},
       {"bench --model synthetic:tiny --dist uniform --max-len 5000", "context length"},
-      {"bench --model synthetic:tiny --json /no/such/folder/r.json", "--json"},
+      {"bench --model synthetic:tiny --json /dev/null/r.json", "--json"},  // a folder that cannot be made
       {"bench --model synthetic:tiny --runs 0", "--runs"},
       {"bench --model synthetic:no-such-model", "unknown synthetic model"},
       {"bench --model /no/such/model.gguf", "no/such/model.gguf"},

@@ -126,19 +126,17 @@ void bench_decode(DecodeBenchArgs args, const std::string& model_spec, int threa
   options.progress = [](const std::string& line) {
     if (isatty(STDERR_FILENO)) std::cerr << "\r\033[K" << line << std::flush;
   };
-  if (!json_path.empty()) {
-    std::ofstream probe(json_path, std::ios::app);
-    if (!probe) throw FileError(concat(json_path, ": cannot write the JSON report"));
-  }
-  set_num_threads(threads);
+  refuse_overwriting(json_path, "--json", {model_spec});
+  prepare_output_file(json_path, "--json");
+  set_num_threads(capped_threads(threads));
   const LlamaModel model = open_llama(model_spec);
   const DecodeBenchReport report = run_decode_bench(model, options);
   options.progress("");
   print_report(report, model_spec);
   if (json_path.empty()) return;
-  std::ofstream out(json_path, std::ios::trunc);
-  out << decode_bench_json(report, model_spec, command_line(report.options, model_spec, report.threads)) << "\n";
-  if (!out) throw FileError(concat(json_path, ": could not write the JSON report"));
+  write_output_file(json_path,
+                    decode_bench_json(report, model_spec, command_line(report.options, model_spec, report.threads)) + "\n",
+                    "--json");
   std::cout << "JSON: " << json_path << "\n";
 }
 
