@@ -13,16 +13,22 @@ static_assert(std::endian::native == std::endian::little, "the GGUF writer assum
 
 using Bytes = GgufWriter::Bytes;
 
+// resize + memcpy rather than vector::insert, which GCC 12's -Wstringop-overflow misreads here.
+void append_bytes(Bytes& out, const void* data, size_t size) {
+  if (size == 0) return;
+  const size_t at = out.size();
+  out.resize(at + size);
+  std::memcpy(out.data() + at, data, size);
+}
+
 template <typename T>
 void append_pod(Bytes& out, const T& value) {
-  const auto* bytes = reinterpret_cast<const std::byte*>(&value);
-  out.insert(out.end(), bytes, bytes + sizeof(T));
+  append_bytes(out, &value, sizeof(T));
 }
 
 void append_string(Bytes& out, const std::string& text) {
   append_pod(out, uint64_t{text.size()});
-  const auto* bytes = reinterpret_cast<const std::byte*>(text.data());
-  out.insert(out.end(), bytes, bytes + text.size());
+  append_bytes(out, text.data(), text.size());
 }
 
 uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
@@ -41,7 +47,7 @@ Bytes array_payload(uint32_t element_type, const std::vector<T>& values) {
 void GgufWriter::kv_raw(const std::string& key, uint32_t type, std::span<const std::byte> payload) {
   append_string(kvs_, key);
   append_pod(kvs_, type);
-  kvs_.insert(kvs_.end(), payload.begin(), payload.end());
+  append_bytes(kvs_, payload.data(), payload.size());
   ++kv_count_;
 }
 
@@ -99,11 +105,11 @@ std::span<const std::byte> GgufWriter::PendingTensor::data() const {
 
 Bytes GgufWriter::header(std::vector<uint64_t>& offsets) const {
   Bytes out;
-  for (const char magic : {'G', 'G', 'U', 'F'}) out.push_back(static_cast<std::byte>(magic));
+  append_bytes(out, "GGUF", 4);
   append_pod(out, version);
   append_pod(out, tensor_count_override.value_or(tensors_.size()));
   append_pod(out, kv_count_override.value_or(kv_count_));
-  out.insert(out.end(), kvs_.begin(), kvs_.end());
+  append_bytes(out, kvs_.data(), kvs_.size());
   offsets.clear();
   uint64_t data_size = 0;
   for (const PendingTensor& tensor : tensors_) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "bench_report.h"
 #include "bench_target.h"
@@ -35,6 +36,7 @@ struct BenchArgs {
   std::string plot_path;
   bool compare_torch = false;
   bool compare_onnx = false;
+  bool compare_llamacpp = false;
 };
 
 void check_writable(const std::string& path, const char* flag) {
@@ -58,6 +60,7 @@ void validate(const BenchArgs& args) {
   check_writable(args.plot_path, "--plot");
   if (args.compare_torch) check_torch_available();
   if (args.compare_onnx) check_onnx_available(args.model);
+  if (args.compare_llamacpp) check_llamacpp_available(args.model);
 }
 
 int64_t peak_rss_bytes() {
@@ -150,6 +153,13 @@ void bench(const BenchArgs& args) {
   report.padded.stages = median_stages(profiles[BatchLayout::padded]);
   report.nested.stages = median_stages(profiles[BatchLayout::nested]);
   report.parity = compare_outputs(padded_output.data<float>(), nested_output.data<float>(), nested_output.numel());
+  // llama.cpp is measured before the report prints, so that the report's target reads its live figure.
+  std::optional<LlamaCppComparison> llamacpp;
+  if (args.compare_llamacpp) {
+    progress("running llama.cpp on the same batch");
+    llamacpp = measure_llamacpp(target, batch, report.threads, args.runs, args.warmup);
+    report.llamacpp_tokens_per_second = llamacpp->fastest_tokens_per_second;
+  }
   progress("measuring the fp32 FMA peak");
   report.fp32_peak_gflops = measure_fp32_peak_gflops(report.threads);
   report.process_peak_rss_bytes = peak_rss_bytes();
@@ -161,6 +171,7 @@ void bench(const BenchArgs& args) {
   if (args.compare_onnx) {
     report.extra["onnxruntime"] = compare_with_onnx(target, batch, nested_output, report, args.runs, args.warmup);
   }
+  if (llamacpp) report.extra["llama.cpp"] = report_llamacpp(std::move(*llamacpp), batch, nested_output, report);
   if (!args.json_path.empty()) {
     std::ofstream out(args.json_path);
     out << report_json(report).dump(2) << "\n";
@@ -198,6 +209,9 @@ void add_bench_command(CLI::App& app) {
   command->add_flag("--compare-torch", args->compare_torch, "also run PyTorch (Debian's python3-torch) on the same batch");
   command->add_flag("--compare-onnx", args->compare_onnx,
                     "encoders: also run ONNX Runtime (onnxruntime-node, scripts/setup_bench.sh) on the same batch");
+  command->add_flag("--compare-llamacpp", args->compare_llamacpp,
+                    "decoders: also run llama.cpp (scripts/setup_llamacpp.sh builds it) on the same batch, the model "
+                    "written as GGUF");
   command->callback([args] { bench(*args); });
 }
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   jagged::cli::add_tokenize_commands(app);
   jagged::cli::add_bench_command(app);
   jagged::cli::add_embed_commands(app);
+  jagged::cli::add_export_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
