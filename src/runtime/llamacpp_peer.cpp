@@ -112,7 +112,10 @@ void write_sequences(const fs::path& path, const std::vector<std::vector<int32_t
 
 std::string comma_list(const std::vector<int64_t>& values) {
   std::string text;
-  for (const int64_t value : values) text += (text.empty() ? "" : ",") + std::to_string(value);
+  for (const int64_t value : values) {
+    if (!text.empty()) text += ',';
+    text += std::to_string(value);
+  }
   return text;
 }
 
@@ -170,7 +173,8 @@ std::filesystem::path llamacpp_driver_path() {
   std::string tried;
   for (const fs::path& candidate : candidates) {
     if (is_executable(candidate)) return candidate;
-    tried += " " + candidate.string();
+    tried += ' ';
+    tried += candidate.string();
   }
   throw InvalidArgument(concat("llama.cpp is not built: run scripts/setup_llamacpp.sh (about 10 minutes; "
                                "JAGGED_LLAMACPP_DIR points at another build). Looked for:", tried));

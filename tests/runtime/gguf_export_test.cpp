@@ -185,7 +185,9 @@ TEST_F(GgufExport, Stories260KWithItsVocabulary) {
     if (tokenizer->piece(id).starts_with(' ')) spaced = id;
   }
   ASSERT_GE(spaced, 0);
-  EXPECT_EQ(reloaded->piece(spaced), "\xE2\x96\x81" + tokenizer->piece(spaced).substr(1));
+  std::string expected = "\xE2\x96\x81";
+  expected += tokenizer->piece(spaced).substr(1);
+  EXPECT_EQ(reloaded->piece(spaced), expected);
   for (const std::string text : {"Once upon a time, there was a little girl named Lily.", "Hi!\n\"Tom\" said: 42",
                                  "   spaces  and\ttabs", ""}) {
     const std::vector<int32_t> ids = tokenizer->encode(text, true);

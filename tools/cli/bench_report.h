@@ -53,7 +53,6 @@ struct TargetCheck {
   double measured = 0.0;
   double goal = 0.0;
   bool at_most = false;
-  std::string not_measured;  // non-empty: this run could not measure the target, and why (measured/goal unused)
   bool met() const { return at_most ? measured <= goal : measured >= goal; }
 };
 
