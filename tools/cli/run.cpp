@@ -51,7 +51,9 @@ void run(const RunArgs& args) {
   }
   GenerateOptions options;
   options.steps = args.steps;
-  options.sampling = {args.temperature, args.top_p, args.seed};
+  options.sampling.temperature = args.temperature;
+  options.sampling.top_p = args.top_p;
+  options.sampling.seed = args.seed;
   const std::vector<std::vector<int32_t>> continuations = generate(model, sequences, options);
 
   for (size_t i = 0; i < sequences.size(); ++i) {
