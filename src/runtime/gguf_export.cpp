@@ -31,7 +31,7 @@ Tensor permute_rotated_rows(const Tensor& weight, int num_heads, int head_dim, b
 }
 
 // The vocabulary written into the file: the tokenizer's (padded with unused pieces up to the model's vocab_size),
-// or a synthetic one: <unk>, the config's BOS and EOS, the 256 byte pieces, then "t<id>" pieces.
+// or a synthetic one: <unk>, the config's BOS and EOS, the 256 byte pieces, U+2581 (space), then "t<id>" pieces.
 io::SentencePieceVocab vocabulary_for(const LlamaConfig& config, const Tokenizer* tokenizer) {
   const auto vocab_size = static_cast<size_t>(config.vocab_size);
   io::SentencePieceVocab out;
@@ -69,6 +69,8 @@ io::SentencePieceVocab vocabulary_for(const LlamaConfig& config, const Tokenizer
       piece = "</s>", kind = io::TokenKind::control, score = 0.0f;
     } else if (static_cast<int32_t>(id) == out.vocab.unk) {
       piece = "<unk>", kind = io::TokenKind::unknown, score = 0.0f;
+    } else if (id == kFirstByte + 256) {
+      piece = "\xE2\x96\x81", score = 0.0f;  // SentencePiece's space, so encoded text starts with a word piece
     } else if (id >= kFirstByte && id < kFirstByte + 256) {
       char byte_piece[8];
       std::snprintf(byte_piece, sizeof(byte_piece), "<0x%02X>", static_cast<unsigned>(id - kFirstByte));

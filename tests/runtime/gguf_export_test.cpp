@@ -87,8 +87,20 @@ TEST_F(GgufExport, SyntheticModelRoundTripsBitForBit) {
   const WeightMap want = model.canonical_weights();
   const WeightMap got = loaded.canonical_weights();
   ASSERT_EQ(got.size(), want.size());
-  for (const auto& [name, tensor] : want) EXPECT_TRUE(bit_equal(got.at(name), tensor)) << name;
-  EXPECT_TRUE(bit_equal(logits(loaded), logits(model)));
+  // Synthetic models keep q/k in rotate-half order; the file holds llama's adjacent pairs (the permutation itself
+  // is checked in HalvesLayoutIsPermutedToLlamasAdjacentPairs).
+  const bool permuted = model.config().rope_pairs == ops::RopePairs::halves;
+  for (const auto& [name, tensor] : want) {
+    const bool rotated = name.find(".attn_q.") != std::string::npos || name.find(".attn_k.") != std::string::npos;
+    if (!(permuted && rotated)) EXPECT_TRUE(bit_equal(got.at(name), tensor)) << name;
+  }
+  const Tensor expected = logits(model);
+  const Tensor actual = logits(loaded);
+  if (permuted) {
+    EXPECT_LE(testing::max_abs_diff(actual.data<float>(), expected.data<float>(), expected.numel()), 1e-4);
+  } else {
+    EXPECT_TRUE(bit_equal(actual, expected));
+  }
 
   const io::GgufFile gguf = io::GgufFile::open(path_);
   EXPECT_EQ(gguf.get("general.architecture").as_string("a"), "llama");
