@@ -38,6 +38,15 @@ class SentencePieceTokenizer final : public VocabTokenizer {
 
   std::string kind() const override { return "sentencepiece"; }
 
+  SentencePieceVocab gguf_form() const {
+    SentencePieceVocab out{vocab_, scores_, add_space_prefix_};
+    if (space_ == kSpaceMarker) return out;
+    for (size_t id = 0; id < out.vocab.pieces.size(); ++id) {  // llama2.c's export wrote spaces as ' '
+      if (out.vocab.kinds[id] == TokenKind::normal) replace_all(out.vocab.pieces[id], space_, kSpaceMarker);
+    }
+    return out;
+  }
+
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const override {
     std::vector<int32_t> ids;
     const bool add_bos = add_special && vocab_.add_bos && vocab_.bos >= 0;
@@ -197,6 +206,12 @@ bool optional_bool(const GgufFile& file, const std::string& key, bool fallback) 
 }
 
 }  // namespace
+
+std::optional<SentencePieceVocab> sentencepiece_vocab(const Tokenizer& tokenizer) {
+  const auto* sentencepiece = dynamic_cast<const SentencePieceTokenizer*>(&tokenizer);
+  if (sentencepiece == nullptr) return std::nullopt;
+  return sentencepiece->gguf_form();
+}
 
 std::unique_ptr<VocabTokenizer> load_sentencepiece_llama2c(const fs::path& path, int64_t vocab_size) {
   std::ifstream in(path, std::ios::binary);

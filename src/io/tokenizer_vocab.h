@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -125,6 +126,15 @@ std::unique_ptr<VocabTokenizer> load_sentencepiece_bpe_json(const nlohmann::json
                                                             const std::filesystem::path& path);
 std::unique_ptr<VocabTokenizer> load_wordpiece_json(const nlohmann::json& root, const std::filesystem::path& path,
                                                     const TokenizerOptions& options);
+
+// A SentencePiece vocabulary as GGUF's tokenizer.ggml.model "llama" stores it (spaces in normal pieces written
+// U+2581, whatever the source wrote), for writing GGUF files; nullopt when `tokenizer` is of another kind.
+struct SentencePieceVocab {
+  Vocabulary vocab;
+  std::vector<float> scores;  // [vocab_size]
+  bool add_space_prefix = true;
+};
+std::optional<SentencePieceVocab> sentencepiece_vocab(const Tokenizer& tokenizer);
 
 // GGUF helpers (tokenizer.cpp). The pieces (tokenizer.ggml.tokens), indexed, with their kinds from
 // tokenizer.ggml.token_type when present (FileError naming the file when its length differs).

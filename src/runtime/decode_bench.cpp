@@ -18,11 +18,8 @@
 #include "jagged/threads.h"
 #include "jagged/workload.h"
 
-#if __has_include("jagged/llamacpp_peer.h")
 #include "jagged/llamacpp_peer.h"
 #include "jagged/model_files.h"
-#define JAGGED_HAS_LLAMACPP_PEER 1
-#endif
 
 namespace jagged {
 namespace {
@@ -252,13 +249,12 @@ DecodeStepProbe measure_decode_step(const LlamaModel& model, const DecodeBenchOp
 namespace {
 
 // llama.cpp on the same prompts and output lengths (greedy, all at once, one llama_batch per step), through the
-// llama.cpp peer when this build has it and llama.cpp is built; otherwise a result whose note says why not.
-DecodeRunResult run_llamacpp(const LlamaModel& model, const DecodeWorkload& workload, const DecodeBenchOptions& options,
+// llama.cpp peer when llama.cpp is built; otherwise a result whose note says why not.
+DecodeRunResult run_llamacpp(const DecodeWorkload& workload, const DecodeBenchOptions& options,
                              const std::filesystem::path& gguf) {
   DecodeRunResult run;
   run.mode = "llama.cpp";
   run.num_requests = static_cast<int64_t>(workload.prompts.size());
-#ifdef JAGGED_HAS_LLAMACPP_PEER
   if (!llamacpp_available()) {
     run.note = "not available: llama.cpp is not built (run scripts/setup_llamacpp.sh)";
     return run;
@@ -277,11 +273,6 @@ DecodeRunResult run_llamacpp(const LlamaModel& model, const DecodeWorkload& work
   run.decode_tokens_per_second = peer.decode_tokens_per_second;
   run.time_to_first_token_s = {run.num_requests, peer.time_to_first_token_p50, peer.time_to_first_token_p99, 0.0};
   run.inter_token_s = {0, peer.inter_token_p50, peer.inter_token_p99, 0.0};
-  (void)model;
-#else
-  (void)model, (void)workload, (void)options, (void)gguf;
-  run.note = "not available: this build has no llama.cpp peer (jagged/llamacpp_peer.h)";
-#endif
   return run;
 }
 
@@ -301,13 +292,11 @@ DecodeBenchReport run_decode_bench(const LlamaModel& model, const DecodeBenchOpt
                               static_cast<int64_t>(sizeof(float));
 
   std::filesystem::path gguf;
-#ifdef JAGGED_HAS_LLAMACPP_PEER
   if (options.compare_llamacpp && llamacpp_available()) {
     progress("writing the model as GGUF for llama.cpp");
     gguf = std::filesystem::temp_directory_path() / concat("jagged-decode-bench-", ::getpid(), ".gguf");
     export_gguf(model, nullptr, gguf);
   }
-#endif
   for (const int64_t level : options.concurrency) {
     DecodeBenchPoint point;
     point.concurrency = level;
@@ -323,7 +312,7 @@ DecodeBenchReport run_decode_bench(const LlamaModel& model, const DecodeBenchOpt
     }
     if (options.compare_llamacpp) {
       progress(concat("N=", level, ": llama.cpp"));
-      point.llamacpp = run_llamacpp(model, workload, options, gguf);
+      point.llamacpp = run_llamacpp(workload, options, gguf);
     }
     report.points.push_back(std::move(point));
   }

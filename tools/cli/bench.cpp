@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "bench_compare.h"
 #include "bench_decode.h"
@@ -22,6 +23,7 @@ struct BenchArgs {
   std::string plot_path;
   bool compare_torch = false;
   bool compare_onnx = false;
+  bool compare_llamacpp = false;
   DecodeBenchArgs decode;  // --decode and its options
   bool length_options_given = false;  // --batch, --min-len or --max-len on the command line
 };
@@ -38,6 +40,7 @@ void validate(const BenchArgs& args) {
   prepare_output_file(args.plot_path, "--plot");
   if (args.compare_torch) check_torch_available();
   if (args.compare_onnx) check_onnx_available(args.bench.model);
+  if (args.compare_llamacpp) check_llamacpp_available(args.bench.model);
 }
 
 void progress(const std::string& text) {
@@ -51,6 +54,14 @@ void bench(const BenchArgs& args) {
   options.threads = capped_threads(options.threads);
   BenchRun run = run_bench(options);
   BenchReport& report = run.report;
+  // llama.cpp is measured before the report prints, so that the report's target reads its live figure.
+  std::optional<LlamaCppComparison> llamacpp;
+  if (args.compare_llamacpp) {
+    progress("running llama.cpp on the same batch");
+    llamacpp = measure_llamacpp(run.target, run.batch, report.threads, options.runs, options.warmup);
+    report.llamacpp_tokens_per_second = llamacpp->fastest_tokens_per_second;
+    progress("");
+  }
   print_report(report);
   const nlohmann::json& weights = report.extra["weights"];
   std::printf("weights %s, linear path: %s\n", weights["dtype"].get<std::string>().c_str(),
@@ -71,6 +82,7 @@ void bench(const BenchArgs& args) {
     report.extra["onnxruntime"] =
         compare_with_onnx(run.target, run.batch, run.nested_output, report, options.runs, options.warmup);
   }
+  if (llamacpp) report.extra["llama.cpp"] = report_llamacpp(std::move(*llamacpp), run.batch, run.nested_output, report);
   if (!args.json_path.empty()) {
     write_output_file(args.json_path, dump_json(report_json(report), 2) + "\n", "--json");
     std::cout << "JSON: " << args.json_path << "\n";
@@ -106,6 +118,9 @@ void add_bench_command(CLI::App& app) {
   command->add_flag("--compare-torch", args->compare_torch, "also run PyTorch (Debian's python3-torch) on the same batch");
   command->add_flag("--compare-onnx", args->compare_onnx,
                     "encoders: also run ONNX Runtime (onnxruntime-node, scripts/setup_bench.sh) on the same batch");
+  command->add_flag("--compare-llamacpp", args->compare_llamacpp,
+                    "decoders: also run llama.cpp (scripts/setup_llamacpp.sh builds it) on the same batch or decode "
+                    "workload, the model written as GGUF");
   add_decode_bench_options(*command, args->decode);
   command->add_option("--dtype", args->bench.dtype, "weights in memory: f32, bf16 or q8_0")->capture_default_str();
   command->add_flag("--compare-f32", args->bench.compare_f32,
@@ -113,8 +128,9 @@ void add_bench_command(CLI::App& app) {
   command->callback([args, length_options] {
     for (const CLI::Option* option : length_options) args->length_options_given |= option->count() > 0;
     if (!args->decode.enabled) return bench(*args);
+    if (args->compare_llamacpp) check_llamacpp_available(args->bench.model);
     bench_decode(args->decode, args->bench.model, args->bench.threads, args->bench.workload.seed, args->json_path,
-                 /*compare_llamacpp=*/false);
+                 args->compare_llamacpp);
   });
 }
 
