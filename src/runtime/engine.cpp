@@ -334,13 +334,14 @@ struct Engine::Impl {
       batch.token_ids = token_ids;
       batch.kv = {cu_seqlens, context_lengths, block_tables, block_offsets, cache.num_blocks()};
       batch.logit_rows = logit_rows;
-      const ConstMatrixView logits = model.forward(batch, layers, workspace);
+      const ConstMatrixView logits = model.forward(batch, layers, workspace, options.profile);
       for (size_t s = 0; s < step_seqs.size(); ++s) {
         const Request& request = requests.at(step_seqs[s]);
         if (request.computed < request.result.prompt_tokens) stats.prompt_tokens += cu_seqlens[s + 1] - cu_seqlens[s];
       }
       ++stats.steps;
       stats.last_step_tokens = static_cast<int64_t>(token_ids.size());
+      StageTimer timer(options.profile, "sampling");
       sample_and_retire(logits, events);
     } else if (!waiting.empty() && running.empty()) {
       throw InvalidArgument("engine: a waiting request cannot be admitted into an empty KV cache");  // unreachable

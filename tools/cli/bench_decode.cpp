@@ -33,6 +33,12 @@ void print_run(const std::string& label, const DecodeRunResult& run) {
             << format("  %7.0f", static_cast<double>(run.generated_tokens));
   if (!run.note.empty()) std::cout << "  (" << run.note << ")";
   std::cout << "\n";
+  if (run.decode_step_stages.empty()) return;
+  double total = 0.0;
+  for (const auto& stage : run.decode_step_stages) total += stage.second;
+  std::cout << "          a decode step, ms (" << format("%.1f", total * 1e3) << " in stages):";
+  for (const auto& [stage, seconds] : run.decode_step_stages) std::cout << " " << stage << format(" %.2f", seconds * 1e3);
+  std::cout << "\n";
 }
 
 void print_report(const DecodeBenchReport& report, const std::string& model) {
