@@ -116,5 +116,18 @@ TEST_F(JaggedCli, RunRejectsPromptsPastTheContext) {
   EXPECT_NE(result.err.find("context length"), std::string::npos) << result.err;
 }
 
+// Asked for more tokens than the context leaves: the output is what fits, and stderr says why it is shorter.
+TEST_F(JaggedCli, RunSaysWhenTheContextCutsASequenceShort) {
+  const auto model = testing::shared_dir() / "models" / "stories260K" / "stories260K.bin";
+  JAGGED_REQUIRE_PATH(model);
+  std::string long_prompt;
+  for (int i = 0; i < 40; ++i) long_prompt += "Lily went to the park. ";
+  const auto prompts = write_file("prompts.txt", long_prompt + "\nOnce\n");
+  const CliResult result = run(concat("run --model ", model.string(), " --prompts ", prompts.string(), " -n 600"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("[0] finished: context"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("of 600 tokens"), std::string::npos) << result.err;
+}
+
 }  // namespace
 }  // namespace jagged

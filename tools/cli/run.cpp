@@ -3,7 +3,7 @@
 
 #include "commands.h"
 #include "common.h"
-#include "jagged/generate.h"
+#include "jagged/engine.h"
 
 namespace jagged::cli {
 namespace {
@@ -22,6 +22,7 @@ struct RunArgs {
 };
 
 void run(const RunArgs& args) {
+  if (args.steps < 0) throw InvalidArgument(concat("-n (steps) must be >= 0, got ", args.steps));
   std::vector<std::string> prompts = args.prompts;
   if (!args.prompts_file.empty()) {
     for (auto& line : read_lines(args.prompts_file, "prompts file")) prompts.push_back(std::move(line));
@@ -43,15 +44,28 @@ void run(const RunArgs& args) {
     if (ids.empty() || (tokenizer == nullptr)) ids.insert(ids.begin(), config.bos_id);
     sequences.push_back(std::move(ids));
   }
-  GenerateOptions options;
-  options.steps = args.steps;
-  options.sampling.temperature = args.temperature;
-  options.sampling.top_p = args.top_p;
-  options.sampling.seed = args.seed;
-  const std::vector<std::vector<int32_t>> continuations = generate(model, sequences, options);
+  // Every prompt as one request of the engine, as generate() runs them, keeping each one's finish reason.
+  Engine engine(model, nullptr);
+  std::vector<GenerationRequest> requests;
+  for (const auto& sequence : sequences) {
+    GenerationRequest request;
+    request.prompt = sequence;
+    request.max_tokens = args.steps;
+    request.sampling = {.temperature = args.temperature, .top_p = args.top_p, .seed = args.seed};
+    requests.push_back(std::move(request));
+  }
+  const std::vector<RequestResult> results = generate_all(engine, std::move(requests));
+  for (size_t i = 0; i < results.size(); ++i) {
+    // Shorter than asked without EOS (the context is full) is said, never silent.
+    if (results[i].finish == FinishReason::context) {
+      std::cerr << (results.size() > 1 ? concat("[", i, "] ") : "") << "finished: context (" << results[i].tokens.size()
+                << " of " << args.steps << " tokens: the model's context of " << config.context_length
+                << " is full)\n";
+    }
+  }
 
   for (size_t i = 0; i < sequences.size(); ++i) {
-    const std::vector<int32_t>& generated = continuations[i];
+    const std::vector<int32_t>& generated = results[i].tokens;
     if (args.show_ids || tokenizer == nullptr) {
       for (size_t t = 0; t < generated.size(); ++t) std::cout << (t ? " " : "") << generated[t];
       std::cout << "\n";
