@@ -6,29 +6,12 @@
 
 #include "io/gguf_writer.h"
 #include "io/tokenizer_vocab.h"
+#include "runtime/rotated_rows.h"
 #include "jagged/model_files.h"
 #include "jagged/ops.h"
 
 namespace jagged {
 namespace {
-
-// Rows of a q or k weight [heads * head_dim, dim] (or bias) between adjacent-pair order (llama.cpp's "llama"
-// RoPE: rows 2i, 2i+1 rotate together) and rotate-half order (its "qwen2" NEOX RoPE: rows i, i + head_dim/2).
-Tensor permute_rotated_rows(const Tensor& weight, int num_heads, int head_dim, bool to_halves) {
-  Tensor out(weight.shape());
-  const int64_t row_elems = weight.numel() / weight.dim(0);
-  const float* in = weight.data<float>();
-  float* dst = out.data<float>();
-  for (int head = 0; head < num_heads; ++head) {
-    for (int row = 0; row < head_dim; ++row) {
-      const int64_t halves_row = int64_t{head} * head_dim + (row % 2 == 0 ? row / 2 : head_dim / 2 + row / 2);
-      const int64_t adjacent_row = int64_t{head} * head_dim + row;
-      std::copy_n(in + (to_halves ? adjacent_row : halves_row) * row_elems, row_elems,
-                  dst + (to_halves ? halves_row : adjacent_row) * row_elems);
-    }
-  }
-  return out;
-}
 
 // The vocabulary written into the file: the tokenizer's (padded with unused pieces up to the model's vocab_size),
 // or a synthetic one: <unk>, the config's BOS and EOS, the 256 byte pieces, U+2581 (space), then "t<id>" pieces.

@@ -3,7 +3,7 @@
 
 #include "commands.h"
 #include "common.h"
-#include "jagged/engine.h"
+#include "jagged/generate.h"
 
 namespace jagged::cli {
 namespace {
@@ -44,17 +44,10 @@ void run(const RunArgs& args) {
     if (ids.empty() || (tokenizer == nullptr)) ids.insert(ids.begin(), config.bos_id);
     sequences.push_back(std::move(ids));
   }
-  // Every prompt as one request of the engine, as generate() runs them, keeping each one's finish reason.
-  Engine engine(model, nullptr);
-  std::vector<GenerationRequest> requests;
-  for (const auto& sequence : sequences) {
-    GenerationRequest request;
-    request.prompt = sequence;
-    request.max_tokens = args.steps;
-    request.sampling = {.temperature = args.temperature, .top_p = args.top_p, .seed = args.seed};
-    requests.push_back(std::move(request));
-  }
-  const std::vector<RequestResult> results = generate_all(engine, std::move(requests));
+  GenerateOptions options;
+  options.steps = args.steps;
+  options.sampling = {.temperature = args.temperature, .top_p = args.top_p, .seed = args.seed};
+  const std::vector<RequestResult> results = generate_results(model, sequences, options);
   for (size_t i = 0; i < results.size(); ++i) {
     // Shorter than asked without EOS (the context is full) is said, never silent.
     if (results[i].finish == FinishReason::context) {
