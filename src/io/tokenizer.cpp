@@ -59,6 +59,15 @@ int32_t read_gguf_token_id(const GgufFile& file, const std::string& key) {
   return value == nullptr ? -1 : static_cast<int32_t>(std::clamp<int64_t>(value->as_int(key), -1, INT32_MAX));
 }
 
+void read_gguf_special_ids(const GgufFile& file, const std::filesystem::path& path, Vocabulary& vocab) {
+  vocab.bos = read_gguf_token_id(file, "tokenizer.ggml.bos_token_id");
+  vocab.eos = read_gguf_token_id(file, "tokenizer.ggml.eos_token_id");
+  vocab.unk = read_gguf_token_id(file, "tokenizer.ggml.unknown_token_id");
+  vocab.check_special_id(vocab.bos, "BOS", path);
+  vocab.check_special_id(vocab.eos, "EOS", path);
+  vocab.check_special_id(vocab.unk, "unknown-token", path);
+}
+
 void AddedTokens::add(std::string content, int32_t id, bool special, bool lstrip, bool rstrip, bool single_word) {
   if (content.empty()) return;
   const auto first = static_cast<uint8_t>(content[0]);

@@ -276,12 +276,7 @@ std::unique_ptr<VocabTokenizer> load_sentencepiece_gguf(const GgufFile& file) {
     }
     for (size_t i = 0; i < count; ++i) scores[i] = static_cast<float>(values[i]);
   }
-  vocab.bos = read_gguf_token_id(file, "tokenizer.ggml.bos_token_id");
-  vocab.eos = read_gguf_token_id(file, "tokenizer.ggml.eos_token_id");
-  vocab.unk = read_gguf_token_id(file, "tokenizer.ggml.unknown_token_id");
-  vocab.check_special_id(vocab.bos, "BOS", path);
-  vocab.check_special_id(vocab.eos, "EOS", path);
-  vocab.check_special_id(vocab.unk, "unknown-token", path);
+  read_gguf_special_ids(file, path, vocab);
   vocab.add_bos = optional_bool(file, "tokenizer.ggml.add_bos_token", true);
   vocab.add_eos = optional_bool(file, "tokenizer.ggml.add_eos_token", false);
   const bool add_space_prefix = optional_bool(file, "tokenizer.ggml.add_space_prefix", true);

@@ -141,6 +141,9 @@ std::optional<SentencePieceVocab> sentencepiece_vocab(const Tokenizer& tokenizer
 Vocabulary read_gguf_vocab(const GgufFile& file);
 // A special token id, -1 when `key` is absent; clamped to [-1, INT32_MAX] (check_special_id rejects the rest).
 int32_t read_gguf_token_id(const GgufFile& file, const std::string& key);
+// BOS, EOS and unknown-token ids from tokenizer.ggml.{bos,eos,unknown}_token_id, each checked against the
+// vocabulary (FileError naming `path`).
+void read_gguf_special_ids(const GgufFile& file, const std::filesystem::path& path, Vocabulary& vocab);
 
 // tokenizer.json helpers (tokenizer.cpp). The model's vocab object becomes pieces [0, max id]; added_tokens
 // extend it (ids past the model vocabulary included) and are registered in `added`.
