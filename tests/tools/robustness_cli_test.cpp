@@ -65,6 +65,11 @@ TEST_F(RobustCli, OutputThatCannotBeWrittenIsAnError) {
       {"parity --model synthetic:tiny --batch 2 --min-len 1 --max-len 8", "/dev/null"},
       {"bench --model synthetic:tiny --dist uniform --batch 2 --min-len 1 --max-len 8 --runs 1 --warmup 0",
        "/dev/null"},
+      {"generate --model synthetic:tiny -n 4", "/dev/null"},
+      {"bench --decode --model synthetic:tiny --concurrency 1 --prompt-len 4 --new-tokens 2 --no-padded "
+       "--no-step-probe",
+       "/dev/null"},
+      {concat("export --model synthetic:tiny --gguf ", (directory_ / "out.gguf").string()), "/dev/null"},
   };
   for (const auto& [arguments, input] : commands) {
     const CliResult written = run(arguments, input);
@@ -80,6 +85,8 @@ TEST_F(RobustCli, InputThatCannotBeReadIsAnError) {
   const fs::path vocab = write_vocab();
   const std::string folder = directory_.string();
   expect_error(run(concat("run --model synthetic:tiny --prompts ", folder)), "--prompts DIR", "is a directory");
+  expect_error(run(concat("generate --model synthetic:tiny --prompts ", folder)), "generate --prompts DIR",
+               "is a directory");
   expect_error(run(concat("embed -m synthetic:bert-tiny --ids -i ", folder)), "-i DIR", "is a directory");
   expect_error(run("embed -m synthetic:bert-tiny --ids -i -", folder), "-i - < DIR", "standard input");
   expect_error(run(concat("tokenize --tokenizer ", vocab.string()), folder), "tokenize < DIR", "is a directory");
@@ -99,6 +106,9 @@ TEST_F(RobustCli, ZeroInputsGiveZeroOutputs) {
   CliResult result = run(concat("run --model synthetic:tiny -n 4 --prompts ", empty.string()));
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.out, "") << "an empty prompts file has no prompt to continue";
+  result = run(concat("generate --model synthetic:tiny -n 4 --prompts ", empty.string()));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "") << "generate: an empty prompts file has no prompt to continue";
   result = run("run --model synthetic:tiny -n 4");  // no prompt at all: one continuation from BOS
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(std::count(result.out.begin(), result.out.end(), '\n'), 1) << result.out;
@@ -206,6 +216,13 @@ TEST_F(RobustCli, ConflictingOrDangerousOptionsFailBeforeTheRun) {
   const std::string same = (directory_ / "r.out").string();
   expect_error(run(concat("bench --model synthetic:tiny ", quick, " --json ", same, " --plot ", same)),
                "--json = --plot", "would overwrite");
+  // export reads the model while it writes the GGUF: writing over it would corrupt both.
+  const fs::path gguf = directory_ / "model.gguf";
+  ASSERT_EQ(run(concat("export --model synthetic:tiny --gguf ", gguf.string())).exit_code, 0);
+  const auto gguf_size = fs::file_size(gguf);
+  expect_error(run(concat("export --model ", gguf.string(), " --gguf ", gguf.string())), "export onto its model",
+               "would overwrite");
+  EXPECT_EQ(fs::file_size(gguf), gguf_size) << "the model file is intact";
 
   // An output folder that cannot be made (its parent is a file) is reported before any work is done.
   const fs::path blocker = write_file("blocker", "");

@@ -17,6 +17,8 @@ struct ExportArgs {
 };
 
 void export_model(const ExportArgs& args) {
+  refuse_overwriting(args.gguf, "--gguf", {args.model, args.tokenizer});  // the model is read while it is written
+  prepare_output_file(args.gguf, "--gguf");
   const LlamaModel model = open_llama(args.model);
   std::unique_ptr<Tokenizer> tokenizer = open_tokenizer_for(args.model, args.tokenizer, model.config().vocab_size);
   if (tokenizer && tokenizer->kind() != "sentencepiece") {
