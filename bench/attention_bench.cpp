@@ -295,12 +295,13 @@ BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProc
 
 
 // Decode over a paged KV cache: `seqs` sequences of `context` cached keys each add one query row; the cache holds
-// 30 layers' worth of blocks (SmolLM-135M's depth), shuffled, and each iteration runs the next layer, so K and V
-// come from memory as in a real decode step. Counter kv_gbytes_per_second: K and V bytes read per second.
+// `layers` layers' worth of blocks, shuffled, and each iteration runs the next layer: with 30 (SmolLM-135M's
+// depth) K and V come from memory as in a real decode step, with 1 from the caches. Counter
+// kv_gbytes_per_second: K and V bytes read per second.
 void BM_PagedDecode(benchmark::State& state) {
   const int64_t seqs = state.range(0);
   const int64_t context = state.range(1);
-  const int64_t kLayers = std::getenv("LAYERS") ? std::atoll(std::getenv("LAYERS")) : 30;
+  const int64_t kLayers = state.range(2);
   const int64_t block_tokens = ops::kv_block_tokens();
   const int64_t value_stride = ops::kv_value_stride(kHeadDim);
   const int64_t blocks_per_seq = (context + 1 + block_tokens - 1) / block_tokens;
@@ -340,7 +341,7 @@ void BM_PagedDecode(benchmark::State& state) {
       benchmark::Counter(bytes * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
   state.counters["us_per_seq"] = benchmark::Counter(static_cast<double>(seqs), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
-BENCHMARK(BM_PagedDecode)->ArgNames({"seqs", "context"})->ArgsProduct({{1, 32}, {160, 1000}})->UseRealTime()
+BENCHMARK(BM_PagedDecode)->ArgNames({"seqs", "context", "layers"})->ArgsProduct({{1, 32}, {160, 1000}, {1, 30}})->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();
