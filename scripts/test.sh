@@ -7,7 +7,11 @@ FUZZ_SECONDS="${JAGGED_FUZZ_SECONDS:-20}"
 
 bash scripts/setup.sh
 bash scripts/fetch_test_data.sh
-# The llama.cpp tree fetched above carries the Jinja engine for chat templates (jagged serve): reconfigure to use it.
+# llama.cpp (from npm node-llama-cpp's bundled source) as the independent peer of the llama.cpp parity tests and
+# the server comparisons; about 10 minutes on 2 cores the first time, nothing after that.
+bash scripts/setup_llamacpp.sh
+export JAGGED_REQUIRE_LLAMACPP=1
+# The llama.cpp trees fetched above carry the Jinja engine for chat templates (jagged serve): reconfigure to use it.
 cmake -S . -B build >/dev/null && cmake --build build
 
 echo "== Release tests" >&2

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +45,7 @@ struct BenchReport {
   PathResult nested;
   ParityStats parity;
   nlohmann::json extra;         // e.g. the PyTorch comparison
+  std::optional<double> llamacpp_tokens_per_second;  // llama.cpp's fastest path on this batch (--compare-llamacpp)
 };
 
 // One of the targets, checked on this run: measured >= goal (or <= goal when at_most).
@@ -58,7 +60,8 @@ struct TargetCheck {
 // Prints "target: NAME: MEASURED (goal >= GOAL): met|MISSED" and returns it as JSON.
 nlohmann::json report_target(const TargetCheck& target);
 // The targets that read only jagged's own two paths: time and memory against the ideal ratios, equal lengths
-// not slower, and (for smollm-135m on the study's batch) real tokens/s against the llama.cpp bar.
+// not slower, and real tokens/s against 1.5x llama.cpp's on the same batch (when --compare-llamacpp measured it;
+// for smollm-135m on the study's batch, reported as not measured otherwise).
 std::vector<TargetCheck> own_targets(const BenchReport& report);
 
 ParityStats compare_outputs(const float* actual, const float* expected, int64_t count);

@@ -70,6 +70,9 @@ struct DecodeRunResult {
   int64_t kv_cache_bytes = 0;      // the cache's capacity
   int64_t kv_peak_bytes = 0;       // most blocks in use at once x bytes per block
   int64_t preemptions = 0;
+  // Seconds per decode step in each stage of the forward and in sampling, averaged over the decode steps
+  // (engine runs only).
+  std::vector<std::pair<std::string, double>> decode_step_stages;
   std::string note;                // why a peer did not run, or how it ran
 };
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "jagged/llama.h"
+#include "jagged/profile.h"
 #include "jagged/sampling.h"
 #include "jagged/tokenizer.h"
 
@@ -35,6 +36,7 @@ struct EngineOptions {
   int64_t kv_cache_bytes = 0;        // alternatively, capacity in bytes (the smaller of the two wins when both set)
   int64_t max_running = 256;         // requests decoding at once; more wait
   int64_t prefill_chunk_tokens = 0;  // largest prefill chunk of one request per step; 0: max_batch_tokens
+  StageProfile* profile = nullptr;   // when set, every step adds its forward's stages and "sampling" (benchmarks)
 };
 
 using RequestId = int64_t;

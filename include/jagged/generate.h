@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "jagged/engine.h"
 #include "jagged/llama.h"
 #include "jagged/sampling.h"
 
@@ -16,8 +17,11 @@ struct GenerateOptions {
   SamplingParams sampling;
 };
 
-// prompts: token ids of each prompt (each non-empty, within the context). Returns the generated ids of each
-// prompt (EOS included when emitted). A sequence also stops when it reaches the context length.
+// prompts: token ids of each prompt (each non-empty, within the context). Returns each prompt's result: the
+// generated ids (EOS included when emitted) and why it ended (a sequence also stops at the context length).
+std::vector<RequestResult> generate_results(const LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
+                                            const GenerateOptions& options);
+// The generated ids of each prompt only.
 std::vector<std::vector<int32_t>> generate(const LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
                                            const GenerateOptions& options);
 

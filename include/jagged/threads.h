@@ -7,5 +7,6 @@ namespace jagged {
 
 int num_threads();                // threads used by parallel regions
 void set_num_threads(int count);  // <= 0: all cores
+int num_cores();                  // the cores this process may run on (more threads only take turns)
 
 }  // namespace jagged

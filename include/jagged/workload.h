@@ -26,7 +26,7 @@ NestedTensor random_token_batch(const std::vector<int64_t>& lengths, int64_t voc
 //   lognormal        long tail: median sqrt(min_len * max_len), sigma 0.75, clipped to [min_len, max_len]
 //   equal            every sequence (min_len + max_len) / 2 long: nested must not lose to padded here
 //   one-long         one sequence of max_len among batch - 1 of min_len
-//   lengths:FILE     whitespace-separated lengths
+//   lengths:FILE     whitespace-separated lengths (a regular file)
 //   corpus:FILE      real text: documents (separated by blank lines or '%' lines, as in fortune files)
 //                    tokenised by `tokenizer`; a seeded run of `batch` consecutive documents of at least
 //                    min_len tokens, each cut to max_len; the real token ids are kept (folded modulo
@@ -37,6 +37,7 @@ struct WorkloadSpec {
   int64_t min_len = 10;
   int64_t max_len = 256;
   uint64_t seed = 555;
+  int64_t context_length = 0;  // > 0: every length must fit, checked before the batch is allocated
 };
 
 // Validates the spec (InvalidArgument / FileError with the reason) and draws the batch. Token ids are random

@@ -9,6 +9,7 @@
 #include "bindings.h"
 #include "jagged/error.h"
 #include "jagged/model_spec.h"
+#include "jagged/ops.h"
 #include "jagged/pooling.h"
 #include "nested.h"
 
@@ -116,24 +117,36 @@ py::dict config_dict(const LoadedModel& model) {
   return config;
 }
 
+// The weights' storage type (ops::WeightType's name) from load's dtype: None or float32 (numpy's, or the string)
+// keeps f32; "bf16"/"bfloat16" and "q8_0" as --dtype takes them. Activations are float32 whatever the weights.
+std::string weight_type_name_of(const py::object& dtype) {
+  if (dtype.is_none()) return "f32";
+  if (py::isinstance<py::str>(dtype)) {
+    const std::string name = dtype.cast<std::string>();
+    if (name == "float32") return "f32";
+    if (name == "bfloat16") return "bf16";
+    ops::parse_weight_type(name);  // InvalidArgument naming the choices
+    return name;
+  }
+  const std::string name = py::str(py::module_::import("numpy").attr("dtype")(dtype));
+  if (name != "float32") {
+    throw InvalidArgument(concat("dtype ", name, " is not a weight type: use None or float32, \"bf16\" or \"q8_0\""));
+  }
+  return "f32";
+}
+
 PyModel load_model(const py::object& path_or_spec, const py::object& dtype,
                                         const py::object& tokenizer_path) {
-  if (!dtype.is_none()) {
-    const std::string name = py::str(py::module_::import("numpy").attr("dtype")(dtype));
-    if (name != "float32") {
-      throw InvalidArgument(concat("dtype ", name, " is not supported: jagged computes in float32 (f16/bf16 weights "
-                                   "are converted when the model loads)"));
-    }
-  }
+  const std::string weight_type = weight_type_name_of(dtype);
   auto model = std::make_shared<LoadedModel>();
   model->spec = path_string(path_or_spec);
   const std::string tokenizer = tokenizer_path.is_none() ? std::string() : path_string(tokenizer_path);
   py::gil_scoped_release release;
   model->family = model_family(model->spec);
   if (model->family == "llama") {
-    model->llama = std::make_unique<LlamaModel>(open_llama_model(model->spec));
+    model->llama = std::make_unique<LlamaModel>(open_llama_model(model->spec, weight_type));
   } else {
-    model->bert = std::make_unique<BertModel>(open_bert_model(model->spec));
+    model->bert = std::make_unique<BertModel>(open_bert_model(model->spec, weight_type));
   }
   model->tokenizer = tokenizer.empty() ? find_model_tokenizer(model->spec, model->vocab_size())
                                        : open_model_tokenizer(model->spec, tokenizer, model->vocab_size());
@@ -266,7 +279,8 @@ NestedTensor [num_tokens, model_dim]. layout="padded" runs the padded formulatio
   module.def("load", &load_model, py::arg("path_or_spec"), py::arg("dtype") = py::none(),
              py::arg("tokenizer") = py::none(),
              R"(Opens a model as the CLI does: a llama2.c .bin, a Hugging Face directory, a .gguf file, or
-"synthetic:NAME". The tokenizer inside or beside it is opened too (tokenizer= overrides).)");
+"synthetic:NAME". The tokenizer inside or beside it is opened too (tokenizer= overrides). dtype: the weights'
+storage type, None or float32 (f32), "bf16" or "q8_0" (as the CLI's --dtype); activations stay float32.)");
 }
 
 }  // namespace jagged::python

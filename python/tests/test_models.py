@@ -41,6 +41,17 @@ def test_llama_logits_match_the_pytorch_reference(path):
         assert bits(last[i]).tolist() == bits(logits[i][-1]).tolist()  # batch invariant: the same bits
 
 
+def test_dtype_stores_the_weights_in_that_type():
+    spec = FIXTURES / "llama-tiny" / "model.bin"
+    batch = [[1, 5, 9, 200], [7]]
+    full = jagged.load(spec).forward(batch).values
+    assert bits(jagged.load(spec, dtype=np.float32).forward(batch).values).tolist() == bits(full).tolist()
+    for dtype, tolerance in [("bf16", 2e-2), ("bfloat16", 2e-2), ("q8_0", 2e-2)]:
+        typed = jagged.load(spec, dtype=dtype).forward(batch).values
+        difference = np.abs(typed - full).max() / np.abs(full).max()
+        assert 0 < difference <= tolerance, (dtype, difference)  # rounded weights: close, and not ignored
+
+
 def test_nested_and_padded_layouts_agree():
     model = jagged.load(FIXTURES / "llama-tiny" / "model.bin")
     rng = np.random.default_rng(3)

@@ -137,6 +137,10 @@ ModelFormat detect_format(const fs::path& path) {
     throw FileError(concat(path.string(), ": pass the Hugging Face model directory (with config.json), not one of "
                                           "its files"));
   }
+  // A FIFO or device would block or never end; MappedFile refuses them too, but only after this read.
+  if (!fs::is_regular_file(status)) throw FileError(concat(path.string(), ": not a regular file"));
+  // A .gguf whose magic is wrong is a broken GGUF, reported as such by the GGUF reader, not a llama2.c header.
+  if (extension == ".gguf") return ModelFormat::gguf;
   std::ifstream stream(path, std::ios::binary);
   if (!stream) throw FileError(concat(path.string(), ": cannot open"));
   char magic[4] = {};

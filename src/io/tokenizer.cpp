@@ -59,6 +59,15 @@ int32_t read_gguf_token_id(const GgufFile& file, const std::string& key) {
   return value == nullptr ? -1 : static_cast<int32_t>(std::clamp<int64_t>(value->as_int(key), -1, INT32_MAX));
 }
 
+void read_gguf_special_ids(const GgufFile& file, const std::filesystem::path& path, Vocabulary& vocab) {
+  vocab.bos = read_gguf_token_id(file, "tokenizer.ggml.bos_token_id");
+  vocab.eos = read_gguf_token_id(file, "tokenizer.ggml.eos_token_id");
+  vocab.unk = read_gguf_token_id(file, "tokenizer.ggml.unknown_token_id");
+  vocab.check_special_id(vocab.bos, "BOS", path);
+  vocab.check_special_id(vocab.eos, "EOS", path);
+  vocab.check_special_id(vocab.unk, "unknown-token", path);
+}
+
 void AddedTokens::add(std::string content, int32_t id, bool special, bool lstrip, bool rstrip, bool single_word) {
   if (content.empty()) return;
   const auto first = static_cast<uint8_t>(content[0]);
@@ -381,13 +390,15 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path, con
     throw FileError(concat(path.string(), ": the directory holds no tokenizer.json, vocab.txt or tokenizer.bin"));
   }
   if (!fs::exists(path)) throw FileError(concat(path.string(), ": no such tokenizer file"));
+  // A FIFO or device (/dev/zero) would block or be read forever.
+  if (!fs::is_regular_file(path)) throw FileError(concat(path.string(), ": not a regular file"));
   if (options.vocab_size < 0) throw InvalidArgument(concat("load_tokenizer: vocab_size ", options.vocab_size, " < 0"));
   if (options.max_length < 0) throw InvalidArgument(concat("load_tokenizer: max_length ", options.max_length, " < 0"));
 
   const std::string prefix = io::read_prefix(path, 64);
   const size_t first_text = prefix.find_first_not_of(" \t\r\n");
   std::unique_ptr<io::VocabTokenizer> tokenizer;
-  if (prefix.starts_with("GGUF")) {
+  if (prefix.starts_with("GGUF") || path.extension() == ".gguf") {  // a bad magic is reported by the GGUF reader
     tokenizer = io::load_gguf(path, options);
   } else if (path.extension() == ".json") {
     tokenizer = io::load_json(path, options);

@@ -195,12 +195,7 @@ std::unique_ptr<VocabTokenizer> load_bpe_gguf(const GgufFile& file) {
     throw FileError(concat(path.string(), ": tokenizer.ggml.pre '", pre,
                            "' is not supported (gpt-2, llama-bpe / llama3, qwen2 and their aliases are)"));
   }
-  vocab.bos = read_gguf_token_id(file, "tokenizer.ggml.bos_token_id");
-  vocab.eos = read_gguf_token_id(file, "tokenizer.ggml.eos_token_id");
-  vocab.unk = read_gguf_token_id(file, "tokenizer.ggml.unknown_token_id");
-  vocab.check_special_id(vocab.bos, "BOS", path);
-  vocab.check_special_id(vocab.eos, "EOS", path);
-  vocab.check_special_id(vocab.unk, "unknown-token", path);
+  read_gguf_special_ids(file, path, vocab);
   // llama.cpp's defaults: Llama 3 adds BOS unless the file says otherwise.
   const GgufValue* add_bos = file.find("tokenizer.ggml.add_bos_token");
   vocab.add_bos = add_bos ? add_bos->as_bool("tokenizer.ggml.add_bos_token") : config.pre == PreTokenizer::llama3;

@@ -38,6 +38,15 @@ class SentencePieceTokenizer final : public VocabTokenizer {
 
   std::string kind() const override { return "sentencepiece"; }
 
+  SentencePieceVocab gguf_form() const {
+    SentencePieceVocab out{vocab_, scores_, add_space_prefix_};
+    if (space_ == kSpaceMarker) return out;
+    for (size_t id = 0; id < out.vocab.pieces.size(); ++id) {  // llama2.c's export wrote spaces as ' '
+      if (out.vocab.kinds[id] == TokenKind::normal) replace_all(out.vocab.pieces[id], space_, kSpaceMarker);
+    }
+    return out;
+  }
+
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const override {
     std::vector<int32_t> ids;
     const bool add_bos = add_special && vocab_.add_bos && vocab_.bos >= 0;
@@ -198,6 +207,12 @@ bool optional_bool(const GgufFile& file, const std::string& key, bool fallback) 
 
 }  // namespace
 
+std::optional<SentencePieceVocab> sentencepiece_vocab(const Tokenizer& tokenizer) {
+  const auto* sentencepiece = dynamic_cast<const SentencePieceTokenizer*>(&tokenizer);
+  if (sentencepiece == nullptr) return std::nullopt;
+  return sentencepiece->gguf_form();
+}
+
 std::unique_ptr<VocabTokenizer> load_sentencepiece_llama2c(const fs::path& path, int64_t vocab_size) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FileError(concat(path.string(), ": cannot open the tokenizer file"));
@@ -261,12 +276,7 @@ std::unique_ptr<VocabTokenizer> load_sentencepiece_gguf(const GgufFile& file) {
     }
     for (size_t i = 0; i < count; ++i) scores[i] = static_cast<float>(values[i]);
   }
-  vocab.bos = read_gguf_token_id(file, "tokenizer.ggml.bos_token_id");
-  vocab.eos = read_gguf_token_id(file, "tokenizer.ggml.eos_token_id");
-  vocab.unk = read_gguf_token_id(file, "tokenizer.ggml.unknown_token_id");
-  vocab.check_special_id(vocab.bos, "BOS", path);
-  vocab.check_special_id(vocab.eos, "EOS", path);
-  vocab.check_special_id(vocab.unk, "unknown-token", path);
+  read_gguf_special_ids(file, path, vocab);
   vocab.add_bos = optional_bool(file, "tokenizer.ggml.add_bos_token", true);
   vocab.add_eos = optional_bool(file, "tokenizer.ggml.add_eos_token", false);
   const bool add_space_prefix = optional_bool(file, "tokenizer.ggml.add_space_prefix", true);

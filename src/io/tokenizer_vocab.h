@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -126,11 +127,23 @@ std::unique_ptr<VocabTokenizer> load_sentencepiece_bpe_json(const nlohmann::json
 std::unique_ptr<VocabTokenizer> load_wordpiece_json(const nlohmann::json& root, const std::filesystem::path& path,
                                                     const TokenizerOptions& options);
 
+// A SentencePiece vocabulary as GGUF's tokenizer.ggml.model "llama" stores it (spaces in normal pieces written
+// U+2581, whatever the source wrote), for writing GGUF files; nullopt when `tokenizer` is of another kind.
+struct SentencePieceVocab {
+  Vocabulary vocab;
+  std::vector<float> scores;  // [vocab_size]
+  bool add_space_prefix = true;
+};
+std::optional<SentencePieceVocab> sentencepiece_vocab(const Tokenizer& tokenizer);
+
 // GGUF helpers (tokenizer.cpp). The pieces (tokenizer.ggml.tokens), indexed, with their kinds from
 // tokenizer.ggml.token_type when present (FileError naming the file when its length differs).
 Vocabulary read_gguf_vocab(const GgufFile& file);
 // A special token id, -1 when `key` is absent; clamped to [-1, INT32_MAX] (check_special_id rejects the rest).
 int32_t read_gguf_token_id(const GgufFile& file, const std::string& key);
+// BOS, EOS and unknown-token ids from tokenizer.ggml.{bos,eos,unknown}_token_id, each checked against the
+// vocabulary (FileError naming `path`).
+void read_gguf_special_ids(const GgufFile& file, const std::filesystem::path& path, Vocabulary& vocab);
 
 // tokenizer.json helpers (tokenizer.cpp). The model's vocab object becomes pieces [0, max id]; added_tokens
 // extend it (ids past the model vocabulary included) and are registered in `added`.

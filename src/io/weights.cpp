@@ -1,6 +1,8 @@
 #include "io/weights.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <set>
 #include <string_view>
 
@@ -20,6 +22,24 @@ constexpr int64_t kMaxContext = int64_t{1} << 24;
 
 void check_positive_finite(float value, const char* what, const std::string& source) {
   if (!(value > 0.0f) || !std::isfinite(value)) throw FileError(concat(source, ": ", what, " ", value, " must be positive"));
+}
+
+// FileError naming the tensor and the first NaN or infinite value: such weights turn every logit into NaN, and
+// greedy decoding into token 0 forever. An exponent of all ones is NaN or Inf; the bit test vectorises.
+void check_finite_weights(const Tensor& tensor, const std::string& name, const std::string& origin,
+                          const std::string& source) {
+  const float* values = tensor.data<float>();
+  const int64_t count = tensor.numel();
+  uint32_t non_finite = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, values + i, sizeof(bits));
+    non_finite |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  if (non_finite == 0) return;
+  const int64_t index = std::find_if(values, values + count, [](float v) { return !std::isfinite(v); }) - values;
+  throw FileError(concat(source, ": ", name, " (", origin, ") holds a non-finite weight (", values[index],
+                         " at flat index ", index, "): the model file is corrupt"));
 }
 
 std::string layer_name(int layer, const char* suffix) { return concat("blk.", layer, ".", suffix); }
@@ -160,7 +180,12 @@ WeightMap read_weights(const SourceMap& sources, const std::vector<ExpectedTenso
     found->second.check_readable();
   }
   WeightMap weights;
-  for (const ExpectedTensor& tensor : expected) weights.emplace(tensor.name, sources.at(tensor.name).read());
+  for (const ExpectedTensor& tensor : expected) {
+    const SourceTensor& found = sources.at(tensor.name);
+    Tensor values = found.read();
+    check_finite_weights(values, tensor.name, found.origin, source);
+    weights.emplace(tensor.name, std::move(values));
+  }
   return weights;
 }
 

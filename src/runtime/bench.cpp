@@ -122,6 +122,12 @@ BenchTarget open_bench_target(const std::string& model_spec, const std::string& 
     return llama_flops(config, seqs * longest, seqs * longest * longest, last_token_logits ? seqs : seqs * longest);
   };
   target.export_for_torch = [model](const std::filesystem::path& directory) { export_huggingface(*model, directory); };
+  // llama.cpp needs a vocabulary in the file; the comparison feeds it token ids, so a model whose tokenizer is not
+  // SentencePiece gets a synthetic one.
+  target.export_gguf = [model, tokenizer = target.tokenizer](const std::filesystem::path& path) {
+    const bool sentencepiece = tokenizer && tokenizer->kind() == "sentencepiece";
+    export_gguf(*model, sentencepiece ? tokenizer.get() : nullptr, path);
+  };
   target.torch_script = "bench/torch_llama.py";
   target.torch_args = last_token_logits ? "" : " --all-logits";
   return target;

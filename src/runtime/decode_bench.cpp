@@ -18,11 +18,8 @@
 #include "jagged/threads.h"
 #include "jagged/workload.h"
 
-#if __has_include("jagged/llamacpp_peer.h")
 #include "jagged/llamacpp_peer.h"
 #include "jagged/model_files.h"
-#define JAGGED_HAS_LLAMACPP_PEER 1
-#endif
 
 namespace jagged {
 namespace {
@@ -150,7 +147,10 @@ DecodeRunResult run_decode_workload(const LlamaModel& model, const DecodeWorkloa
                                     const EngineOptions& engine_options, const std::string& mode,
                                     const std::vector<int64_t>& useful_tokens) {
   const size_t num_requests = workload.prompts.size();
-  Engine engine(model, nullptr, sized_for(model, workload, engine_options));
+  StageProfile step_profile, decode_profile;
+  EngineOptions options = sized_for(model, workload, engine_options);
+  options.profile = &step_profile;
+  Engine engine(model, nullptr, options);
   DecodeRunResult run;
   run.mode = mode;
   run.num_requests = static_cast<int64_t>(num_requests);
@@ -181,6 +181,7 @@ DecodeRunResult run_decode_workload(const LlamaModel& model, const DecodeWorkloa
       continue;
     }
     const int64_t prompt_before = engine.stats().prompt_tokens;
+    step_profile.clear();
     const Clock::time_point step_start = Clock::now();
     const std::vector<RequestEvent> events = engine.step();
     const double step_seconds = seconds_since(step_start);
@@ -192,6 +193,7 @@ DecodeRunResult run_decode_workload(const LlamaModel& model, const DecodeWorkloa
       ++run.decode_steps;
       run.decode_tokens += step_tokens;
       run.decode_seconds += step_seconds;
+      for (const auto& [stage, seconds] : step_profile.stages()) decode_profile.add(stage, seconds);
     }
     for (const RequestEvent& event : events) {
       if (event.finish == FinishReason::none) continue;
@@ -215,6 +217,9 @@ DecodeRunResult run_decode_workload(const LlamaModel& model, const DecodeWorkloa
   run.kv_peak_bytes = stats.kv_blocks_total > 0 ? peak_blocks * (stats.kv_bytes / stats.kv_blocks_total) : 0;
   run.tokens_per_second = run.useful_tokens / run.seconds;
   run.decode_tokens_per_second = run.decode_seconds > 0.0 ? run.decode_tokens / run.decode_seconds : 0.0;
+  for (const auto& [stage, seconds] : decode_profile.stages()) {
+    run.decode_step_stages.emplace_back(stage, seconds / static_cast<double>(std::max<int64_t>(run.decode_steps, 1)));
+  }
   run.time_to_first_token_s = summarise(time_to_first_token);
   run.inter_token_s = summarise(inter_token);
   return run;
@@ -251,14 +256,19 @@ DecodeStepProbe measure_decode_step(const LlamaModel& model, const DecodeBenchOp
 
 namespace {
 
+nlohmann::json stages_json(const std::vector<std::pair<std::string, double>>& stages) {
+  nlohmann::json json = nlohmann::json::object();
+  for (const auto& [stage, seconds] : stages) json[stage] = seconds;
+  return json;
+}
+
 // llama.cpp on the same prompts and output lengths (greedy, all at once, one llama_batch per step), through the
-// llama.cpp peer when this build has it and llama.cpp is built; otherwise a result whose note says why not.
-DecodeRunResult run_llamacpp(const LlamaModel& model, const DecodeWorkload& workload, const DecodeBenchOptions& options,
+// llama.cpp peer when llama.cpp is built; otherwise a result whose note says why not.
+DecodeRunResult run_llamacpp(const DecodeWorkload& workload, const DecodeBenchOptions& options,
                              const std::filesystem::path& gguf) {
   DecodeRunResult run;
   run.mode = "llama.cpp";
   run.num_requests = static_cast<int64_t>(workload.prompts.size());
-#ifdef JAGGED_HAS_LLAMACPP_PEER
   if (!llamacpp_available()) {
     run.note = "not available: llama.cpp is not built (run scripts/setup_llamacpp.sh)";
     return run;
@@ -277,11 +287,6 @@ DecodeRunResult run_llamacpp(const LlamaModel& model, const DecodeWorkload& work
   run.decode_tokens_per_second = peer.decode_tokens_per_second;
   run.time_to_first_token_s = {run.num_requests, peer.time_to_first_token_p50, peer.time_to_first_token_p99, 0.0};
   run.inter_token_s = {0, peer.inter_token_p50, peer.inter_token_p99, 0.0};
-  (void)model;
-#else
-  (void)model, (void)workload, (void)options, (void)gguf;
-  run.note = "not available: this build has no llama.cpp peer (jagged/llamacpp_peer.h)";
-#endif
   return run;
 }
 
@@ -301,13 +306,11 @@ DecodeBenchReport run_decode_bench(const LlamaModel& model, const DecodeBenchOpt
                               static_cast<int64_t>(sizeof(float));
 
   std::filesystem::path gguf;
-#ifdef JAGGED_HAS_LLAMACPP_PEER
   if (options.compare_llamacpp && llamacpp_available()) {
     progress("writing the model as GGUF for llama.cpp");
     gguf = std::filesystem::temp_directory_path() / concat("jagged-decode-bench-", ::getpid(), ".gguf");
     export_gguf(model, nullptr, gguf);
   }
-#endif
   for (const int64_t level : options.concurrency) {
     DecodeBenchPoint point;
     point.concurrency = level;
@@ -323,7 +326,7 @@ DecodeBenchReport run_decode_bench(const LlamaModel& model, const DecodeBenchOpt
     }
     if (options.compare_llamacpp) {
       progress(concat("N=", level, ": llama.cpp"));
-      point.llamacpp = run_llamacpp(model, workload, options, gguf);
+      point.llamacpp = run_llamacpp(workload, options, gguf);
     }
     report.points.push_back(std::move(point));
   }
@@ -354,6 +357,7 @@ nlohmann::json run_json(const DecodeRunResult& run) {
       {"decode_steps", run.decode_steps},
       {"decode_tokens", run.decode_tokens},
       {"decode_seconds", run.decode_seconds},
+      {"decode_step_stages_s", stages_json(run.decode_step_stages)},
       {"decode_tokens_per_second", run.decode_tokens_per_second},
       {"time_to_first_token_s", latency_json(run.time_to_first_token_s)},
       {"inter_token_s", latency_json(run.inter_token_s)},

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <unordered_map>
 
@@ -100,6 +101,8 @@ struct Engine::Impl {
 
   // Step buffers (reused: steps allocate no tensors).
   std::vector<int32_t> token_ids, cu_seqlens, context_lengths, block_tables, block_offsets, logit_rows;
+  std::vector<Request*> sampled;       // requests sampling this step, in logit-row order
+  std::vector<int32_t> sampled_tokens;  // their tokens
   std::vector<RequestId> step_seqs;
 
   void release_blocks(Request& request) {
@@ -263,20 +266,45 @@ struct Engine::Impl {
     return true;
   }
 
+  // Each sampled request draws its token from its own logit row with its own sampler and RNG, so the requests
+  // can run on any threads in any order and draw exactly what they draw alone. An error (non-finite logits) is
+  // rethrown here, after the parallel loop.
+  void sample_rows(ConstMatrixView logits, int64_t vocab) {
+    sampled_tokens.assign(sampled.size(), 0);
+    std::vector<std::exception_ptr> errors(sampled.size());
+    const int64_t count = static_cast<int64_t>(sampled.size());
+#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
+    for (int64_t i = 0; i < count; ++i) {
+      Request& request = *sampled[static_cast<size_t>(i)];
+      try {
+        const std::span<const float> row(logits.row(i), static_cast<size_t>(vocab));
+        const std::span<const int32_t> prompt(request.tokens.data(), static_cast<size_t>(request.result.prompt_tokens));
+        sampled_tokens[static_cast<size_t>(i)] = request.sampler.sample(row, prompt, request.result.tokens);
+      } catch (...) {
+        errors[static_cast<size_t>(i)] = std::current_exception();
+      }
+    }
+    for (const std::exception_ptr& error : errors) {
+      if (error) std::rethrow_exception(error);
+    }
+  }
+
   void sample_and_retire(ConstMatrixView logits, std::vector<RequestEvent>& events) {
     const LlamaConfig& config = model.config();
     const int64_t vocab = config.vocab_size;
-    size_t logit_index = 0;
-    std::vector<std::pair<RequestId, FinishReason>> finished;
+    // The requests whose last computed row has logits: the step's logit rows, in order.
+    sampled.clear();
     for (size_t s = 0; s < step_seqs.size(); ++s) {
-      const RequestId id = step_seqs[s];
-      Request& request = requests.at(id);
-      const int64_t chunk = cu_seqlens[s + 1] - cu_seqlens[s];
-      request.computed += chunk;
-      if (request.computed != static_cast<int64_t>(request.tokens.size())) continue;
-      const std::span<const float> row(logits.row(static_cast<int64_t>(logit_index++)), static_cast<size_t>(vocab));
-      const std::span<const int32_t> prompt(request.tokens.data(), static_cast<size_t>(request.result.prompt_tokens));
-      const int32_t token = request.sampler.sample(row, prompt, request.result.tokens);
+      Request& request = requests.at(step_seqs[s]);
+      request.computed += cu_seqlens[s + 1] - cu_seqlens[s];
+      if (request.computed == static_cast<int64_t>(request.tokens.size())) sampled.push_back(&request);
+    }
+    sample_rows(logits, vocab);
+    for (size_t i = 0; i < sampled.size(); ++i) {
+      Request& request = *sampled[i];
+      const RequestId id = request.result.id;
+      const std::span<const float> row(logits.row(static_cast<int64_t>(i)), static_cast<size_t>(vocab));
+      const int32_t token = sampled_tokens[i];
       request.tokens.push_back(token);
       request.result.tokens.push_back(token);
       request.result.token_times_s.push_back(std::chrono::duration<double>(Clock::now() - request.start).count());
@@ -334,13 +362,14 @@ struct Engine::Impl {
       batch.token_ids = token_ids;
       batch.kv = {cu_seqlens, context_lengths, block_tables, block_offsets, cache.num_blocks()};
       batch.logit_rows = logit_rows;
-      const ConstMatrixView logits = model.forward(batch, layers, workspace);
+      const ConstMatrixView logits = model.forward(batch, layers, workspace, options.profile);
       for (size_t s = 0; s < step_seqs.size(); ++s) {
         const Request& request = requests.at(step_seqs[s]);
         if (request.computed < request.result.prompt_tokens) stats.prompt_tokens += cu_seqlens[s + 1] - cu_seqlens[s];
       }
       ++stats.steps;
       stats.last_step_tokens = static_cast<int64_t>(token_ids.size());
+      StageTimer timer(options.profile, "sampling");
       sample_and_retire(logits, events);
     } else if (!waiting.empty() && running.empty()) {
       throw InvalidArgument("engine: a waiting request cannot be admitted into an empty KV cache");  // unreachable

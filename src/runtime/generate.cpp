@@ -5,8 +5,8 @@
 namespace jagged {
 
 // The batch form of the engine: every prompt as one request, run to completion by continuous batching.
-std::vector<std::vector<int32_t>> generate(const LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
-                                           const GenerateOptions& options) {
+std::vector<RequestResult> generate_results(const LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
+                                            const GenerateOptions& options) {
   if (prompts.empty()) throw InvalidArgument("generate: no prompts");
   if (options.steps < 0) throw InvalidArgument(concat("generate: steps must be >= 0, got ", options.steps));
   Engine engine(model, nullptr);
@@ -19,8 +19,13 @@ std::vector<std::vector<int32_t>> generate(const LlamaModel& model, const std::v
     request.ignore_eos = !options.stop_at_eos;
     requests.push_back(std::move(request));
   }
+  return generate_all(engine, std::move(requests));
+}
+
+std::vector<std::vector<int32_t>> generate(const LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
+                                           const GenerateOptions& options) {
   std::vector<std::vector<int32_t>> generated;
-  for (RequestResult& result : generate_all(engine, std::move(requests))) generated.push_back(std::move(result.tokens));
+  for (RequestResult& result : generate_results(model, prompts, options)) generated.push_back(std::move(result.tokens));
   return generated;
 }
 

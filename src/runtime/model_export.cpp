@@ -3,26 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors_writer.h"
+#include "runtime/rotated_rows.h"
 #include "jagged/model_files.h"
 
 namespace jagged {
 namespace {
-
-// Rows of a q or k weight [heads * head_dim, dim] (or bias) from adjacent-pair to rotate-half order: within
-// each head, row 2i goes to i and row 2i+1 to i + head_dim/2.
-Tensor adjacent_to_halves(const Tensor& weight, int num_heads, int head_dim) {
-  Tensor out(weight.shape());
-  const int64_t row_elems = weight.numel() / weight.dim(0);
-  const float* in = weight.data<float>();
-  float* dst = out.data<float>();
-  for (int head = 0; head < num_heads; ++head) {
-    for (int row = 0; row < head_dim; ++row) {
-      const int64_t target = int64_t{head} * head_dim + (row % 2 == 0 ? row / 2 : head_dim / 2 + row / 2);
-      std::copy_n(in + (int64_t{head} * head_dim + row) * row_elems, row_elems, dst + target * row_elems);
-    }
-  }
-  return out;
-}
 
 // Canonical (GGUF) name -> Hugging Face Llama name.
 std::string huggingface_name(const std::string& name) {
@@ -51,8 +36,8 @@ void export_huggingface(const LlamaModel& model, const std::filesystem::path& di
   WeightMap weights = model.canonical_weights();
   if (c.rope_pairs == ops::RopePairs::adjacent) {
     for (auto& [name, tensor] : weights) {
-      if (name.find(".attn_q.") != std::string::npos) tensor = adjacent_to_halves(tensor, c.num_heads, c.head_dim);
-      if (name.find(".attn_k.") != std::string::npos) tensor = adjacent_to_halves(tensor, c.num_kv_heads, c.head_dim);
+      if (name.find(".attn_q.") != std::string::npos) tensor = permute_rotated_rows(tensor, c.num_heads, c.head_dim, /*to_halves=*/true);
+      if (name.find(".attn_k.") != std::string::npos) tensor = permute_rotated_rows(tensor, c.num_kv_heads, c.head_dim, /*to_halves=*/true);
     }
   }
   std::vector<std::pair<std::string, const Tensor*>> named;

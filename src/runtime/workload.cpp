@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -21,7 +22,15 @@ std::vector<int64_t> lognormal_lengths(const WorkloadSpec& spec) {
   return lengths;
 }
 
+// FileError unless `path` is a regular file: a FIFO or device (/dev/zero) would block or be read forever.
+void require_regular_file(const std::string& path, const char* what) {
+  std::error_code error;
+  if (!std::filesystem::exists(path, error)) throw FileError(concat(path, ": cannot open the ", what, ": no such file"));
+  if (!std::filesystem::is_regular_file(path, error)) throw FileError(concat(path, ": the ", what, " is not a regular file"));
+}
+
 std::vector<int64_t> lengths_from_file(const std::string& path) {
+  require_regular_file(path, "lengths file");
   std::ifstream in(path);
   if (!in) throw FileError(concat(path, ": cannot open lengths file"));
   std::vector<int64_t> lengths;
@@ -42,6 +51,7 @@ std::vector<int64_t> lengths_from_file(const std::string& path) {
 }
 
 std::vector<std::string> read_documents(const std::string& path) {
+  require_regular_file(path, "corpus file");
   std::ifstream in(path);
   if (!in) throw FileError(concat(path, ": cannot open corpus file"));
   std::vector<std::string> documents;
@@ -149,7 +159,14 @@ NestedTensor draw_workload(const WorkloadSpec& spec, int64_t vocab_size, const T
   } else if (dist.rfind("lengths:", 0) == 0) {
     lengths = lengths_from_file(dist.substr(8));
   } else {
-    return corpus_batch(spec, dist.substr(7), vocab_size, tokenizer);
+    return corpus_batch(spec, dist.substr(7), vocab_size, tokenizer);  // every length <= max_len
+  }
+  if (spec.context_length > 0) {
+    const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
+    if (longest > spec.context_length) {
+      throw InvalidArgument(concat("--dist ", dist, ": a sequence of ", longest,
+                                   " tokens exceeds the model's context length ", spec.context_length));
+    }
   }
   return random_token_batch(lengths, vocab_size, spec.seed);
 }

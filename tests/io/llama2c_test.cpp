@@ -43,6 +43,18 @@ TEST(Llama2c, LoadsUntiedAndTiedCheckpoints) {
   }
 }
 
+// NaN or Inf weights would give NaN logits that greedy decoding turns into token 0 forever: refused at load,
+// naming the tensor (the check is in read_weights, so every format has it).
+TEST(Llama2c, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  const LlamaConfig config = testing::tiny_llama_config();
+  for (const float poison : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    WeightMap weights = testing::random_llama_weights(config);
+    weights.at("blk.0.attn_q.weight").data<float>()[7] = poison;
+    expect_file_error([&] { load_bytes(testing::llama2c_bytes(config, weights), "poisoned.bin"); },
+                      {"poisoned.bin", "blk.0.attn_q.weight", "non-finite weight", "flat index"});
+  }
+}
+
 TEST(Llama2c, SizeMustMatchTheHeaderExactly) {
   const LlamaConfig config = testing::tiny_llama_config();
   Bytes bytes = testing::llama2c_bytes(config, testing::random_llama_weights(config));

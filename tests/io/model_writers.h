@@ -1,6 +1,7 @@
 // Writers of tiny model files for the loader tests: GGUF, safetensors (+ config.json) and llama2.c, built from a
 // canonical WeightMap, so one set of weights can be written in every format and the loads compared. They are
-// deliberately independent of the readers (own byte layout code), and expose knobs to corrupt what they write.
+// independent of the readers (own byte layout code; GGUF's is the library's writer, src/io/gguf_writer.h, which
+// jagged also uses to export models), and expose knobs to corrupt what they write.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "io/gguf_writer.h"
 #include "io/weights.h"
 #include "jagged/dtype.h"
 #include "jagged/model_config.h"
@@ -74,107 +76,22 @@ inline Bytes encode(const Tensor& tensor, Storage storage) { return encode(tenso
 
 enum GgufType : uint32_t { kU8 = 0, kI8, kU16, kI16, kU32, kI32, kF32, kBool, kString, kArray, kU64, kI64, kF64 };
 
-class GgufWriter {
+// The library's writer, plus the shorthands the loader tests use: any POD value under any type tag (to write
+// mismatched ones), and a Tensor in any storage encoding.
+class GgufWriter : public io::GgufWriter {
  public:
-  uint32_t version = 3;
-  uint64_t alignment = 32;                       // layout only: add general.alignment yourself when not 32
-  std::optional<uint64_t> tensor_count_override;  // corruptions
-  std::optional<uint64_t> kv_count_override;
+  using io::GgufWriter::tensor;
 
-  void kv_raw(const std::string& key, uint32_t type, const Bytes& payload) {
-    append_string(kvs_, key);
-    append_pod(kvs_, type);
-    kvs_.insert(kvs_.end(), payload.begin(), payload.end());
-    ++kv_count_;
-  }
   template <typename T>
   void kv(const std::string& key, uint32_t type, T value) {
     Bytes payload;
     append_pod(payload, value);
     kv_raw(key, type, payload);
   }
-  void kv_u32(const std::string& key, uint32_t value) { kv(key, kU32, value); }
-  void kv_f32(const std::string& key, float value) { kv(key, kF32, value); }
-  void kv_string(const std::string& key, const std::string& value) {
-    Bytes payload;
-    append_string(payload, value);
-    kv_raw(key, kString, payload);
-  }
-  void kv_strings(const std::string& key, const std::vector<std::string>& values) {
-    Bytes payload;
-    append_pod(payload, uint32_t{kString});
-    append_pod(payload, uint64_t{values.size()});
-    for (const auto& value : values) append_string(payload, value);
-    kv_raw(key, kArray, payload);
-  }
-  void kv_i32s(const std::string& key, const std::vector<int32_t>& values) {
-    Bytes payload;
-    append_pod(payload, uint32_t{kI32});
-    append_pod(payload, uint64_t{values.size()});
-    for (int32_t value : values) append_pod(payload, value);
-    kv_raw(key, kArray, payload);
-  }
-
-  // `shape` in PyTorch order (written reversed as ne). `offset` overrides the computed data offset.
-  void tensor(const std::string& name, const Shape& shape, uint32_t ggml_type, Bytes data,
-              std::optional<uint64_t> offset = std::nullopt) {
-    tensors_.push_back({name, shape, ggml_type, std::move(data), offset});
-  }
   void tensor(const std::string& name, const Tensor& value, Storage storage = Storage::f32) {
-    const uint32_t type = storage == Storage::f32 ? 0 : storage == Storage::f16 ? 1 : 30;
+    const uint32_t type = storage == Storage::f32 ? io::kGgmlF32 : storage == Storage::f16 ? io::kGgmlF16 : io::kGgmlBF16;
     tensor(name, value.shape(), type, encode(value, storage));
   }
-
-  Bytes bytes() const {
-    Bytes out;
-    append_text(out, "GGUF");
-    append_pod(out, version);
-    append_pod(out, tensor_count_override.value_or(tensors_.size()));
-    append_pod(out, kv_count_override.value_or(kv_count_));
-    out.insert(out.end(), kvs_.begin(), kvs_.end());
-    std::vector<uint64_t> offsets;
-    uint64_t data_size = 0;
-    for (const auto& tensor : tensors_) {
-      data_size = (data_size + alignment - 1) / alignment * alignment;
-      offsets.push_back(tensor.offset.value_or(data_size));
-      data_size += tensor.data.size();
-    }
-    for (size_t i = 0; i < tensors_.size(); ++i) {
-      const auto& tensor = tensors_[i];
-      append_string(out, tensor.name);
-      append_pod(out, static_cast<uint32_t>(tensor.shape.size()));
-      for (size_t axis = tensor.shape.size(); axis-- > 0;) append_pod(out, static_cast<uint64_t>(tensor.shape[axis]));
-      append_pod(out, tensor.type);
-      append_pod(out, offsets[i]);
-    }
-    if (tensors_.empty()) return out;
-    out.resize((out.size() + alignment - 1) / alignment * alignment);
-    const size_t data_start = out.size();
-    out.resize(data_start + data_size);
-    uint64_t at = 0;
-    for (const auto& tensor : tensors_) {
-      at = (at + alignment - 1) / alignment * alignment;
-      if (!tensor.data.empty()) std::memcpy(out.data() + data_start + at, tensor.data.data(), tensor.data.size());
-      at += tensor.data.size();
-    }
-    return out;
-  }
-
- private:
-  static void append_string(Bytes& out, const std::string& text) {
-    append_pod(out, uint64_t{text.size()});
-    append_text(out, text);
-  }
-  struct PendingTensor {
-    std::string name;
-    Shape shape;
-    uint32_t type;
-    Bytes data;
-    std::optional<uint64_t> offset;
-  };
-  Bytes kvs_;
-  uint64_t kv_count_ = 0;
-  std::vector<PendingTensor> tensors_;
 };
 
 // ---------------------------------------------------------------------------------------------------------------

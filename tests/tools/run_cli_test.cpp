@@ -89,7 +89,7 @@ TEST_F(JaggedCli, BadInputFailsClearlyBeforeAnyWork) {
       {"bench --model synthetic:tiny --dist uniform --batch 0", "--batch"},
       {"bench --model synthetic:tiny --dist uniform --min-len 50 --max-len 10", "--min-len"},
       {"bench --model synthetic:tiny --dist uniform --max-len 5000", "context length"},
-      {"bench --model synthetic:tiny --json /no/such/folder/r.json", "--json"},
+      {"bench --model synthetic:tiny --json /dev/null/r.json", "--json"},  // a folder that cannot be made
       {"bench --model synthetic:tiny --runs 0", "--runs"},
       {"bench --model synthetic:no-such-model", "unknown synthetic model"},
       {"bench --model /no/such/model.gguf", "no/such/model.gguf"},
@@ -114,6 +114,19 @@ TEST_F(JaggedCli, RunRejectsPromptsPastTheContext) {
   const CliResult result = run(concat("run --model ", model.string(), " --prompts ", prompts.string()));
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.err.find("context length"), std::string::npos) << result.err;
+}
+
+// Asked for more tokens than the context leaves: the output is what fits, and stderr says why it is shorter.
+TEST_F(JaggedCli, RunSaysWhenTheContextCutsASequenceShort) {
+  const auto model = testing::shared_dir() / "models" / "stories260K" / "stories260K.bin";
+  JAGGED_REQUIRE_PATH(model);
+  std::string long_prompt;
+  for (int i = 0; i < 40; ++i) long_prompt += "Lily went to the park. ";
+  const auto prompts = write_file("prompts.txt", long_prompt + "\nOnce\n");
+  const CliResult result = run(concat("run --model ", model.string(), " --prompts ", prompts.string(), " -n 600"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("[0] finished: context"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("of 600 tokens"), std::string::npos) << result.err;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "jagged/bert.h"
+#include "jagged/llamacpp_peer.h"
 #include "jagged/model_files.h"
 
 namespace jagged::cli {
@@ -108,8 +109,8 @@ void print_parity(const char* what, const char* engine, const ParityStats& parit
 // Adds jagged's speed-up over each path of another engine's report, and prints one line per path. Engines run one
 // after the other, so on a shared machine a burst of load can hit one and not the other: besides the medians, the
 // ratio of the best runs (each engine's least disturbed run) is recorded.
-// The targets for the other engine: jagged nested at least fastest_goal x its fastest path, and (when
-// padded_goal > 0) padded_goal x its padded path.
+// The targets for the other engine: jagged nested at least fastest_goal x its fastest path (when > 0),
+// and (when padded_goal > 0) padded_goal x its padded path.
 struct EngineGoals {
   const char* engine;
   double fastest_goal;
@@ -153,7 +154,7 @@ void add_ratios(nlohmann::json& other, const BenchReport& report, const EngineGo
   }
   std::printf("  jagged nested: median %.1f ms, best %.1f ms\n", nested_median * 1e3, nested_best * 1e3);
   nlohmann::json targets = nlohmann::json::array();
-  if (!fastest_path.empty()) {
+  if (goals.fastest_goal > 0 && !fastest_path.empty()) {
     targets.push_back(report_target({concat("jagged nested speedup over ", goals.engine, "'s fastest path (",
                                             fastest_path, ")"),
                                      fastest / nested_median, goals.fastest_goal}));
@@ -250,6 +251,76 @@ nlohmann::json compare_with_onnx(const BenchTarget& target, const NestedTensor& 
   ort["parity_vs_jagged"] = parity_json(parity);
   print_parity("embeddings", "ONNX Runtime", parity);
   return ort;
+}
+
+void check_llamacpp_available(const std::string& model_spec) {
+  if (model_family(model_spec) != "llama") {
+    throw InvalidArgument(concat("--compare-llamacpp runs decoders only; ", model_spec, " is an encoder"));
+  }
+  llamacpp_driver_path();  // throws, saying how to build it
+}
+
+LlamaCppComparison measure_llamacpp(const BenchTarget& target, const NestedTensor& batch, int threads, int runs,
+                                    int warmup) {
+  const fs::path dir = fs::temp_directory_path() / concat("jagged-llamacpp-model-", getpid());
+  fs::create_directories(dir);
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ignored;
+      fs::remove_all(dir, ignored);
+    }
+  } cleanup{dir};
+  const auto export_start = std::chrono::steady_clock::now();
+  target.export_gguf(dir / "model.gguf");
+  const double export_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - export_start).count();
+  std::vector<std::vector<int32_t>> sequences;
+  for (int64_t seq = 0; seq < batch.num_seqs(); ++seq) {
+    const int32_t* ids = batch.sequence(seq).as<int32_t>();
+    sequences.emplace_back(ids, ids + batch.seqlen(seq));
+  }
+  LlamaCppPrefillResult result = run_llamacpp_prefill(dir / "model.gguf", sequences, {threads, false, runs, warmup});
+  LlamaCppComparison comparison;
+  comparison.report = nlohmann::json::parse(result.report_json);
+  comparison.report["gguf_export_seconds"] = export_seconds;
+  comparison.last_logits = std::move(result.last_logits);
+  double fastest = 1e300;
+  for (const LlamaCppPrefillPath& path : result.paths) fastest = std::min(fastest, path.median_seconds);
+  comparison.fastest_tokens_per_second = static_cast<double>(batch.num_tokens()) / fastest;
+  return comparison;
+}
+
+nlohmann::json report_llamacpp(LlamaCppComparison comparison, const NestedTensor& batch, const Tensor& nested_output,
+                               const BenchReport& report) {
+  nlohmann::json& llama = comparison.report;
+  std::printf("\nllama.cpp 80fb11a (jagged's driver on libllama; the same weights as an f32 GGUF; same batch and "
+              "threads; K/V cache %s):\n", llama.value("kv_type", std::string("?")).c_str());
+  add_ratios(llama, report, {"llama.cpp", 0.0, 0.0});
+  // Each sequence's last-position logits; with --all-logits jagged's output holds every position.
+  const int64_t vocab = nested_output.dim(1);
+  const bool all_positions = nested_output.dim(0) != batch.num_seqs();
+  std::vector<float> jagged_last;
+  int64_t row = 0;
+  for (int64_t seq = 0; seq < batch.num_seqs(); ++seq) {
+    row += all_positions ? batch.seqlen(seq) : 1;
+    const float* logits = nested_output.data<float>() + (row - 1) * vocab;
+    jagged_last.insert(jagged_last.end(), logits, logits + vocab);
+  }
+  if (comparison.last_logits.size() != jagged_last.size()) {
+    throw Error(concat("llama.cpp returned ", comparison.last_logits.size(), " logits, expected ", jagged_last.size()));
+  }
+  const ParityStats parity =
+      compare_outputs(jagged_last.data(), comparison.last_logits.data(), static_cast<int64_t>(jagged_last.size()));
+  // llama.cpp keeps K and V in f16 (11-bit significands) and its CPU flash attention rounds Q to f16 too: its
+  // logits differ from an f32 computation by about 1e-3 relative, so parity is judged at 1e-2 here.
+  constexpr double kLlamaCppTolerance = 1e-2;
+  std::printf("  parity of jagged's last-position logits vs llama.cpp's: max abs %.3e, max rel %.3e  %s "
+              "(tolerance %.0e relative: llama.cpp's f16 K/V cache)\n",
+              parity.max_abs, parity.max_rel, parity.max_rel <= kLlamaCppTolerance ? "PASS" : "FAIL", kLlamaCppTolerance);
+  llama["parity_vs_jagged"] = {{"max_abs", parity.max_abs}, {"max_rel", parity.max_rel},
+                               {"tolerance_rel", kLlamaCppTolerance}, {"pass", parity.max_rel <= kLlamaCppTolerance}};
+  llama["fastest_real_tokens_per_second"] = comparison.fastest_tokens_per_second;
+  return llama;
 }
 
 }  // namespace jagged::cli

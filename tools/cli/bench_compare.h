@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,5 +25,21 @@ void check_onnx_available(const std::string& model_spec);
 // ratios and the parity of the embeddings.
 nlohmann::json compare_with_onnx(const BenchTarget& target, const NestedTensor& batch, const Tensor& nested_output,
                                  const BenchReport& report, int runs, int warmup);
+
+// Throws (before any work starts) unless the model is a decoder and llama.cpp is built
+// (scripts/setup_llamacpp.sh).
+void check_llamacpp_available(const std::string& model_spec);
+// llama.cpp's prefill of the same batch on the same weights (written as GGUF to a temporary file) and threads:
+// the driver's report, and each sequence's last-position logits [num_seqs, vocab_size].
+struct LlamaCppComparison {
+  nlohmann::json report;
+  std::vector<float> last_logits;
+  double fastest_tokens_per_second = 0.0;
+};
+LlamaCppComparison measure_llamacpp(const BenchTarget& target, const NestedTensor& batch, int threads, int runs,
+                                    int warmup);
+// Prints the comparison (paths, ratios, parity of the last-position logits) and returns the report for the JSON.
+nlohmann::json report_llamacpp(LlamaCppComparison comparison, const NestedTensor& batch, const Tensor& nested_output,
+                               const BenchReport& report);
 
 }  // namespace jagged::cli

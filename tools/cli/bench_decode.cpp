@@ -33,6 +33,12 @@ void print_run(const std::string& label, const DecodeRunResult& run) {
             << format("  %7.0f", static_cast<double>(run.generated_tokens));
   if (!run.note.empty()) std::cout << "  (" << run.note << ")";
   std::cout << "\n";
+  if (run.decode_step_stages.empty()) return;
+  double total = 0.0;
+  for (const auto& stage : run.decode_step_stages) total += stage.second;
+  std::cout << "          a decode step, ms (" << format("%.1f", total * 1e3) << " in stages):";
+  for (const auto& [stage, seconds] : run.decode_step_stages) std::cout << " " << stage << format(" %.2f", seconds * 1e3);
+  std::cout << "\n";
 }
 
 void print_report(const DecodeBenchReport& report, const std::string& model) {
@@ -126,19 +132,17 @@ void bench_decode(DecodeBenchArgs args, const std::string& model_spec, int threa
   options.progress = [](const std::string& line) {
     if (isatty(STDERR_FILENO)) std::cerr << "\r\033[K" << line << std::flush;
   };
-  if (!json_path.empty()) {
-    std::ofstream probe(json_path, std::ios::app);
-    if (!probe) throw FileError(concat(json_path, ": cannot write the JSON report"));
-  }
-  set_num_threads(threads);
+  refuse_overwriting(json_path, "--json", {model_spec});
+  prepare_output_file(json_path, "--json");
+  set_num_threads(capped_threads(threads));
   const LlamaModel model = open_llama(model_spec);
   const DecodeBenchReport report = run_decode_bench(model, options);
   options.progress("");
   print_report(report, model_spec);
   if (json_path.empty()) return;
-  std::ofstream out(json_path, std::ios::trunc);
-  out << decode_bench_json(report, model_spec, command_line(report.options, model_spec, report.threads)) << "\n";
-  if (!out) throw FileError(concat(json_path, ": could not write the JSON report"));
+  write_output_file(json_path,
+                    decode_bench_json(report, model_spec, command_line(report.options, model_spec, report.threads)) + "\n",
+                    "--json");
   std::cout << "JSON: " << json_path << "\n";
 }
 

@@ -2,7 +2,6 @@
 // batches (no padding). embed prints one pooled (by default L2-normalised) embedding per input; classify prints
 // each input's label and logits.
 #include <charconv>
-#include <fstream>
 #include <iostream>
 #include <optional>
 
@@ -32,17 +31,11 @@ struct EmbedArgs {
   bool normalize = true;
 };
 
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream file;
-  if (path != "-") {
-    file.open(path);
-    if (!file) throw FileError(concat(path, ": cannot open inputs file"));
-  }
-  std::istream& in = path == "-" ? std::cin : file;
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
+// The inputs, one per line ("-": standard input), without a trailing '\r'.
+std::vector<std::string> read_inputs(const std::string& path) {
+  std::vector<std::string> lines = read_lines(path, "inputs file");
+  for (std::string& line : lines) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(std::move(line));
   }
   return lines;
 }
@@ -74,7 +67,11 @@ std::vector<std::vector<int32_t>> tokenize_inputs(const EncoderArgs& args, const
   if (!args.ids && tokenizer == nullptr) {
     throw InvalidArgument(concat(args.model, " has no tokenizer: pass --tokenizer, or --ids with token-id inputs"));
   }
-  const std::vector<std::string> lines = read_lines(args.inputs);
+  if (tokenizer != nullptr && (tokenizer->bos_id() < 0 || tokenizer->eos_id() < 0)) {
+    throw InvalidArgument(concat("the tokenizer of ", args.model, " has no ", tokenizer->bos_id() < 0 ? "[CLS]" : "[SEP]",
+                                 " token: an encoder's input is [CLS] text [SEP] (pass another --tokenizer, or --ids)"));
+  }
+  const std::vector<std::string> lines = read_inputs(args.inputs);
   std::vector<std::vector<int32_t>> inputs;
   for (size_t i = 0; i < lines.size(); ++i) {
     std::vector<int32_t> ids = tokenizer ? tokenizer->encode(lines[i], /*add_special=*/true)
@@ -95,6 +92,13 @@ std::vector<std::vector<int32_t>> tokenize_inputs(const EncoderArgs& args, const
     inputs.push_back(std::move(ids));
   }
   return inputs;
+}
+
+// InvalidArgument for an input with no tokens (an empty --ids line): pooling nothing gives no meaning.
+void require_tokens(const std::vector<std::vector<int32_t>>& inputs, const char* verb) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].empty()) throw InvalidArgument(concat("inputs line ", i + 1, " has no tokens: nothing to ", verb));
+  }
 }
 
 // Runs `body` on consecutive nested batches of at most batch_size inputs; body(batch, first input index).
@@ -132,10 +136,12 @@ void embed(const EmbedArgs& args) {
   const Pooling pooling = parse_pooling(args.pooling);
   const BertModel model = open_bert(args.encoder.model);
   const std::vector<std::vector<int32_t>> inputs = tokenize_inputs(args.encoder, model.config());
+  require_tokens(inputs, "embed");
   const int64_t dim = model.config().model_dim;
   const bool json = args.encoder.json;
   if (json) std::cout << "[";
   for_each_batch(inputs, args.encoder.batch_size, [&](const NestedTensor& batch, size_t first) {
+    check_output();
     const Tensor embeddings = model.embed(batch, pooling, args.normalize);  // [num_seqs, model_dim]
     for (int64_t seq = 0; seq < batch.num_seqs(); ++seq) {
       if (json) std::cout << (first + seq == 0 ? "\n[" : ",\n[");
@@ -153,15 +159,14 @@ void classify(const EncoderArgs& args) {
     throw InvalidArgument(concat(args.model, " has no sequence-classification head (num_labels is 0): use embed"));
   }
   const std::vector<std::vector<int32_t>> inputs = tokenize_inputs(args, config);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i].empty()) throw InvalidArgument(concat("inputs line ", i + 1, " has no tokens: nothing to classify"));
-  }
+  require_tokens(inputs, "classify");
   const int64_t num_labels = config.num_labels;
   auto label_name = [&](int64_t label) {
     return config.labels.empty() ? concat("LABEL_", label) : config.labels[static_cast<size_t>(label)];
   };
   if (args.json) std::cout << "[";
   for_each_batch(inputs, args.batch_size, [&](const NestedTensor& batch, size_t first) {
+    check_output();
     const Tensor logits = model.classify(batch);  // [num_seqs, num_labels]
     for (int64_t seq = 0; seq < batch.num_seqs(); ++seq) {
       const float* row = logits.data<float>() + seq * num_labels;
@@ -188,7 +193,7 @@ void add_encoder_options(CLI::App* command, EncoderArgs& args) {
                       "BERT-family model: Hugging Face dir, .gguf, or synthetic:NAME (" + synthetic + ")")
       ->required();
   command->add_option("--inputs,-i", args.inputs,
-                      "file with one input per line ('-': stdin). Text is tokenized by the model's WordPiece tokenizer "
+                      "file with one input per line ('-': stdin; at most 1 MiB a line). Text is tokenized by the model's WordPiece tokenizer "
                       "with [CLS] ... [SEP] (an empty line gives [CLS] [SEP]). Synthetic models have no tokenizer: "
                       "give --ids, and each line is space-separated token ids used as they are")
       ->required();

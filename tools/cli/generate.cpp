@@ -33,15 +33,6 @@ struct GenerateArgs {
   std::string json_path;
 };
 
-std::vector<std::string> read_prompt_lines(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw FileError(concat(path, ": cannot open prompts file"));
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  if (lines.empty()) throw InvalidArgument(concat(path, ": the prompts file is empty (one prompt per line)"));
-  return lines;
-}
-
 // What the CLI keeps of a request while it runs: the text not yet printed and, when asked, its log-probabilities.
 struct RequestOutput {
   size_t index = 0;
@@ -61,16 +52,15 @@ nlohmann::json logprob_json(const TokenLogprob& logprob) {
 
 void generate_command(const GenerateArgs& args) {
   if (args.max_tokens < 1) throw InvalidArgument(concat("-n must be >= 1, got ", args.max_tokens));
-  if (!args.json_path.empty()) {
-    std::ofstream probe(args.json_path, std::ios::app);
-    if (!probe) throw FileError(concat(args.json_path, ": cannot write the JSON file"));
-  }
+  refuse_overwriting(args.json_path, "--json", {args.model, args.tokenizer, args.prompts_file});
+  prepare_output_file(args.json_path, "--json");
   std::vector<std::string> prompts = args.prompts;
   if (!args.prompts_file.empty()) {
-    for (auto& line : read_prompt_lines(args.prompts_file)) prompts.push_back(std::move(line));
+    for (auto& line : read_lines(args.prompts_file, "prompts file")) prompts.push_back(std::move(line));
   }
-  if (prompts.empty()) prompts.emplace_back();  // no prompt: start from BOS alone
-  set_num_threads(args.threads);
+  // No prompt given at all: start from BOS alone. A prompts file of N lines gives N outputs, none for N = 0.
+  if (prompts.empty() && args.prompts_file.empty()) prompts.emplace_back();
+  set_num_threads(capped_threads(args.threads));
 
   const LlamaModel model = open_llama(args.model);
   const LlamaConfig& config = model.config();
@@ -104,7 +94,7 @@ void generate_command(const GenerateArgs& args) {
     output.index = i;
     output.pending = show_ids ? "" : prompts[i];
   }
-  if (!several && !show_ids) std::cout << prompts[0] << std::flush;
+  if (!several && !show_ids && !prompts.empty()) std::cout << prompts[0] << std::flush;
 
   std::map<RequestId, RequestResult> results;
   while (engine.has_work()) {
@@ -138,6 +128,7 @@ void generate_command(const GenerateArgs& args) {
       }
       results[event.id] = engine.result(event.id);
     }
+    check_output();  // a closed or full standard output stops the run now, not after every request
   }
   if (args.json_path.empty()) return;
 
@@ -171,9 +162,7 @@ void generate_command(const GenerateArgs& args) {
                     {"kv_bytes", stats.kv_bytes},
                     {"kv_block_tokens", stats.kv_block_tokens},
                     {"max_batch_tokens", args.engine.max_batch_tokens}};
-  std::ofstream out(args.json_path, std::ios::trunc);
-  out << json.dump(2) << "\n";
-  if (!out) throw FileError(concat(args.json_path, ": could not write the JSON report"));
+  write_output_file(args.json_path, dump_json(json, 2) + "\n", "--json");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "common.h"
 #include "jagged/error.h"
 
 int& jagged::cli::command_exit_code() {
@@ -13,6 +14,7 @@ int& jagged::cli::command_exit_code() {
 }
 
 int main(int argc, char** argv) {
+  jagged::cli::guard_standard_streams();
   CLI::App app{"jagged: transformer inference on nested (ragged) batches, no padding"};
   app.require_subcommand(1);
   jagged::cli::add_run_command(app);
@@ -21,9 +23,11 @@ int main(int argc, char** argv) {
   jagged::cli::add_bench_command(app);
   jagged::cli::add_embed_commands(app);
   jagged::cli::add_generate_command(app);
+  jagged::cli::add_export_command(app);
   jagged::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
+    jagged::cli::finish_output();  // output that could not be written is an error, not a silent loss
   } catch (const CLI::ParseError& error) {
     return app.exit(error) == 0 ? 0 : 2;
   } catch (const jagged::Error& error) {

@@ -20,6 +20,7 @@ struct ParityArgs {
   uint64_t seed = 555;
   double tolerance = 1e-4;
   std::string dtype = "f32";
+  bool length_options_given = false;  // --batch, --min-len or --max-len on the command line
 };
 
 struct Difference {
@@ -43,13 +44,16 @@ Difference compare(const Tensor& actual, const Tensor& expected) {
 
 void parity(const ParityArgs& args, int& exit_code) {
   if (!(args.tolerance > 0.0)) throw InvalidArgument(concat("--tol must be positive, got ", args.tolerance));
+  validate_distribution_name(args.distribution);
+  check_length_options(args.distribution, args.length_options_given);
   const LlamaModel model = open_llama(args.model, args.dtype);
   if (args.max_len > model.config().context_length) {
     throw InvalidArgument(concat("--max-len ", args.max_len, " exceeds the model's context length ",
                                  model.config().context_length));
   }
   const NestedTensor batch =
-      draw_workload({args.distribution, args.batch, args.min_len, args.max_len, args.seed}, model.config().vocab_size);
+      draw_workload({args.distribution, args.batch, args.min_len, args.max_len, args.seed, model.config().context_length},
+                    model.config().vocab_size);
   const Tensor nested = model.forward(batch, {BatchLayout::nested, false, nullptr});
   const Tensor padded = model.forward(batch, {BatchLayout::padded, false, nullptr});
   // Each sequence alone, stacked in packed order.
@@ -91,14 +95,18 @@ void add_parity_command(CLI::App& app) {
   command->add_option("--model,-m", args->model, "model file/dir or synthetic:NAME")->required();
   command->add_option("--dist", args->distribution, "lengths: uniform, study, lognormal, equal, one-long, lengths:FILE")
       ->capture_default_str();
-  command->add_option("--batch", args->batch, "sequences")->capture_default_str();
-  command->add_option("--min-len", args->min_len, "shortest sequence")->capture_default_str();
-  command->add_option("--max-len", args->max_len, "longest sequence")->capture_default_str();
+  const std::vector<CLI::Option*> length_options{
+      command->add_option("--batch", args->batch, "sequences")->capture_default_str(),
+      command->add_option("--min-len", args->min_len, "shortest sequence")->capture_default_str(),
+      command->add_option("--max-len", args->max_len, "longest sequence")->capture_default_str()};
   command->add_option("--seed", args->seed, "seed of lengths and token ids")->capture_default_str();
   command->add_option("--tol", args->tolerance, "max relative difference")->capture_default_str();
   command->add_option("--dtype", args->dtype, "weights in memory: f32, bf16 or q8_0 (others also report the difference from f32)")
       ->capture_default_str();
-  command->callback([args] { parity(*args, command_exit_code()); });
+  command->callback([args, length_options] {
+    for (const CLI::Option* option : length_options) args->length_options_given |= option->count() > 0;
+    parity(*args, command_exit_code());
+  });
 }
 
 }  // namespace jagged::cli

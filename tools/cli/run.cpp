@@ -1,5 +1,4 @@
 // jagged run: the continuation of every prompt, all prompts in one nested batch (see jagged/generate.h).
-#include <fstream>
 #include <iostream>
 
 #include "commands.h"
@@ -22,24 +21,19 @@ struct RunArgs {
   bool show_ids = false;
 };
 
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw FileError(concat(path, ": cannot open prompts file"));
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
 void run(const RunArgs& args) {
+  if (args.steps < 0) throw InvalidArgument(concat("-n (steps) must be >= 0, got ", args.steps));
   std::vector<std::string> prompts = args.prompts;
   if (!args.prompts_file.empty()) {
-    for (auto& line : read_lines(args.prompts_file)) prompts.push_back(std::move(line));
+    for (auto& line : read_lines(args.prompts_file, "prompts file")) prompts.push_back(std::move(line));
   }
-  if (prompts.empty()) prompts.emplace_back();  // no prompt: start from BOS alone
+  // No prompt given at all: start from BOS alone. A prompts file of N lines gives N outputs, none for N = 0.
+  if (prompts.empty() && args.prompts_file.empty()) prompts.emplace_back();
 
   const LlamaModel model = open_llama(args.model, args.dtype);
   const LlamaConfig& config = model.config();
   const auto tokenizer = open_tokenizer_for(args.model, args.tokenizer, config.vocab_size);
+  if (prompts.empty()) return;
 
   if (tokenizer == nullptr && !(prompts.size() == 1 && prompts[0].empty())) {
     throw InvalidArgument(concat(args.model, " has no tokenizer: pass --tokenizer to give text prompts"));
@@ -52,13 +46,19 @@ void run(const RunArgs& args) {
   }
   GenerateOptions options;
   options.steps = args.steps;
-  options.sampling.temperature = args.temperature;
-  options.sampling.top_p = args.top_p;
-  options.sampling.seed = args.seed;
-  const std::vector<std::vector<int32_t>> continuations = generate(model, sequences, options);
+  options.sampling = {.temperature = args.temperature, .top_p = args.top_p, .seed = args.seed};
+  const std::vector<RequestResult> results = generate_results(model, sequences, options);
+  for (size_t i = 0; i < results.size(); ++i) {
+    // Shorter than asked without EOS (the context is full) is said, never silent.
+    if (results[i].finish == FinishReason::context) {
+      std::cerr << (results.size() > 1 ? concat("[", i, "] ") : "") << "finished: context (" << results[i].tokens.size()
+                << " of " << args.steps << " tokens: the model's context of " << config.context_length
+                << " is full)\n";
+    }
+  }
 
   for (size_t i = 0; i < sequences.size(); ++i) {
-    const std::vector<int32_t>& generated = continuations[i];
+    const std::vector<int32_t>& generated = results[i].tokens;
     if (args.show_ids || tokenizer == nullptr) {
       for (size_t t = 0; t < generated.size(); ++t) std::cout << (t ? " " : "") << generated[t];
       std::cout << "\n";
@@ -85,7 +85,7 @@ void add_run_command(CLI::App& app) {
   command->add_option("--tokenizer", args->tokenizer, "tokenizer file (default: the model's own)");
   command->add_option("--dtype", args->dtype, "weights in memory: f32, bf16 or q8_0")->capture_default_str();
   command->add_option("--prompt,-p", args->prompts, "a prompt (repeat for several; empty: start from BOS)");
-  command->add_option("--prompts", args->prompts_file, "a file with one prompt per line");
+  command->add_option("--prompts", args->prompts_file, "a file with one prompt per line (at most 1 MiB each; '-': stdin)");
   command->add_option("-n,--steps", args->steps, "tokens to generate per prompt")->capture_default_str();
   command->add_option("--temp,--temperature", args->temperature, "0: greedy")->capture_default_str();
   command->add_option("--top-p", args->top_p, "nucleus sampling mass")->capture_default_str();

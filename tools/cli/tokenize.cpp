@@ -3,6 +3,8 @@
 //   jagged tokenize --tokenizer PATH [--special] [--json] < text     one line of ids per input line
 //   jagged detokenize --tokenizer PATH [--json] < ids                one line of text per line of ids
 //
+// Input lines are at most 1 MiB (kMaxLineBytes); a read error or a longer line is an error.
+//
 // PATH: a tokenizer.json, vocab.txt, GGUF, or llama2.c tokenizer .bin. --model PATH instead takes the model's
 // own tokenizer: tokenizer.json / vocab.txt / tokenizer.bin in a Hugging Face directory, the vocabulary inside a
 // GGUF, or tokenizer.bin / tok<vocab_size>.bin beside a llama2.c checkpoint (vocab_size read from its header).
@@ -33,7 +35,7 @@ struct TokenizeArgs {
 // vocab_size from a llama2.c checkpoint's header (seven int32; the sixth, negative when the classifier is not
 // shared); 0 when the file is not one.
 int64_t llama2c_vocab_size(const fs::path& path) {
-  if (fs::is_directory(path) || path.extension() == ".gguf") return 0;
+  if (!fs::is_regular_file(path) || path.extension() == ".gguf") return 0;
   std::ifstream in(path, std::ios::binary);
   int32_t header[7] = {};
   if (!in.read(reinterpret_cast<char*>(header), sizeof header)) return 0;
@@ -54,7 +56,9 @@ std::unique_ptr<Tokenizer> open(const TokenizeArgs& args) {
 void tokenize(const TokenizeArgs& args) {
   const std::unique_ptr<Tokenizer> tokenizer = open(args);
   std::ios::sync_with_stdio(false);
-  for (std::string line; std::getline(std::cin, line);) {
+  LineReader input("-", "standard input");
+  for (std::string line; input.next(line);) {
+    check_output();
     const std::vector<int32_t> ids = tokenizer->encode(line, args.special, args.special);
     if (args.json) {
       std::cout << nlohmann::json(ids).dump() << "\n";
@@ -87,9 +91,10 @@ std::vector<int32_t> parse_ids(const std::string& line, int64_t line_number) {
 void detokenize(const TokenizeArgs& args) {
   const std::unique_ptr<Tokenizer> tokenizer = open(args);
   std::ios::sync_with_stdio(false);
-  int64_t line_number = 0;
-  for (std::string line; std::getline(std::cin, line);) {
-    const std::string text = tokenizer->decode(parse_ids(line, ++line_number));
+  LineReader input("-", "standard input");
+  for (std::string line; input.next(line);) {
+    check_output();
+    const std::string text = tokenizer->decode(parse_ids(line, input.line_number()));
     if (args.json) {
       std::cout << nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {

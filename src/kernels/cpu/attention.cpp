@@ -184,9 +184,11 @@ int64_t attention_score_pairs(std::span<const int32_t> cu_seqlens, const Attenti
         return block.key_end(begin + std::min(row, rows - 1) / shape.group, params.causal);
       };
       for (int64_t key_begin = 0; key_begin < key_end(rows - 1); key_begin += kKeyTile) {
-        for (int64_t row = 0; row < shape.padded_rows(end - begin); row += static_cast<int64_t>(kScoreRows)) {
-          const int64_t keys = std::clamp<int64_t>(key_end(row + kScoreRows - 1) - key_begin, 0, kKeyTile);
-          pairs += static_cast<int64_t>(kScoreRows) * round_up(keys, kLanes);
+        const int64_t padded = shape.padded_rows(end - begin);
+        const auto score_rows = static_cast<int64_t>(padded == static_cast<int64_t>(kSmallRows) ? kSmallRows : kScoreRows);
+        for (int64_t row = 0; row < padded; row += score_rows) {
+          const int64_t keys = std::clamp<int64_t>(key_end(row + score_rows - 1) - key_begin, 0, kKeyTile);
+          pairs += score_rows * round_up(keys, kLanes);
         }
       }
     }

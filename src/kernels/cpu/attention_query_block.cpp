@@ -13,32 +13,43 @@ void prefetch(const float* begin, int64_t count) {
   for (int64_t i = 0; i < count; i += 16) hwy::Prefetch(begin + i);
 }
 
+template <size_t kRows>
 void score_block(size_t vectors, const float* const* q_rows, const float* keys_t, size_t keys_stride,
                  size_t head_dim, const int64_t* key_end, int64_t key_begin, float log2_scale, RowState state,
                  float* probs) {
   switch (vectors) {
     case 1:
-      return score_softmax_rows<1>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state, probs);
+      return score_softmax_rows<1, kRows>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
+                                          probs);
     case 2:
-      return score_softmax_rows<2>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state, probs);
+      return score_softmax_rows<2, kRows>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
+                                          probs);
     case 3:
-      return score_softmax_rows<3>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state, probs);
+      return score_softmax_rows<3, kRows>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
+                                          probs);
     default:
-      return score_softmax_rows<4>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state, probs);
+      return score_softmax_rows<4, kRows>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
+                                          probs);
   }
 }
 
+// kRows 0: the full P.V kernel (value_rows(vectors) rows); kSmallRows: the narrow one.
+template <size_t kRows>
 void value_block(size_t vectors, bool first, const float* probs, const float* alpha, const float* values,
                  size_t values_stride, size_t num_keys, float* acc, size_t acc_stride) {
+  const auto run = [&]<size_t kVecs>() {
+    constexpr size_t rows = kRows == 0 ? value_rows(kVecs) : kRows;
+    accumulate_values<kVecs, rows>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+  };
   switch (vectors) {
-    case 1: return accumulate_values<1>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 2: return accumulate_values<2>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 3: return accumulate_values<3>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 4: return accumulate_values<4>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 5: return accumulate_values<5>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 6: return accumulate_values<6>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    case 7: return accumulate_values<7>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
-    default: return accumulate_values<8>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    case 1: return run.template operator()<1>();
+    case 2: return run.template operator()<2>();
+    case 3: return run.template operator()<3>();
+    case 4: return run.template operator()<4>();
+    case 5: return run.template operator()<5>();
+    case 6: return run.template operator()<6>();
+    case 7: return run.template operator()<7>();
+    default: return run.template operator()<8>();
   }
 }
 
@@ -117,7 +128,10 @@ void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t
                   RowScratch& scratch) {
   const Shape& shape = problem.shape;
   const int64_t head_dim = problem.params.head_dim;
-  const int64_t row_group = shape.row_multiple;
+  // A small block (Shape::padded_rows) is one group of kSmallRows rows for the narrow kernels.
+  const bool small = padded_rows == static_cast<int64_t>(kSmallRows);
+  const int64_t row_group = small ? static_cast<int64_t>(kSmallRows) : shape.row_multiple;
+  const size_t score_rows = small ? kSmallRows : kScoreRows;
   for (int64_t group_begin = 0; group_begin < padded_rows; group_begin += row_group) {
     if (block_keys(scratch, static_cast<size_t>(group_begin), static_cast<size_t>(row_group), key_begin) <= 0) {
       continue;  // no row of the group sees this tile: nothing changes
@@ -128,30 +142,38 @@ void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t
     }
     // S = Q . K^T (only the key vectors each row block can see) and the online softmax, to P.
     for (size_t row = static_cast<size_t>(group_begin); row < static_cast<size_t>(group_begin + row_group);
-         row += kScoreRows) {
-      const int64_t keys = block_keys(scratch, row, kScoreRows, key_begin);
+         row += score_rows) {
+      const int64_t keys = block_keys(scratch, row, score_rows, key_begin);
       float* probs = scratch.scores + row * kKeyTile;
       if (keys <= 0) {  // no row here sees this tile: P = 0, nothing to rescale
-        std::fill_n(probs, kScoreRows * kKeyTile, 0.0f);
-        std::fill_n(scratch.alpha + row, kScoreRows, 1.0f);
+        std::fill_n(probs, score_rows * kKeyTile, 0.0f);
+        std::fill_n(scratch.alpha + row, score_rows, 1.0f);
         continue;
       }
-      score_block(static_cast<size_t>((keys + kLanes - 1) / kLanes), scratch.q_rows + row, tile.keys_t,
-                  tile.keys_stride, static_cast<size_t>(head_dim), scratch.key_end + row, key_begin,
-                  problem.log2_scale, {scratch.row_max + row, scratch.alpha + row, scratch.row_sum + row * kLanes},
-                  probs);
+      const size_t key_vectors = static_cast<size_t>((keys + kLanes - 1) / kLanes);
+      const RowState state{scratch.row_max + row, scratch.alpha + row, scratch.row_sum + row * kLanes};
+      if (small) {
+        score_block<kSmallRows>(key_vectors, scratch.q_rows + row, tile.keys_t, tile.keys_stride,
+                                static_cast<size_t>(head_dim), scratch.key_end + row, key_begin, problem.log2_scale,
+                                state, probs);
+      } else {
+        score_block<kScoreRows>(key_vectors, scratch.q_rows + row, tile.keys_t, tile.keys_stride,
+                                static_cast<size_t>(head_dim), scratch.key_end + row, key_begin, problem.log2_scale,
+                                state, probs);
+      }
     }
     // acc = alpha * acc + P . V, head_dim in chunks.
     for (int64_t column = 0; column < shape.acc_stride; column += kMaxValueVectors * kLanes) {
       const size_t vectors = chunk_vectors(shape.acc_stride, column);
-      const size_t rows_per_block = value_rows(vectors);
+      const size_t rows_per_block = small ? kSmallRows : value_rows(vectors);
       for (size_t row = static_cast<size_t>(group_begin); row < static_cast<size_t>(group_begin + row_group);
            row += rows_per_block) {
         const int64_t keys = block_keys(scratch, row, rows_per_block, key_begin);
         if (keys <= 0) continue;  // every row here has alpha 1 and no visible key
-        value_block(vectors, key_begin == 0, scratch.scores + row * kKeyTile, scratch.alpha + row,
-                    tile.values + column, static_cast<size_t>(shape.acc_stride), static_cast<size_t>(keys),
-                    scratch.acc + row * shape.acc_stride + column, static_cast<size_t>(shape.acc_stride));
+        const auto value_call = small ? &value_block<kSmallRows> : &value_block<0>;
+        value_call(vectors, key_begin == 0, scratch.scores + row * kKeyTile, scratch.alpha + row, tile.values + column,
+                   static_cast<size_t>(shape.acc_stride), static_cast<size_t>(keys),
+                   scratch.acc + row * shape.acc_stride + column, static_cast<size_t>(shape.acc_stride));
       }
     }
   }

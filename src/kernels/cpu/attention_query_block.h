@@ -48,7 +48,11 @@ struct Shape {
         queries_per_block(std::max<int64_t>(1, (kRowsTarget + group - 1) / group)),
         acc_stride(round_up(params.head_dim, kLanes)),
         row_multiple(padded_row_multiple(acc_stride)) {}
-  int64_t padded_rows(int64_t queries) const { return round_up(queries * group, row_multiple); }
+  // A block of at most kSmallRows rows runs the narrow micro-kernels; larger ones whole row blocks.
+  int64_t padded_rows(int64_t queries) const {
+    const int64_t rows = queries * group;
+    return rows <= static_cast<int64_t>(kSmallRows) ? static_cast<int64_t>(kSmallRows) : round_up(rows, row_multiple);
+  }
   int64_t max_rows() const { return padded_rows(queries_per_block); }
 };
 

@@ -35,6 +35,11 @@ inline constexpr size_t kScoreRows = kAccumulators / kKeyVectors;  // rows per s
 // Rows per call of the P.V micro-kernel that accumulates `vectors` vectors of head_dim.
 constexpr size_t value_rows(size_t vectors) { return std::clamp<size_t>(kAccumulators / vectors, 1, 8); }
 
+// Rows of the narrow variants of both micro-kernels, for query blocks of at most this many (query, head) rows: a
+// decode row of a GQA group of 3 (or an MHA row) would otherwise be padded to a full row block. Each row's
+// arithmetic is the same in every variant (rows never mix), so the choice changes no bit of the result.
+inline constexpr size_t kSmallRows = kScoreRows / 2;
+
 // 2^x for x <= 0: Cephes' exp2f polynomial on [-1/2, 1/2] (relative error < 2e-7) times 2^round(x). Results
 // below 2^-125 (x < -125, -inf included) are exactly 0: no denormal is ever produced (they cost microcode
 // assists on x86), and masked scores contribute nothing.
@@ -73,25 +78,25 @@ HWY_INLINE FloatVec broadcast_lane(FloatVec v, int32_t lane) {
   return hn::TableLookupLanes(v, hn::IndicesFromVec(d, hn::Set(hn::RebindToSigned<FloatTag>(), lane)));
 }
 
-// One FlashAttention step, up to P, for rows r < kScoreRows and one key tile:
+// One FlashAttention step, up to P, for rows r < kRows (kScoreRows, or kSmallRows) and one key tile:
 //   s = q_rows[r] . keys, -inf at or past key_end[r] - key_begin (keys the row may not see);
 //   max' = max(max, max_j s); alpha = 2^((max - max') * log2_scale)  (0 from max = -inf; 1 while max' = -inf);
 //   p = 2^(s * log2_scale - max' * log2_scale); sum = alpha * sum + p.
 // Probabilities go to probs[r][0, kKeyTile) (zeros past kVecs * kLanes); the scores never leave the registers.
-// q_rows: kScoreRows pointers to head_dim floats; keys_t [head_dim][keys_stride]: a K tile, transposed;
-// probs [kScoreRows][kKeyTile], aligned; state: the rows' state.
-template <size_t kVecs>
+// q_rows: kRows pointers to head_dim floats; keys_t [head_dim][keys_stride]: a K tile, transposed;
+// probs [kRows][kKeyTile], aligned; state: the rows' state.
+template <size_t kVecs, size_t kRows = kScoreRows>
 HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys_t, size_t keys_stride,
                                    size_t head_dim, const int64_t* key_end, int64_t key_begin, float log2_scale,
                                    RowState state, float* probs) {
   const FloatTag d;
   const hn::RebindToSigned<FloatTag> di;
-  const float* rows[kScoreRows];
+  const float* rows[kRows];
   HWY_UNROLL(8)
-  for (size_t r = 0; r < kScoreRows; ++r) rows[r] = q_rows[r];
-  FloatVec acc[kScoreRows][kVecs];
+  for (size_t r = 0; r < kRows; ++r) rows[r] = q_rows[r];
+  FloatVec acc[kRows][kVecs];
   HWY_UNROLL(8)
-  for (size_t r = 0; r < kScoreRows; ++r) {
+  for (size_t r = 0; r < kRows; ++r) {
     HWY_UNROLL(8)
     for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::Zero(d);
   }
@@ -100,7 +105,7 @@ HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys
     HWY_UNROLL(8)
     for (size_t v = 0; v < kVecs; ++v) keys[v] = hn::Load(d, keys_t + c * keys_stride + v * kLanes);
     HWY_UNROLL(8)
-    for (size_t r = 0; r < kScoreRows; ++r) {
+    for (size_t r = 0; r < kRows; ++r) {
       const FloatVec query = hn::Set(d, rows[r][c]);
       HWY_UNROLL(8)
       for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::MulAdd(query, keys[v], acc[r][v]);
@@ -112,7 +117,7 @@ HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys
   const auto lane = hn::Iota(di, 0);
   FloatVec tile_max = neg_inf;
   HWY_UNROLL(8)
-  for (size_t r = 0; r < kScoreRows; ++r) {
+  for (size_t r = 0; r < kRows; ++r) {
     const int64_t count = key_end[r] - key_begin;
     FloatVec row_max = neg_inf;
     HWY_UNROLL(8)
@@ -128,7 +133,7 @@ HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys
   }
 
   // Running maxima and rescale factors, all rows at once.
-  const auto rows_mask = hn::FirstN(d, kScoreRows);
+  const auto rows_mask = hn::FirstN(d, kRows);
   const FloatVec old_max = hn::MaskedLoad(rows_mask, d, state.max);
   const FloatVec new_max = hn::Max(old_max, tile_max);
   const FloatVec scale = hn::Set(d, log2_scale);
@@ -139,7 +144,7 @@ HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys
   const FloatVec neg_bias = hn::Mul(new_max, hn::Neg(scale));
 
   HWY_UNROLL(8)
-  for (size_t r = 0; r < kScoreRows; ++r) {
+  for (size_t r = 0; r < kRows; ++r) {
     const FloatVec bias = broadcast_lane(neg_bias, static_cast<int32_t>(r));
     FloatVec sum = hn::Zero(d);
     HWY_UNROLL(8)
@@ -155,14 +160,13 @@ HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys
   }
 }
 
-// For r < value_rows(kVecs), the kVecs * kLanes columns at `acc_rows`:
+// For r < kRows (value_rows(kVecs), or kSmallRows), the kVecs * kLanes columns at `acc_rows`:
 //   acc[r] = alpha[r] * acc[r] + sum_{j < num_keys} probs[r][j] * values[j]   (first: acc[r] starts at 0)
 // probs [rows][kKeyTile]; values [num_keys][values_stride] (V rows at one head_dim offset, aligned);
 // acc [rows][acc_stride], aligned.
-template <size_t kVecs>
+template <size_t kVecs, size_t kRows = value_rows(kVecs)>
 HWY_INLINE void accumulate_values(bool first, const float* probs, const float* alpha, const float* values,
                                   size_t values_stride, size_t num_keys, float* acc_rows, size_t acc_stride) {
-  constexpr size_t kRows = value_rows(kVecs);
   const FloatTag d;
   FloatVec acc[kRows][kVecs];
   HWY_UNROLL(8)
