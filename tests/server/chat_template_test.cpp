@@ -28,7 +28,8 @@ using testing::post_json;
 // expected output (llama.cpp's) Hugging Face's engine reproduces.
 TEST(ChatTemplate, RendersLlamaCppCasesAsHuggingFaceJinja) {
   REQUIRE_JINJA();
-  const std::filesystem::path build(JAGGED_BINARY_DIR);
+  // The data lives in the source tree's build/ (scripts/fetch_test_data.sh), whichever build runs the test.
+  const std::filesystem::path build = std::filesystem::path(JAGGED_SOURCE_DIR) / "build";
   const std::filesystem::path cases_path = build / "test-data" / "chat-template-cases.json";
   if (!std::filesystem::exists(cases_path)) {
     const std::string command = concat("bash ", JAGGED_SOURCE_DIR, "/tests/server/chat_template_cases.sh ", build.string());
