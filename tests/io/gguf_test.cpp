@@ -291,7 +291,8 @@ TEST(Gguf, RejectsBadTensorOffsets) {
       writer.tensor("a", values);
       return writer.bytes();
     }();
-    bytes.resize(bytes.size() - 4);
+    ASSERT_GT(bytes.size(), 4u);
+    bytes.erase(bytes.end() - 4, bytes.end());  // (resize trips GCC 12's stringop-overflow at -O1 under sanitizers)
     expect_file_error([&] { parse(bytes); }, {"tensor 'a'", "runs past its end", "truncated"});
   }
 }
