@@ -23,6 +23,10 @@ const Tensor& require_weight(const WeightMap& weights, const std::string& name, 
   return models::require_weight(weights, name, shape, "llama");
 }
 
+const Tensor& require_matrix(const WeightMap& weights, const std::string& name, const Shape& shape) {
+  return models::require_matrix(weights, name, shape, "llama");
+}
+
 }  // namespace
 
 struct LlamaModel::Activations : models::BatchGeometry {
@@ -56,28 +60,28 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
   embedding_ = &require_weight(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
   output_norm_ = &require_weight(weights_, "output_norm.weight", {c.model_dim});
   output_ = ops::PackedWeight(
-      c.tied_output ? *embedding_ : require_weight(weights_, "output.weight", {c.vocab_size, c.model_dim}), weight_type);
+      c.tied_output ? *embedding_ : require_matrix(weights_, "output.weight", {c.vocab_size, c.model_dim}), weight_type);
   weights_.erase("output.weight");
 
   for (int i = 0; i < c.num_layers; ++i) {
     Layer layer;
-    const Tensor& wq = require_weight(weights_, layer_name(i, "attn_q.weight"), {q_dim, c.model_dim});
-    const Tensor& wk = require_weight(weights_, layer_name(i, "attn_k.weight"), {kv_dim, c.model_dim});
-    const Tensor& wv = require_weight(weights_, layer_name(i, "attn_v.weight"), {kv_dim, c.model_dim});
+    const Tensor& wq = require_matrix(weights_, layer_name(i, "attn_q.weight"), {q_dim, c.model_dim});
+    const Tensor& wk = require_matrix(weights_, layer_name(i, "attn_k.weight"), {kv_dim, c.model_dim});
+    const Tensor& wv = require_matrix(weights_, layer_name(i, "attn_v.weight"), {kv_dim, c.model_dim});
     layer.wqkv = ops::PackedWeight(concat_rows({&wq, &wk, &wv}), weight_type);
     if (c.qkv_bias) {
       layer.bqkv = concat_rows({&require_weight(weights_, layer_name(i, "attn_q.bias"), {q_dim}),
                                &require_weight(weights_, layer_name(i, "attn_k.bias"), {kv_dim}),
                                &require_weight(weights_, layer_name(i, "attn_v.bias"), {kv_dim})});
     }
-    layer.wo = ops::PackedWeight(require_weight(weights_, layer_name(i, "attn_output.weight"), {c.model_dim, q_dim}),
+    layer.wo = ops::PackedWeight(require_matrix(weights_, layer_name(i, "attn_output.weight"), {c.model_dim, q_dim}),
                                  weight_type);
     layer.w_gate_up = ops::PackedWeight(
-        concat_rows({&require_weight(weights_, layer_name(i, "ffn_gate.weight"), {c.ffn_dim, c.model_dim}),
-                     &require_weight(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})}),
+        concat_rows({&require_matrix(weights_, layer_name(i, "ffn_gate.weight"), {c.ffn_dim, c.model_dim}),
+                     &require_matrix(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})}),
         weight_type);
     layer.w_down = ops::PackedWeight(
-        require_weight(weights_, layer_name(i, "ffn_down.weight"), {c.model_dim, c.ffn_dim}), weight_type);
+        require_matrix(weights_, layer_name(i, "ffn_down.weight"), {c.model_dim, c.ffn_dim}), weight_type);
     layer.attn_norm = &require_weight(weights_, layer_name(i, "attn_norm.weight"), {c.model_dim});
     layer.ffn_norm = &require_weight(weights_, layer_name(i, "ffn_norm.weight"), {c.model_dim});
     // The packed copies replace the originals: keep one copy of each matrix in memory.

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/quant_blocks.h"
+
 namespace jagged::models {
 
 const Tensor& require_weight(const WeightMap& weights, const std::string& name, const Shape& shape, const char* family) {
@@ -11,15 +13,33 @@ const Tensor& require_weight(const WeightMap& weights, const std::string& name, 
   return found->second;
 }
 
+const Tensor& require_matrix(const WeightMap& weights, const std::string& name, const Shape& shape, const char* family) {
+  const auto found = weights.find(name);
+  if (found == weights.end()) throw InvalidArgument(concat(family, " weights: missing tensor ", name));
+  const DType dtype = found->second.dtype();
+  check_shape(found->second, shape, name.c_str(), is_block_dtype(dtype) ? dtype : DType::f32);
+  return found->second;
+}
+
 Tensor concat_rows(std::initializer_list<const Tensor*> parts) {
   Shape shape = (*parts.begin())->shape();
+  const DType first = (*parts.begin())->dtype();
+  bool same = true;
   shape[0] = 0;
-  for (const Tensor* part : parts) shape[0] += part->dim(0);
-  Tensor stacked(shape);
+  for (const Tensor* part : parts) {
+    shape[0] += part->dim(0);
+    same = same && part->dtype() == first;
+  }
+  Tensor stacked(shape, same ? first : DType::f32);
   auto* out = static_cast<std::byte*>(stacked.raw_data());
   for (const Tensor* part : parts) {
-    std::memcpy(out, part->raw_data(), part->nbytes());
-    out += part->nbytes();
+    if (same || part->dtype() == DType::f32) {
+      std::memcpy(out, part->raw_data(), part->nbytes());
+    } else {
+      dequantize_row(*quant_type_of(part->dtype()), static_cast<const uint8_t*>(part->raw_data()), part->numel(),
+                     reinterpret_cast<float*>(out));
+    }
+    out += dtype_nbytes(stacked.dtype(), part->numel());
     part->release_file_pages();  // the fused copy replaces it (weights resident once)
   }
   return stacked;

@@ -13,8 +13,14 @@ namespace jagged::models {
 // The tensor `name` of `shape` (f32); InvalidArgument naming the family and the tensor when missing or misshapen.
 const Tensor& require_weight(const WeightMap& weights, const std::string& name, const Shape& shape, const char* family);
 
+// A linear layer's weight `name` of `shape`: f32, or a block dtype (a GGUF file's Q4_K..., kept quantized for
+// ops::PackedWeight). InvalidArgument as require_weight otherwise.
+const Tensor& require_matrix(const WeightMap& weights, const std::string& name, const Shape& shape, const char* family);
+
 // Stacks [rows_i, cols] or [n_i] tensors along their first axis: fused projections run as one GEMM.
 // Parts borrowed from a file mapping have their pages released from memory (Tensor::release_file_pages).
+// Parts of one block dtype stack as blocks (rows are whole blocks); parts of different dtypes (llama-quantize
+// gives attn_v more bits than attn_q in some layers) are widened to f32, exactly, and stack as f32.
 Tensor concat_rows(std::initializer_list<const Tensor*> parts);
 
 // Rows [begin, end) of a [rows, ...] tensor, copied.

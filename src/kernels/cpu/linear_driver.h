@@ -1,0 +1,150 @@
+// The task loop shared by the packed-weight GEMMs whose activations are read as f32 (f32, Q8_0 and the other
+// GGUF block types): tasks of kTaskRows rows x a group of panels (linear_tasks.h), within a task depth blocks of
+// kDepthBlock in order, within a depth block each panel over the task's rows in register tiles of up to
+// kTileRows rows. A weight format supplies, as a policy class `Weights`:
+//   kPanelCols, kTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels   the blocking (constants)
+//   kScratchFloats                                                  per-task scratch it may fill (floats)
+//   const void* block(panel, depth_begin, depth, scratch) const     the weights of one panel and depth block as
+//                                                                   its tile kernel reads them
+//   const void* next_block(panel, depth_begin) const                one to prefetch ahead (nullptr: none)
+//   int64_t block_bytes(depth) const                                its size, for the prefetch
+//   static TileKernel tile(rows)                                    acc = init or c; acc += x * w over depth; c = acc
+// Batch invariance: the depth blocks, their order and each element's chain of operations are fixed by the
+// constants; the number of rows, the thread count and the task split change which thread computes an element
+// and which rows share its register tile, never its arithmetic.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "core/threads.h"
+#include "jagged/tensor.h"
+#include "kernels/cpu/linear_tasks.h"
+
+namespace jagged::kernels::cpu {
+
+// acc = init (a panel row of kPanelCols floats) or the tile of c; acc += x[r, k] * w[k, :] for k < depth;
+// c = acc. x rows are x_stride floats apart, c rows c_stride.
+using LinearTileKernel = void (*)(const float* x, int64_t x_stride, const void* weights, int64_t depth,
+                                  const float* init, float* c, int64_t c_stride);
+
+template <class Weights>
+class LinearDriver {
+ public:
+  static constexpr int64_t kPanelCols = Weights::kPanelCols;
+  static constexpr int64_t kTileRows = Weights::kTileRows;
+  static constexpr int64_t kDepthBlock = Weights::kDepthBlock;
+  static constexpr int64_t kTaskRows = Weights::kTaskRows;
+
+  // out = x * w^T + bias. out_features: of the weight; x.cols its in_features.
+  static void run(const Weights& weights, ConstMatrixView x, int64_t out_features, const float* bias,
+                  MatrixView out) {
+    const int64_t rows = x.rows;
+    if (rows == 0 || out_features == 0) return;
+    if (x.cols == 0) {  // an empty sum: out = bias
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t o = 0; o < out_features; ++o) out.row(r)[o] = bias != nullptr ? bias[o] : 0.0f;
+      }
+      return;
+    }
+    const LinearDriver driver{weights, x, out_features, bias, out};
+    const int threads = std::max(1, num_threads());
+    const TaskGrid grid = task_grid(rows, out_features, kPanelCols, kTaskRows, Weights::kMaxTaskPanels, threads);
+    if (grid.tasks == 1 || threads == 1) {
+      for (int64_t task = 0; task < grid.tasks; ++task) driver.run_task(grid, task);
+      return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t task = 0; task < grid.tasks; ++task) driver.run_task(grid, task);
+  }
+
+ private:
+  LinearDriver(const Weights& weights, ConstMatrixView x, int64_t out_features, const float* bias, MatrixView out)
+      : weights_(weights), x_(x), out_features_(out_features), bias_(bias), out_(out) {}
+
+  void run_task(const TaskGrid& grid, int64_t task) const {
+    const int64_t row_begin = (task % grid.row_tasks) * kTaskRows;
+    const int64_t row_end = std::min(x_.rows, row_begin + kTaskRows);
+    const int64_t panels = ceil_div(out_features_, kPanelCols);
+    const int64_t panel_begin = (task / grid.row_tasks) * grid.panels_per_task;
+    const int64_t panel_end = std::min(panels, panel_begin + grid.panels_per_task);
+    const int64_t in_features = x_.cols;
+    alignas(64) float scratch[Weights::kScratchFloats > 0 ? Weights::kScratchFloats : 1];
+    const auto depth_of = [&](int64_t depth_begin) { return std::min(kDepthBlock, in_features - depth_begin); };
+    for (int64_t depth_begin = 0; depth_begin < in_features; depth_begin += kDepthBlock) {
+      for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
+        // The block after this one: the next panel at this depth, else the first panel at the next depth.
+        int64_t next_panel = panel + 1;
+        int64_t next_depth = depth_begin;
+        if (next_panel == panel_end) {
+          next_panel = panel_begin;
+          next_depth += kDepthBlock;
+        }
+        const void* next = next_depth < in_features ? weights_.next_block(next_panel, next_depth) : nullptr;
+        const int64_t next_bytes = next != nullptr ? weights_.block_bytes(depth_of(next_depth)) : 0;
+        const int64_t depth = depth_of(depth_begin);
+        run_panel(panel, depth_begin, depth, weights_.block(panel, depth_begin, depth, scratch), row_begin, row_end,
+                  static_cast<const char*>(next), next_bytes, panel == panel_begin);
+      }
+    }
+  }
+
+  // One panel of one depth block over rows [row_begin, row_end): full register tiles, then the remainder.
+  // prefetch_x: whether this is the first pass over the x block (later panels find it in L2).
+  void run_panel(int64_t panel, int64_t depth_begin, int64_t depth, const void* block, int64_t row_begin,
+                 int64_t row_end, const char* next, int64_t next_bytes, bool prefetch_x) const {
+    const int64_t col_begin = panel * kPanelCols;
+    const int64_t cols = std::min(kPanelCols, out_features_ - col_begin);
+    const bool first = depth_begin == 0;
+    // The first depth block starts from the bias (zero-padded to the panel's width).
+    alignas(64) float init[kPanelCols] = {};
+    if (first && bias_ != nullptr) std::memcpy(init, bias_ + col_begin, static_cast<size_t>(cols) * sizeof(float));
+    const float* init_row = first ? init : nullptr;
+    const int64_t tiles = ceil_div(row_end - row_begin, kTileRows);
+    for (int64_t r = row_begin; r < row_end; r += kTileRows) {
+      const int64_t rows = std::min<int64_t>(kTileRows, row_end - r);
+      const LinearTileKernel kernel = Weights::tile(static_cast<int>(rows));
+      const float* x = x_.row(r) + depth_begin;
+      float* c = out_.row(r) + col_begin;
+      // The next tile's rows are short streams (depth floats each) that the hardware prefetcher does not pick
+      // up in time: ask for them while this tile computes.
+      for (int64_t i = r + kTileRows; prefetch_x && i < std::min(row_end, r + 2 * kTileRows); ++i) {
+        const char* row = reinterpret_cast<const char*>(x_.row(i) + depth_begin);
+        for (int64_t byte = 0; byte < depth * static_cast<int64_t>(sizeof(float)); byte += 64) {
+          __builtin_prefetch(row + byte);
+        }
+      }
+      // The next weight block likewise (from L3 when the task's weights outgrow L2), a share per tile.
+      if (next != nullptr) {
+        const int64_t share = round_up(ceil_div(next_bytes, tiles), 64);
+        const int64_t begin = (r - row_begin) / kTileRows * share;
+        for (int64_t byte = begin; byte < std::min(next_bytes, begin + share); byte += 64) {
+          __builtin_prefetch(next + byte);
+        }
+      }
+      if (cols == kPanelCols) {
+        kernel(x, x_.row_stride, block, depth, init_row, c, out_.row_stride);
+        continue;
+      }
+      // The last, narrower panel: the same kernel on a full-width copy of the tile.
+      alignas(64) float edge[kTileRows * kPanelCols] = {};
+      const size_t bytes = static_cast<size_t>(cols) * sizeof(float);
+      if (!first) {
+        for (int64_t i = 0; i < rows; ++i) std::memcpy(edge + i * kPanelCols, out_.row(r + i) + col_begin, bytes);
+      }
+      kernel(x, x_.row_stride, block, depth, init_row, edge, kPanelCols);
+      for (int64_t i = 0; i < rows; ++i) std::memcpy(out_.row(r + i) + col_begin, edge + i * kPanelCols, bytes);
+    }
+  }
+
+  const Weights& weights_;
+  ConstMatrixView x_;
+  int64_t out_features_;
+  const float* bias_;
+  MatrixView out_;
+};
+
+}  // namespace jagged::kernels::cpu

@@ -1,0 +1,167 @@
+// GGUF block-type weights (Q4_0 .. Q6_K) kept quantized in a PackedWeight: the kernel against the f32 reference
+// on the dequantized weight (ragged row counts 0, 1, many, past a tile), bit equality with the f32 kernel on that
+// weight (the blocks are dequantized exactly, then the f32 tile kernel runs), and batch invariance bit for bit.
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/quant_blocks.h"
+#include "jagged/nested_tensor.h"
+#include "jagged/ops.h"
+#include "jagged/threads.h"
+#include "kernels/linear.h"
+#include "testing/ragged.h"
+
+namespace jagged {
+namespace {
+
+bool rows_bit_equal(ConstMatrixView a, ConstMatrixView b) {
+  if (a.rows != b.rows || a.cols != b.cols) return false;
+  for (int64_t r = 0; r < a.rows; ++r) {
+    if (std::memcmp(a.row(r), b.row(r), static_cast<size_t>(a.cols) * sizeof(float)) != 0) return false;
+  }
+  return true;
+}
+
+// A [out, in] weight of block type `type` with random quants and finite random scales: every byte random, then
+// each f16 field (scales, mins) set to a value in [-scale_range, scale_range].
+Tensor random_blocks(QuantType type, int64_t out, int64_t in, uint32_t seed) {
+  Tensor weight({out, in}, dtype_of(type));
+  std::mt19937 random(seed);
+  auto* bytes = static_cast<uint8_t*>(weight.raw_data());
+  for (size_t i = 0; i < weight.nbytes(); ++i) bytes[i] = static_cast<uint8_t>(random());
+  std::uniform_real_distribution<float> uniform(-0.05f, 0.05f);
+  const QuantLayout& layout = quant_layout(type);
+  const auto set_half = [&](uint8_t* field) {
+    const uint16_t bits = f32_to_f16(uniform(random));
+    std::memcpy(field, &bits, 2);
+  };
+  for (int64_t b = 0; b < static_cast<int64_t>(weight.nbytes()) / layout.bytes; ++b) {
+    uint8_t* block = bytes + b * layout.bytes;
+    switch (type) {
+      case QuantType::q4_0: case QuantType::q5_0: case QuantType::q8_0: set_half(block); break;
+      case QuantType::q4_1: case QuantType::q5_1: case QuantType::q4_k: case QuantType::q5_k:
+        set_half(block);
+        set_half(block + 2);
+        break;
+      case QuantType::q6_k: set_half(block + 208); break;
+    }
+  }
+  return weight;
+}
+
+TEST(LinearBlocks, KeptInTheirTypeAndUnpackToTheDequantizedWeight) {
+  for (const QuantType type : kQuantTypes) {
+    const int64_t in = 2 * quant_layout(type).values;
+    const Tensor blocks = random_blocks(type, 50, in, 3);
+    const ops::PackedWeight packed(blocks, ops::WeightType::f32);  // the f32 request does not widen blocks
+    EXPECT_EQ(ops::weight_type_name(packed.type()), ops::weight_type_name(ops::weight_type_of_blocks(dtype_of(type))));
+    Tensor expected({50, in});
+    dequantize_row(type, static_cast<const uint8_t*>(blocks.raw_data()), 50 * in, expected.data<float>());
+    const Tensor unpacked = packed.unpack();
+    EXPECT_EQ(std::memcmp(unpacked.raw_data(), expected.raw_data(), expected.nbytes()), 0) << quant_layout(type).name;
+    EXPECT_LT(packed.nbytes(), static_cast<size_t>(50 * in) * sizeof(float) / 2) << quant_layout(type).name;
+  }
+}
+
+TEST(LinearBlocks, RejectsRowsThatAreNotWholeBlocks) {
+  Tensor blocks({4, 48}, DType::q4_0);  // 48 values: one and a half blocks
+  EXPECT_THROW(ops::PackedWeight{blocks}, InvalidArgument);
+}
+
+TEST(LinearBlocks, KTypesCannotBeQuantizedFromF32) {
+  const Tensor weight = testing::random_tensor({8, 256}, 5);
+  EXPECT_THROW(ops::PackedWeight(weight, ops::WeightType::q4_k), InvalidArgument);
+  EXPECT_THROW(ops::PackedWeight(weight, ops::WeightType::q6_k), InvalidArgument);
+}
+
+TEST(LinearBlocks, MatchesReferenceAndF32KernelOnTheDequantizedWeight) {
+  for (const QuantType type : kQuantTypes) {
+    const int64_t values = quant_layout(type).values;
+    struct Features {
+      int64_t in, out;
+    };
+    // in: one block, several (past the kernel's 128-deep block), out: one panel or less, and past a panel.
+    for (const Features features : {Features{values, 3}, Features{values * (values == 32 ? 9 : 2), 100}}) {
+      const Tensor blocks = random_blocks(type, features.out, features.in, 22);
+      const Tensor bias = testing::random_tensor({features.out}, 23);
+      const ops::PackedWeight quantized(blocks);
+      const Tensor dequantized = quantized.unpack();
+      const ops::PackedWeight f32(dequantized);
+      for (const auto& length_case : testing::ragged_length_cases()) {
+        const int64_t rows = NestedTensor::from_lengths(length_case.lengths, {features.in}).num_tokens();
+        const Tensor x = testing::random_tensor({rows, features.in}, 21, -2.0f, 2.0f);
+        Tensor actual({rows, features.out});
+        Tensor from_f32({rows, features.out});
+        Tensor expected({rows, features.out});
+        ops::linear(x, quantized, &bias, actual);
+        ops::linear(x, f32, &bias, from_f32);
+        kernels::reference::linear(x.matrix(), dequantized.data<float>(), bias.data<float>(), expected.matrix());
+        const std::string what = concat(quant_layout(type).name, " ", length_case.name, " in ", features.in);
+        EXPECT_TRUE(rows_bit_equal(actual.matrix(), from_f32.matrix())) << what;
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t o = 0; o < features.out; ++o) {
+            double magnitude = std::fabs(bias.data<float>()[o]);
+            for (int64_t i = 0; i < features.in; ++i) {
+              magnitude += std::fabs(double{x.data<float>()[r * features.in + i]} *
+                                     dequantized.data<float>()[o * features.in + i]);
+            }
+            ASSERT_LE(std::fabs(double{actual.data<float>()[r * features.out + o]} -
+                                expected.data<float>()[r * features.out + o]),
+                      (features.in + 2) * FLT_EPSILON * magnitude + FLT_MIN)
+                << what << " row " << r << " out " << o;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(LinearBlocks, RowResultIsIndependentOfBatchAndThreads) {
+  const int saved_threads = num_threads();
+  for (const QuantType type : {QuantType::q4_0, QuantType::q5_0, QuantType::q4_k, QuantType::q6_k}) {
+    const int64_t rows = 300;
+    const int64_t in = 512;
+    const int64_t out = 200;
+    const Tensor x = testing::random_tensor({rows, in}, 41);
+    const ops::PackedWeight weight(random_blocks(type, out, in, 42));
+    const Tensor bias = testing::random_tensor({out}, 43);
+    set_num_threads(saved_threads);
+    Tensor all({rows, out});
+    ops::linear(x, weight, &bias, all);
+    for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {5, 15}, {100, 129}, {0, 300}}) {
+      for (const int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        Tensor part({count, out});
+        ops::linear(x.matrix().row_range(begin, begin + count), weight, &bias, part.matrix());
+        EXPECT_TRUE(rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
+            << quant_layout(type).name << " rows [" << begin << ", " << begin + count << ") with " << threads
+            << " threads";
+      }
+    }
+  }
+  set_num_threads(saved_threads);
+}
+
+// q4_0 .. q5_1 quantized from f32 at packing: within a step of the block's scale of the original.
+TEST(LinearBlocks, QuantizesFromF32WithinAStep) {
+  const Tensor weight = testing::random_tensor({20, 70}, 7, -3.0f, 3.0f);  // 70: a partial last block
+  for (const ops::WeightType type :
+       {ops::WeightType::q4_0, ops::WeightType::q4_1, ops::WeightType::q5_0, ops::WeightType::q5_1}) {
+    const ops::PackedWeight packed(weight, type);
+    EXPECT_EQ(packed.type(), type);
+    const Tensor back = packed.unpack();
+    const bool four = type == ops::WeightType::q4_0 || type == ops::WeightType::q4_1;
+    for (int64_t i = 0; i < weight.numel(); ++i) {
+      // range 6 over 15 (or 31) steps, plus the f16 rounding of the scale
+      ASSERT_LE(std::fabs(back.data<float>()[i] - weight.data<float>()[i]), (four ? 6.0 / 15 : 6.0 / 31) * 1.01)
+          << ops::weight_type_name(type) << " " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace jagged
