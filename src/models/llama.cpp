@@ -94,6 +94,17 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
   inv_freq_ = ops::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
 }
 
+std::vector<ops::WeightType> LlamaModel::projection_types() const {
+  std::vector<ops::WeightType> types;
+  for (const Layer& layer : layers_) {
+    for (const ops::PackedWeight* weight : {&layer.wqkv, &layer.wo, &layer.w_gate_up, &layer.w_down}) {
+      types.push_back(weight->type());
+    }
+  }
+  types.push_back(output_.type());
+  return types;
+}
+
 WeightMap LlamaModel::canonical_weights() const {
   const LlamaConfig& c = config_;
   const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;
