@@ -36,7 +36,8 @@ struct BenchTarget {
   // Encoders: last hidden states of the nested forward [num_tokens, model_dim], compared with PyTorch's as well
   // as the embeddings (a pooled mean can hide an error in single tokens). Empty for decoders.
   std::function<Tensor(const NestedTensor&)> hidden_states;
-  // Decoders: writes the model as one GGUF file for llama.cpp (export_gguf). Empty for encoders.
+  // Decoders: writes the model as one GGUF file for llama.cpp (export_gguf), or, for a model loaded from a GGUF
+  // file, links that file (so llama.cpp runs the same quantized types). Empty for encoders.
   std::function<void(const std::filesystem::path&)> export_gguf;
 };
 

@@ -181,6 +181,28 @@ void dequantize_row(QuantType type, const uint8_t* blocks, int64_t count, float*
   }
 }
 
+int64_t first_non_finite_block(QuantType type, const uint8_t* blocks, int64_t count) {
+  const QuantLayout& layout = quant_layout(type);
+  const auto non_finite = [](const uint8_t* field) {
+    uint16_t bits = 0;
+    std::memcpy(&bits, field, 2);
+    return (bits & 0x7c00) == 0x7c00;
+  };
+  for (int64_t b = 0; b < count; ++b) {
+    const uint8_t* block = blocks + b * layout.bytes;
+    bool bad = false;
+    switch (type) {
+      case QuantType::q4_0: case QuantType::q5_0: case QuantType::q8_0: bad = non_finite(block); break;
+      case QuantType::q4_1: case QuantType::q5_1: case QuantType::q4_k: case QuantType::q5_k:
+        bad = non_finite(block) || non_finite(block + 2);
+        break;
+      case QuantType::q6_k: bad = non_finite(block + 208); break;
+    }
+    if (bad) return b;
+  }
+  return -1;
+}
+
 bool can_quantize(QuantType type) { return quant_layout(type).values == 32; }
 
 void quantize_block(QuantType type, const float* source, int64_t count, uint8_t* block) {

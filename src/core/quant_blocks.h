@@ -49,6 +49,9 @@ void dequantize_block(QuantType type, const uint8_t* block, float* values);
 // A row of `count` weights (a multiple of the block's values) -> floats.
 void dequantize_row(QuantType type, const uint8_t* blocks, int64_t count, float* values);
 
+// The first of `count` blocks with a non-finite f16 scale or min (a corrupt file), or -1 when all are finite.
+int64_t first_non_finite_block(QuantType type, const uint8_t* blocks, int64_t count);
+
 // llama.cpp's reference quantizers for the 32-value types (quantize_row_*_ref, as gguf-py's): one block from
 // `count` <= 32 values (the rest taken as zero). The K types have none here: their files come from llama-quantize.
 // Throws InvalidArgument for a K type.

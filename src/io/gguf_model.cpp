@@ -86,9 +86,9 @@ int64_t vocab_size(const GgufFile& gguf, const Metadata& meta, const std::string
 }
 
 // Whether a Llama tensor is the weight of a linear layer (which the model packs as a PackedWeight, and so can
-// take in a block type); the embedding table and the norms are read as f32.
+// take in a block type), or the embedding table (the tied LM head); the norms are read as f32.
 bool is_llama_linear_weight(const std::string& name) {
-  if (name == "output.weight") return true;
+  if (name == "output.weight" || name == "token_embd.weight") return true;  // the model widens the lookup table
   for (const char* suffix : {".attn_q.weight", ".attn_k.weight", ".attn_v.weight", ".attn_output.weight",
                              ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"}) {
     const std::string_view tail(suffix);

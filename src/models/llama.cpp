@@ -57,10 +57,19 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
   const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;
   const int64_t kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
 
+  // A GGUF file's quantized embedding table: the tied LM head keeps its blocks, the lookup table is widened.
+  if (const Tensor& table = require_matrix(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
+      is_block_dtype(table.dtype())) {
+    if (c.tied_output) output_ = ops::PackedWeight(table, weight_type);
+    weights_["token_embd.weight"] = widen_to_f32(table);
+  }
   embedding_ = &require_weight(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
   output_norm_ = &require_weight(weights_, "output_norm.weight", {c.model_dim});
-  output_ = ops::PackedWeight(
-      c.tied_output ? *embedding_ : require_matrix(weights_, "output.weight", {c.vocab_size, c.model_dim}), weight_type);
+  if (!output_.defined()) {
+    output_ = ops::PackedWeight(
+        c.tied_output ? *embedding_ : require_matrix(weights_, "output.weight", {c.vocab_size, c.model_dim}),
+        weight_type);
+  }
   weights_.erase("output.weight");
 
   for (int i = 0; i < c.num_layers; ++i) {

@@ -1,6 +1,7 @@
 #include "models/weight_helpers.h"
 
 #include <cstring>
+#include <optional>
 
 #include "core/quant_blocks.h"
 
@@ -43,6 +44,14 @@ Tensor concat_rows(std::initializer_list<const Tensor*> parts) {
     part->release_file_pages();  // the fused copy replaces it (weights resident once)
   }
   return stacked;
+}
+
+Tensor widen_to_f32(const Tensor& tensor) {
+  const std::optional<QuantType> type = quant_type_of(tensor.dtype());
+  if (!type) return tensor.clone();
+  Tensor out(tensor.shape());
+  dequantize_row(*type, static_cast<const uint8_t*>(tensor.raw_data()), tensor.numel(), out.data<float>());
+  return out;
 }
 
 Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end) {

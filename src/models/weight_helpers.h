@@ -23,6 +23,9 @@ const Tensor& require_matrix(const WeightMap& weights, const std::string& name, 
 // gives attn_v more bits than attn_q in some layers) are widened to f32, exactly, and stack as f32.
 Tensor concat_rows(std::initializer_list<const Tensor*> parts);
 
+// A block dtype's tensor widened to f32 (exactly, core/quant_blocks); an f32 tensor copied.
+Tensor widen_to_f32(const Tensor& tensor);
+
 // Rows [begin, end) of a [rows, ...] tensor, copied.
 Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end);
 

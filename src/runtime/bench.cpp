@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 
 #include "jagged/error.h"
@@ -124,7 +125,12 @@ BenchTarget open_bench_target(const std::string& model_spec, const std::string& 
   target.export_for_torch = [model](const std::filesystem::path& directory) { export_huggingface(*model, directory); };
   // llama.cpp needs a vocabulary in the file; the comparison feeds it token ids, so a model whose tokenizer is not
   // SentencePiece gets a synthetic one.
-  target.export_gguf = [model, tokenizer = target.tokenizer](const std::filesystem::path& path) {
+  target.export_gguf = [model, tokenizer = target.tokenizer, model_spec](const std::filesystem::path& path) {
+    if (std::filesystem::path(model_spec).extension() == ".gguf") {
+      // llama.cpp runs on the very file jagged loaded, with its (quantized) types.
+      std::filesystem::create_symlink(std::filesystem::absolute(model_spec), path);
+      return;
+    }
     const bool sentencepiece = tokenizer && tokenizer->kind() == "sentencepiece";
     export_gguf(*model, sentencepiece ? tokenizer.get() : nullptr, path);
   };

@@ -50,20 +50,30 @@ void write_bytes(const fs::path& path, const void* data, size_t size) {
   out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
 }
 
-// Runs tests/core/quant_blocks_reference.py `mode` on `input`; returns its output file's bytes.
-std::vector<uint8_t> run_gguf_py(const char* mode, QuantType type, const void* input, size_t size) {
+// One job for tests/core/quant_blocks_reference.py: `mode` on `input` as blocks of `type`.
+struct GgufPyJob {
+  const char* mode;
+  QuantType type;
+  std::vector<uint8_t> input;
+};
+
+// Runs the jobs in one python process; returns each one's output bytes.
+std::vector<std::vector<uint8_t>> run_gguf_py(const std::vector<GgufPyJob>& jobs) {
   const fs::path dir = fs::temp_directory_path() / concat("jagged-quant-", getpid());
   fs::create_directories(dir);
-  write_bytes(dir / "in", input, size);
-  const std::string command =
-      concat("PYTHONPATH='", gguf_py_dir().string(), "' /usr/bin/python3 '", JAGGED_SOURCE_DIR,
-             "/tests/core/quant_blocks_reference.py' ", mode, " ", quant_layout(type).name, " '", (dir / "in").string(),
-             "' '", (dir / "out").string(), "'");
+  std::string command = concat("PYTHONPATH='", gguf_py_dir().string(), "' /usr/bin/python3 '", JAGGED_SOURCE_DIR,
+                               "/tests/core/quant_blocks_reference.py'");
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    write_bytes(dir / concat("in", i), jobs[i].input.data(), jobs[i].input.size());
+    command += concat(" ", jobs[i].mode, " ", quant_layout(jobs[i].type).name, " '", (dir / concat("in", i)).string(),
+                      "' '", (dir / concat("out", i)).string(), "'");
+  }
   const int status = std::system(command.c_str());
-  std::vector<uint8_t> output = status == 0 ? read_bytes(dir / "out") : std::vector<uint8_t>();
+  std::vector<std::vector<uint8_t>> outputs(jobs.size());
+  for (size_t i = 0; status == 0 && i < jobs.size(); ++i) outputs[i] = read_bytes(dir / concat("out", i));
   fs::remove_all(dir);
   EXPECT_EQ(status, 0) << command;
-  return output;
+  return outputs;
 }
 
 // Random blocks: random bytes, with each f16 field a finite value (a random f16 could be inf or NaN).
@@ -103,12 +113,15 @@ TEST(QuantBlocks, LayoutsMatchGgml) {
 
 TEST(QuantBlocks, DequantizesBitExactlyAsGgufPy) {
   JAGGED_REQUIRE_GGUF_PY();
-  for (const QuantType type : kQuantTypes) {
-    const int64_t count = 64;
-    const std::vector<uint8_t> blocks = random_blocks(type, count, 11);
-    const std::vector<uint8_t> expected = run_gguf_py("dequantize", type, blocks.data(), blocks.size());
+  const int64_t count = 64;
+  std::vector<GgufPyJob> jobs;
+  for (const QuantType type : kQuantTypes) jobs.push_back({"dequantize", type, random_blocks(type, count, 11)});
+  const std::vector<std::vector<uint8_t>> outputs = run_gguf_py(jobs);
+  for (size_t job = 0; job < jobs.size(); ++job) {
+    const QuantType type = jobs[job].type;
+    const std::vector<uint8_t>& expected = outputs[job];
     std::vector<float> actual(static_cast<size_t>(count * quant_layout(type).values));
-    dequantize_row(type, blocks.data(), static_cast<int64_t>(actual.size()), actual.data());
+    dequantize_row(type, jobs[job].input.data(), static_cast<int64_t>(actual.size()), actual.data());
     ASSERT_EQ(expected.size(), actual.size() * sizeof(float)) << quant_layout(type).name;
     for (size_t i = 0; i < actual.size(); ++i) {
       float reference = 0.0f;
@@ -127,12 +140,18 @@ TEST(QuantBlocks, QuantizesBitExactlyAsGgufPy) {
   for (float& value : values) value = uniform(random);
   for (int i = 0; i < 32; ++i) values[i] = 0.0f;   // an all-zero block
   values[40] = values[41] = -3.5f;                  // ties for the largest magnitude
+  std::vector<GgufPyJob> jobs;
+  const auto* value_bytes = reinterpret_cast<const uint8_t*>(values.data());
   for (const QuantType type : kQuantTypes) {
-    if (!can_quantize(type)) continue;
+    if (can_quantize(type)) jobs.push_back({"quantize", type, {value_bytes, value_bytes + values.size() * sizeof(float)}});
+  }
+  const std::vector<std::vector<uint8_t>> outputs = run_gguf_py(jobs);
+  for (size_t job = 0; job < jobs.size(); ++job) {
+    const QuantType type = jobs[job].type;
     const int64_t bytes = quant_layout(type).bytes;
     std::vector<uint8_t> actual(values.size() / 32 * static_cast<size_t>(bytes));
     for (size_t b = 0; b < values.size() / 32; ++b) quantize_block(type, values.data() + b * 32, 32, actual.data() + b * bytes);
-    const std::vector<uint8_t> expected = run_gguf_py("quantize", type, values.data(), values.size() * sizeof(float));
+    const std::vector<uint8_t>& expected = outputs[job];
     ASSERT_EQ(expected.size(), actual.size()) << quant_layout(type).name;
     for (size_t i = 0; i < actual.size(); ++i) {
       ASSERT_EQ(int{expected[i]}, int{actual[i]}) << quant_layout(type).name << " byte " << i << " (block " << i / bytes

@@ -108,7 +108,8 @@ TEST_F(QuantizedStories260K, Q8_0KeptQuantizedMatchesLlamaCpp) {
   const LlamaModel model = load_llama_model(files_[0]);
   // Dimension 64 rows are Q8_0; ffn_down's rows of 172 values (not a multiple of 32) fall back to F16, read as f32.
   const std::vector<ops::WeightType> types = model.projection_types();
-  EXPECT_EQ(count_type(types, ops::WeightType::q8_0), 3u * 5u) << "qkv, output and gate_up of 5 layers";
+  EXPECT_EQ(count_type(types, ops::WeightType::q8_0), 3u * 5u + 1u)
+      << "qkv, output and gate_up of 5 layers, and the LM head (tied to the Q8_0 embedding table)";
   const double diff = relative_logit_diff(model, files_[0]);
   // llama.cpp rounds the activations to Q8_0 blocks for its Q8_0 dot products (jagged keeps them f32), and its
   // attention through f16: measured about 1% of the largest logit.
@@ -132,7 +133,8 @@ TEST_F(QuantizedStories260K, Q4_K_MKeptQuantizedMatchesLlamaCpp) {
   // Q6_K (attn_v of some layers, the tied output) to Q8_0, and ffn_down's rows of 172 to F16. A fused QKV whose
   // parts differ in type (Q5_0 q/k, Q8_0 v) is widened to f32.
   const std::vector<ops::WeightType> types = model.projection_types();
-  EXPECT_GE(count_type(types, ops::WeightType::q5_0), 5u) << "attn_output and gate_up of 5 layers";
+  EXPECT_GE(count_type(types, ops::WeightType::q5_0), 2u * 5u) << "attn_output and gate_up of 5 layers";
+  EXPECT_EQ(types.back(), ops::WeightType::q8_0) << "the LM head, tied to the embedding table (Q6_K -> Q8_0)";
   const double diff = relative_logit_diff(model, files_[1]);
   EXPECT_LE(diff, 5e-2) << "max abs diff / max logit";
   std::cout << "Q4_K_M: max |logit diff| / max |logit| = " << diff << "\n";
