@@ -61,7 +61,7 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
   if (const Tensor& table = require_matrix(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
       is_block_dtype(table.dtype())) {
     if (c.tied_output) output_ = ops::PackedWeight(table, weight_type);
-    weights_["token_embd.weight"] = widen_to_f32(table);
+    weights_["token_embd.weight"] = models::widen_to_f32(table);
   }
   embedding_ = &require_weight(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
   output_norm_ = &require_weight(weights_, "output_norm.weight", {c.model_dim});
