@@ -112,7 +112,8 @@ TEST_F(QuantizedStories260K, Q8_0KeptQuantizedMatchesLlamaCpp) {
       << "qkv, output and gate_up of 5 layers, and the LM head (tied to the Q8_0 embedding table)";
   const double diff = relative_logit_diff(model, files_[0]);
   // llama.cpp rounds the activations to Q8_0 blocks for its Q8_0 dot products (jagged keeps them f32), and its
-  // attention through f16: measured about 1% of the largest logit.
+  // attention through f16: measured 1.2% of the largest logit (a wrong block decode gives differences of the
+  // order of the logits themselves).
   EXPECT_LE(diff, 3e-2) << "max abs diff / max logit";
   std::cout << "Q8_0: max |logit diff| / max |logit| = " << diff << "\n";
 
@@ -136,10 +137,12 @@ TEST_F(QuantizedStories260K, Q4_K_MKeptQuantizedMatchesLlamaCpp) {
   EXPECT_GE(count_type(types, ops::WeightType::q5_0), 2u * 5u) << "attn_output and gate_up of 5 layers";
   EXPECT_EQ(types.back(), ops::WeightType::q8_0) << "the LM head, tied to the embedding table (Q6_K -> Q8_0)";
   const double diff = relative_logit_diff(model, files_[1]);
-  EXPECT_LE(diff, 5e-2) << "max abs diff / max logit";
+  // Measured 1.3% (the same activation rounding as for Q8_0 is llama.cpp's only difference: same weights).
+  EXPECT_LE(diff, 3e-2) << "max abs diff / max logit";
   std::cout << "Q4_K_M: max |logit diff| / max |logit| = " << diff << "\n";
 
-  // Greedy text: reported, not asserted (the 4-bit types' rounding of llama.cpp's activations moves close calls).
+  // Greedy text: reported, not asserted. Measured: equal for the first 96 tokens of 100; llama.cpp's Q8_0
+  // rounding of the activations (jagged keeps them f32) moves a close call among the Q5_0 weights' logits.
   constexpr int kSteps = 100;
   LlamaCppDecodeOptions options;
   options.kv_f32 = true;

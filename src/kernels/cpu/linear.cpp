@@ -40,9 +40,10 @@ constexpr int64_t kMaxTaskPanels = 4;
 // acc = init (a panel row of kPanelCols floats) or the tile of c; acc += x[r, k] * panel[k, :] for k < depth;
 // c = acc. x rows are x_stride apart (read in place: kRows sequential streams), c rows c_stride apart.
 template <int kRows>
-void tile_kernel(const float* x, int64_t x_stride, const void* weights, int64_t depth, const float* init, float* c,
-                 int64_t c_stride) {
+void tile_kernel(const void* x_data, int64_t x_stride, const void* weights, int64_t depth, const float* init,
+                 float* c, int64_t c_stride) {
   const FloatTag d;
+  const auto* x = static_cast<const float*>(x_data);
   const auto* panel = static_cast<const float*>(weights);
   FloatVec acc[kRows][kPanelVectors];
   for (int r = 0; r < kRows; ++r) {
@@ -72,12 +73,13 @@ constexpr auto make_tile_kernels(std::integer_sequence<int, kRows...>) {
 constexpr auto kTileKernels = make_tile_kernels(std::make_integer_sequence<int, kTileRows>{});
 
 // The blocking shared by the f32 panels and the block types dequantized into them.
-struct F32Blocking {
+struct F32Blocking : LinearXInPlace {
   static constexpr int64_t kPanelCols = cpu::kPanelCols;
-  static constexpr int64_t kTileRows = cpu::kTileRows;
+  static constexpr int64_t kMaxTileRows = cpu::kTileRows;
   static constexpr int64_t kDepthBlock = cpu::kDepthBlock;
   static constexpr int64_t kTaskRows = cpu::kTaskRows;
   static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
+  static int tile_rows() { return kTileRows; }
   static LinearTileKernel tile(int rows) { return kTileKernels[static_cast<size_t>(rows - 1)]; }
 };
 

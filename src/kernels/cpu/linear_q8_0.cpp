@@ -41,9 +41,10 @@ static_assert(kPanelCols % kLanes == 0 && kDepthBlock % kBlock == 0);
 // acc = init or the tile of c; acc += x[r, k] * (d * q)[k, :] for k < depth, blocks from `blocks` (the depth
 // block's first); c = acc.
 template <int kRows>
-void q8_tile(const float* x, int64_t x_stride, const void* weights, int64_t depth, const float* init, float* c,
+void q8_tile(const void* x_data, int64_t x_stride, const void* weights, int64_t depth, const float* init, float* c,
              int64_t c_stride) {
   const FloatTag df;
+  const auto* x = static_cast<const float*>(x_data);
   const auto* blocks = static_cast<const uint8_t*>(weights);
   const hn::Rebind<int32_t, FloatTag> d32;
   const hn::Rebind<int8_t, FloatTag> d8;
@@ -86,15 +87,16 @@ constexpr auto make_tiles(std::integer_sequence<int, kRows...>) {
 constexpr auto kTiles = make_tiles(std::make_integer_sequence<int, kTileRows>{});
 
 // The packed blocks, read in place (dequantized in the tile kernel's registers).
-struct Q8Weights {
+struct Q8Weights : LinearXInPlace {
   static constexpr int64_t kPanelCols = cpu::kPanelCols;
-  static constexpr int64_t kTileRows = cpu::kTileRows;
+  static constexpr int64_t kMaxTileRows = cpu::kTileRows;
   static constexpr int64_t kDepthBlock = cpu::kDepthBlock;
   static constexpr int64_t kTaskRows = cpu::kTaskRows;
   static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
   static constexpr int64_t kScratchFloats = 0;
   const uint8_t* packed;
   int64_t in_blocks;
+  static int tile_rows() { return kTileRows; }
   static LinearTileKernel tile(int rows) { return kTiles[static_cast<size_t>(rows - 1)]; }
   const void* block(int64_t panel, int64_t depth_begin, int64_t /*depth*/, float* /*scratch*/) const {
     return packed + (panel * in_blocks + depth_begin / kBlock) * kBlockBytes;
@@ -175,7 +177,7 @@ void pack_linear_weight_q8_0_blocks(const uint8_t* rows, int64_t out_features, i
 
 void linear_packed_q8_0(ConstMatrixView x, const uint8_t* packed, int64_t out_features, const float* bias,
                         MatrixView out) {
-  LinearDriver<Q8Weights>::run(Q8Weights{packed, ceil_div(x.cols, kBlock)}, x, out_features, bias, out);
+  LinearDriver<Q8Weights>::run(Q8Weights{{}, packed, ceil_div(x.cols, kBlock)}, x, out_features, bias, out);
 }
 
 }  // namespace jagged::kernels::cpu
