@@ -39,6 +39,8 @@ struct BenchTarget {
   // Decoders: writes the model as one GGUF file for llama.cpp (export_gguf), or, for a model loaded from a GGUF
   // file, links that file (so llama.cpp runs the same quantized types). Empty for encoders.
   std::function<void(const std::filesystem::path&)> export_gguf;
+  // Decoders: how the projections are stored, e.g. "q5_0 x13, f32 x8, q8_0 x1" (a GGUF file keeps its types).
+  std::string projection_types;
 };
 
 // A decoder (logits of each sequence's last token, or of every token) or an encoder (mean-pooled embeddings), by

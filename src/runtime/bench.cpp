@@ -134,6 +134,15 @@ BenchTarget open_bench_target(const std::string& model_spec, const std::string& 
     const bool sentencepiece = tokenizer && tokenizer->kind() == "sentencepiece";
     export_gguf(*model, sentencepiece ? tokenizer.get() : nullptr, path);
   };
+  std::map<std::string, int> type_counts;
+  std::vector<std::string> type_order;
+  for (const ops::WeightType type : model->projection_types()) {
+    const std::string name(ops::weight_type_name(type));
+    if (type_counts[name]++ == 0) type_order.push_back(name);
+  }
+  for (const std::string& name : type_order) {
+    target.projection_types += concat(target.projection_types.empty() ? "" : ", ", name, " x", type_counts[name]);
+  }
   target.torch_script = "bench/torch_llama.py";
   target.torch_args = last_token_logits ? "" : " --all-logits";
   return target;
@@ -216,6 +225,7 @@ BenchRun run_bench(const BenchOptions& options) {
   report.process_peak_rss_bytes = peak_rss_bytes();
   const std::string linear_path = ops::linear_path(ops::parse_weight_type(options.dtype));
   report.extra["weights"] = {{"dtype", options.dtype}, {"linear_path", linear_path}};
+  if (!run.target.projection_types.empty()) report.extra["weights"]["projection_types"] = run.target.projection_types;
   if (options.compare_f32 && options.dtype != "f32") report.extra["versus_f32"] = compare_with_f32(options, run);
   progress("");
   return run;
