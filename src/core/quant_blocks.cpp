@@ -174,6 +174,77 @@ void dequantize_block(QuantType type, const uint8_t* block, float* values) {
   }
 }
 
+int64_t quant_group_values(QuantType type) { return type == QuantType::q6_k ? 16 : 32; }
+
+void decode_block_groups(QuantType type, const uint8_t* block, float* steps, float* offsets, int8_t* quants) {
+  switch (type) {
+    case QuantType::q4_0:
+    case QuantType::q5_0:
+    case QuantType::q8_0: {
+      steps[0] = half(block);
+      offsets[0] = 0.0f;
+      const uint32_t qh = type == QuantType::q5_0 ? fifth_bits(block + 2) : 0;
+      for (int i = 0; i < 32; ++i) {
+        if (type == QuantType::q8_0) {
+          quants[i] = static_cast<int8_t>(block[2 + i]);
+        } else if (type == QuantType::q4_0) {
+          quants[i] = static_cast<int8_t>(nibble(block + 2, i) - 8);
+        } else {
+          quants[i] = static_cast<int8_t>((nibble(block + 6, i) | static_cast<int>(((qh >> i) & 1) << 4)) - 16);
+        }
+      }
+      return;
+    }
+    case QuantType::q4_1:
+    case QuantType::q5_1: {
+      steps[0] = half(block);
+      offsets[0] = -half(block + 2);
+      const bool five = type == QuantType::q5_1;
+      const uint32_t qh = five ? fifth_bits(block + 4) : 0;
+      for (int i = 0; i < 32; ++i) {
+        quants[i] = static_cast<int8_t>(nibble(block + (five ? 8 : 4), i) | static_cast<int>(((qh >> i) & 1) << 4));
+      }
+      return;
+    }
+    case QuantType::q4_k:
+    case QuantType::q5_k: {
+      const float d = half(block);
+      const float dmin = half(block + 2);
+      const uint8_t* qh = type == QuantType::q5_k ? block + 16 : nullptr;
+      const uint8_t* qs = block + (qh != nullptr ? 48 : 16);
+      for (int j = 0; j < 8; ++j) {
+        int scale = 0;
+        int min = 0;
+        k_scale_min(block + 4, j, scale, min);
+        steps[j] = d * static_cast<float>(scale);
+        offsets[j] = dmin * static_cast<float>(min);
+        for (int i = 0; i < 32; ++i) {
+          int q = (qs[(j / 2) * 32 + i] >> ((j % 2) * 4)) & 0x0f;
+          if (qh != nullptr) q |= ((qh[i] >> j) & 1) << 4;
+          quants[j * 32 + i] = static_cast<int8_t>(q);
+        }
+      }
+      return;
+    }
+    case QuantType::q6_k: {
+      const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
+      const float d = half(block + 208);
+      for (int g = 0; g < 16; ++g) {
+        steps[g] = d * static_cast<float>(scales[g]);
+        offsets[g] = 0.0f;
+      }
+      for (int e = 0; e < 256; ++e) {
+        const int half_index = e / 128;
+        const int r = e % 128;
+        const int low = (block[half_index * 64 + r % 64] >> ((r / 64) * 4)) & 0x0f;
+        const int high = (block[128 + half_index * 32 + r % 32] >> ((r / 32) * 2)) & 0x03;
+        quants[e] = static_cast<int8_t>((low | (high << 4)) - 32);
+      }
+      return;
+    }
+  }
+}
+
 void dequantize_row(QuantType type, const uint8_t* blocks, int64_t count, float* values) {
   const QuantLayout& layout = quant_layout(type);
   for (int64_t b = 0; b < count / layout.values; ++b) {

@@ -46,6 +46,14 @@ int64_t quant_row_bytes(QuantType type, int64_t values);
 //   Q6_K  ql (128 bytes of low nibbles), qh (64 bytes of 2-bit pairs), 16 int8 scales (one per 16 values), d;
 //         w = (d scale) (q - 32)
 void dequantize_block(QuantType type, const uint8_t* block, float* values);
+// A block as groups of integer quants with one f32 step and offset per group: w = step * q - offset, the same
+// f32 value as dequantize_block gives (step * q is exact in f32 for every type here: at most 24 significant bits;
+// the subtraction rounds once, as gguf-py's does). Groups of quant_group_values(type) values: 16 for Q6_K, else
+// 32. q is centred for the symmetric types (Q4_0: q - 8, Q5_0: q - 16, Q6_K: q - 32; offset 0), raw otherwise
+// (Q4_1 and Q5_1: offset = -m; Q4_K and Q5_K: step = d sc, offset = dmin m).
+int64_t quant_group_values(QuantType type);
+void decode_block_groups(QuantType type, const uint8_t* block, float* steps, float* offsets, int8_t* quants);
+
 // A row of `count` weights (a multiple of the block's values) -> floats.
 void dequantize_row(QuantType type, const uint8_t* blocks, int64_t count, float* values);
 

@@ -8,7 +8,6 @@
 #include <utility>
 
 #include "core/threads.h"
-#include "core/quant_blocks.h"
 #include "kernels/cpu/linear_driver.h"
 #include "kernels/cpu/linear_tasks.h"
 #include "kernels/cpu/vector_math.h"
@@ -72,7 +71,6 @@ constexpr auto make_tile_kernels(std::integer_sequence<int, kRows...>) {
 // kTileKernels[n - 1] computes n rows: the same per-element arithmetic for any n.
 constexpr auto kTileKernels = make_tile_kernels(std::make_integer_sequence<int, kTileRows>{});
 
-// The blocking shared by the f32 panels and the block types dequantized into them.
 struct F32Blocking : LinearXInPlace {
   static constexpr int64_t kPanelCols = cpu::kPanelCols;
   static constexpr int64_t kMaxTileRows = cpu::kTileRows;
@@ -93,41 +91,6 @@ struct F32Weights : F32Blocking {
   }
   const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin, 0, nullptr); }
   int64_t block_bytes(int64_t depth) const { return depth * kPanelCols * static_cast<int64_t>(sizeof(float)); }
-};
-
-// GGUF block types: each panel's depth block is dequantized (exactly, core/quant_blocks) into the task's scratch
-// as an f32 panel block [depth, kPanelCols], once per task, and the f32 tile kernel runs on it. So a task of many
-// rows pays the dequantization once for all its rows, and the result is the f32 kernel's on the dequantized
-// weight, bit for bit.
-struct BlockWeights : F32Blocking {
-  static constexpr int64_t kScratchFloats = kDepthBlock * kPanelCols;
-  QuantType type;
-  const uint8_t* packed;
-  int64_t in_blocks;  // blocks per row
-  const void* block(int64_t panel, int64_t depth_begin, int64_t depth, float* scratch) const {
-    const QuantLayout& layout = quant_layout(type);
-    const uint8_t* column = packed + panel * in_blocks * kPanelCols * layout.bytes;
-    alignas(64) float values[256];
-    const int64_t depth_end = depth_begin + depth;
-    for (int64_t b = depth_begin / layout.values; b * layout.values < depth_end; ++b) {
-      const int64_t begin = std::max(depth_begin, b * layout.values);
-      const int64_t end = std::min(depth_end, (b + 1) * layout.values);
-      const uint8_t* blocks = column + b * kPanelCols * layout.bytes;
-      for (int64_t j = 0; j < kPanelCols; ++j) {
-        dequantize_block(type, blocks + j * layout.bytes, values);
-        for (int64_t k = begin; k < end; ++k) scratch[(k - depth_begin) * kPanelCols + j] = values[k - b * layout.values];
-      }
-    }
-    return scratch;
-  }
-  const void* next_block(int64_t panel, int64_t depth_begin) const {
-    const QuantLayout& layout = quant_layout(type);
-    return packed + (panel * in_blocks + depth_begin / layout.values) * kPanelCols * layout.bytes;
-  }
-  int64_t block_bytes(int64_t depth) const {
-    const QuantLayout& layout = quant_layout(type);
-    return ceil_div(depth, layout.values) * kPanelCols * layout.bytes;
-  }
 };
 
 }  // namespace
@@ -159,47 +122,6 @@ void unpack_linear_weight(const float* packed, int64_t out_features, int64_t in_
 
 void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features, const float* bias, MatrixView out) {
   LinearDriver<F32Weights>::run(F32Weights{{}, packed, x.cols}, x, out_features, bias, out);
-}
-
-int64_t linear_panel_cols() { return kPanelCols; }
-
-int64_t packed_linear_blocks_bytes(QuantType type, int64_t out_features, int64_t in_features) {
-  return ceil_div(out_features, kPanelCols) * kPanelCols * quant_row_bytes(type, in_features);
-}
-
-void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_features, int64_t in_features,
-                               uint8_t* packed) {
-  const QuantLayout& layout = quant_layout(type);
-  const int64_t in_blocks = ceil_div(in_features, layout.values);
-  std::memset(packed, 0, static_cast<size_t>(packed_linear_blocks_bytes(type, out_features, in_features)));
-  for (int64_t o = 0; o < out_features; ++o) {
-    const int64_t panel = o / kPanelCols;
-    for (int64_t b = 0; b < in_blocks; ++b) {
-      std::memcpy(packed + ((panel * in_blocks + b) * kPanelCols + o % kPanelCols) * layout.bytes,
-                  rows + (o * in_blocks + b) * layout.bytes, static_cast<size_t>(layout.bytes));
-    }
-  }
-}
-
-void unpack_linear_weight_blocks(QuantType type, const uint8_t* packed, int64_t out_features, int64_t in_features,
-                                 float* weight) {
-  const QuantLayout& layout = quant_layout(type);
-  const int64_t in_blocks = ceil_div(in_features, layout.values);
-  float values[256];
-  for (int64_t o = 0; o < out_features; ++o) {
-    for (int64_t b = 0; b < in_blocks; ++b) {
-      dequantize_block(type, packed + (((o / kPanelCols) * in_blocks + b) * kPanelCols + o % kPanelCols) * layout.bytes,
-                       values);
-      const int64_t count = std::min(layout.values, in_features - b * layout.values);
-      std::memcpy(weight + o * in_features + b * layout.values, values, static_cast<size_t>(count) * sizeof(float));
-    }
-  }
-}
-
-void linear_packed_blocks(QuantType type, ConstMatrixView x, const uint8_t* packed, int64_t out_features,
-                          const float* bias, MatrixView out) {
-  const BlockWeights weights{{}, type, packed, ceil_div(x.cols, quant_layout(type).values)};
-  LinearDriver<BlockWeights>::run(weights, x, out_features, bias, out);
 }
 
 }  // namespace jagged::kernels::cpu
