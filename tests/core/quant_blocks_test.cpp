@@ -1,6 +1,6 @@
 // ggml's block formats against an independent implementation: gguf-py's numpy (de)quantizers from llama.cpp's
 // source (built by scripts/setup_llamacpp.sh) run on the same bytes, compared bit for bit. Without llama.cpp the
-// comparisons skip, saying so, unless JAGGED_REQUIRE_LLAMACPP=1, where they fail.
+// comparisons skip, saying so, unless JAGGED_REQUIRE_LLAMACPP=1, where they fail (testing/llamacpp.h).
 #include "core/quant_blocks.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +16,7 @@
 #include "jagged/dtype.h"
 #include "jagged/error.h"
 #include "jagged/llamacpp_peer.h"
+#include "testing/llamacpp.h"
 
 namespace jagged {
 namespace {
@@ -29,16 +30,7 @@ fs::path gguf_py_dir() {
   return fs::exists(dir / "gguf" / "quants.py") ? dir : fs::path();
 }
 
-#define JAGGED_REQUIRE_GGUF_PY()                                                                              \
-  do {                                                                                                        \
-    if (gguf_py_dir().empty()) {                                                                              \
-      const char* required = std::getenv("JAGGED_REQUIRE_LLAMACPP");                                          \
-      if (required != nullptr && std::string(required) == "1") {                                              \
-        FAIL() << "JAGGED_REQUIRE_LLAMACPP=1 but llama.cpp (and its gguf-py) is not built";                   \
-      }                                                                                                       \
-      GTEST_SKIP() << "llama.cpp is not built (run scripts/setup_llamacpp.sh to compare with gguf-py)";       \
-    }                                                                                                         \
-  } while (0)
+#define JAGGED_REQUIRE_GGUF_PY() JAGGED_REQUIRE_LLAMACPP_PART(!gguf_py_dir().empty(), "llama.cpp (and its gguf-py)")
 
 std::vector<uint8_t> read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -13,18 +13,11 @@
 #include "jagged/ops.h"
 #include "jagged/threads.h"
 #include "kernels/linear.h"
+#include "testing/linear.h"
 #include "testing/ragged.h"
 
 namespace jagged {
 namespace {
-
-bool rows_bit_equal(ConstMatrixView a, ConstMatrixView b) {
-  if (a.rows != b.rows || a.cols != b.cols) return false;
-  for (int64_t r = 0; r < a.rows; ++r) {
-    if (std::memcmp(a.row(r), b.row(r), static_cast<size_t>(a.cols) * sizeof(float)) != 0) return false;
-  }
-  return true;
-}
 
 // A [out, in] weight of block type `type` with random quants and finite random scales: every byte random, then
 // each f16 field (scales, mins) set to a value in [-scale_range, scale_range].
@@ -103,20 +96,8 @@ TEST(LinearBlocks, MatchesReferenceAndF32KernelOnTheDequantizedWeight) {
         ops::linear(x, f32, &bias, from_f32);
         kernels::reference::linear(x.matrix(), dequantized.data<float>(), bias.data<float>(), expected.matrix());
         const std::string what = concat(quant_layout(type).name, " ", length_case.name, " in ", features.in);
-        EXPECT_TRUE(rows_bit_equal(actual.matrix(), from_f32.matrix())) << what;
-        for (int64_t r = 0; r < rows; ++r) {
-          for (int64_t o = 0; o < features.out; ++o) {
-            double magnitude = std::fabs(bias.data<float>()[o]);
-            for (int64_t i = 0; i < features.in; ++i) {
-              magnitude += std::fabs(double{x.data<float>()[r * features.in + i]} *
-                                     dequantized.data<float>()[o * features.in + i]);
-            }
-            ASSERT_LE(std::fabs(double{actual.data<float>()[r * features.out + o]} -
-                                expected.data<float>()[r * features.out + o]),
-                      (features.in + 2) * FLT_EPSILON * magnitude + FLT_MIN)
-                << what << " row " << r << " out " << o;
-          }
-        }
+        EXPECT_TRUE(testing::rows_bit_equal(actual.matrix(), from_f32.matrix())) << what;
+        testing::expect_within_reference_bound(x, dequantized, bias, actual, expected, what);
       }
     }
   }
@@ -139,7 +120,7 @@ TEST(LinearBlocks, RowResultIsIndependentOfBatchAndThreads) {
         set_num_threads(threads);
         Tensor part({count, out});
         ops::linear(x.matrix().row_range(begin, begin + count), weight, &bias, part.matrix());
-        EXPECT_TRUE(rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
+        EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
             << quant_layout(type).name << " rows [" << begin << ", " << begin + count << ") with " << threads
             << " threads";
       }

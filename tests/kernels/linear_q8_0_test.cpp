@@ -10,17 +10,11 @@
 #include "jagged/ops.h"
 #include "jagged/threads.h"
 #include "kernels/linear.h"
+#include "testing/linear.h"
 #include "testing/ragged.h"
 
 namespace jagged {
 namespace {
-
-bool rows_bit_equal(ConstMatrixView a, ConstMatrixView b) {
-  for (int64_t r = 0; r < a.rows; ++r) {
-    if (std::memcmp(a.row(r), b.row(r), static_cast<size_t>(a.cols) * sizeof(float)) != 0) return false;
-  }
-  return a.rows == b.rows && a.cols == b.cols;
-}
 
 // The quantization error of one weight is at most half a step plus the f16 rounding of the scale over 127 steps:
 // |w - d q| <= (0.5 + 127 * 2^-11) * max|block| / 127.
@@ -74,18 +68,9 @@ TEST(LinearQ8_0, MatchesReferenceAndF32KernelOnTheDequantizedWeight) {
       ops::linear(x, q8, &bias, actual);
       ops::linear(x, f32, &bias, from_f32);
       kernels::reference::linear(x.matrix(), dequantized.data<float>(), bias.data<float>(), expected.matrix());
-      EXPECT_TRUE(rows_bit_equal(actual.matrix(), from_f32.matrix())) << length_case.name << " in " << features.in;
-      for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t o = 0; o < features.out; ++o) {
-          double magnitude = std::fabs(bias.data<float>()[o]);
-          for (int64_t i = 0; i < features.in; ++i) {
-            magnitude += std::fabs(double{x.data<float>()[r * features.in + i]} * dequantized.data<float>()[o * features.in + i]);
-          }
-          ASSERT_LE(std::fabs(double{actual.data<float>()[r * features.out + o]} - expected.data<float>()[r * features.out + o]),
-                    (features.in + 2) * FLT_EPSILON * magnitude + FLT_MIN)
-              << length_case.name << " row " << r << " out " << o;
-        }
-      }
+      EXPECT_TRUE(testing::rows_bit_equal(actual.matrix(), from_f32.matrix())) << length_case.name << " in " << features.in;
+      testing::expect_within_reference_bound(x, dequantized, bias, actual, expected,
+                                             concat(length_case.name, " in ", features.in));
     }
   }
 }
@@ -105,7 +90,7 @@ TEST(LinearQ8_0, RowResultIsIndependentOfBatch) {
       set_num_threads(threads);
       Tensor part({count, out});
       ops::linear(x.matrix().row_range(begin, begin + count), q8, &bias, part.matrix());
-      EXPECT_TRUE(rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
+      EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
           << "rows [" << begin << ", " << begin + count << ") with " << threads << " threads";
     }
   }

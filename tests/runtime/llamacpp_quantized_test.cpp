@@ -17,6 +17,7 @@
 #include "jagged/llamacpp_peer.h"
 #include "jagged/model_files.h"
 #include "jagged/tokenizer.h"
+#include "testing/llamacpp.h"
 #include "testing/ragged.h"
 
 namespace jagged {
@@ -24,31 +25,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool env_is_1(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr && std::string(value) == "1";
-}
-
 fs::path llama_quantize_path() {
   if (!llamacpp_available()) return {};
   const fs::path path = llamacpp_driver_path().parent_path() / "build" / "bin" / "llama-quantize";
   return access(path.c_str(), X_OK) == 0 ? path : fs::path();
 }
 
-#define JAGGED_REQUIRE_LLAMA_QUANTIZE()                                                                         \
-  do {                                                                                                          \
-    if (env_is_1("JAGGED_SKIP_LLAMACPP")) GTEST_SKIP() << "JAGGED_SKIP_LLAMACPP=1: llama.cpp tests skipped";    \
-    if (llama_quantize_path().empty()) {                                                                        \
-      if (env_is_1("JAGGED_REQUIRE_LLAMACPP")) FAIL() << "JAGGED_REQUIRE_LLAMACPP=1 but llama-quantize is not built"; \
-      GTEST_SKIP() << "llama.cpp's llama-quantize is not built (run scripts/setup_llamacpp.sh to run this test)"; \
-    }                                                                                                           \
-  } while (0)
-
 class QuantizedStories260K : public ::testing::Test {
  protected:
   void SetUp() override {
     const fs::path dir = testing::shared_dir() / "models" / "stories260K";
-    JAGGED_REQUIRE_LLAMA_QUANTIZE();
+    JAGGED_REQUIRE_LLAMACPP_PART(!llama_quantize_path().empty(), "llama.cpp's llama-quantize");
     JAGGED_REQUIRE_PATH(dir / "stories260K.bin");
     const LlamaModel f32 = load_llama_model(dir / "stories260K.bin");
     tokenizer_ = load_tokenizer(dir / "tok512.bin", f32.config().vocab_size);
@@ -89,6 +76,15 @@ class QuantizedStories260K : public ::testing::Test {
     return testing::max_abs_diff(result.last_logits.data(), expected.data<float>(), expected.numel()) / scale;
   }
 
+  // llama.cpp's greedy ids from `prompt` (f32 K/V cache, as jagged's).
+  static std::vector<int32_t> llamacpp_greedy(const fs::path& gguf, const std::vector<int32_t>& prompt, int steps) {
+    LlamaCppDecodeOptions options;
+    options.kv_f32 = true;
+    options.return_ids = true;
+    const LlamaCppDecodeResult result = run_llamacpp_decode(gguf, {prompt}, {steps}, options);
+    return result.generated_ids.size() == 1 ? result.generated_ids[0] : std::vector<int32_t>();
+  }
+
   std::vector<int32_t> jagged_greedy(const LlamaModel& model, const std::vector<int32_t>& prompt, int steps) const {
     GenerateOptions options;
     options.steps = steps;
@@ -117,15 +113,9 @@ TEST_F(QuantizedStories260K, Q8_0KeptQuantizedMatchesLlamaCpp) {
   EXPECT_LE(diff, 3e-2) << "max abs diff / max logit";
   std::cout << "Q8_0: max |logit diff| / max |logit| = " << diff << "\n";
 
-  constexpr int kSteps = 100;
-  LlamaCppDecodeOptions options;
-  options.kv_f32 = true;
-  options.return_ids = true;
-  const std::vector<int32_t> prompt{model.config().bos_id};
-  const LlamaCppDecodeResult result = run_llamacpp_decode(files_[0], {prompt}, {kSteps}, options);
-  ASSERT_EQ(result.generated_ids.size(), 1u);
-  EXPECT_EQ(result.generated_ids[0], jagged_greedy(model, prompt, kSteps))
-      << "llama.cpp wrote: " << tokenizer_->decode(result.generated_ids[0]);
+  const std::vector<int32_t> theirs = llamacpp_greedy(files_[0], {model.config().bos_id}, 100);
+  EXPECT_EQ(theirs, jagged_greedy(model, {model.config().bos_id}, 100))
+      << "llama.cpp wrote: " << tokenizer_->decode(theirs);
 }
 
 TEST_F(QuantizedStories260K, Q4_K_MKeptQuantizedMatchesLlamaCpp) {
@@ -143,18 +133,11 @@ TEST_F(QuantizedStories260K, Q4_K_MKeptQuantizedMatchesLlamaCpp) {
 
   // Greedy text: reported, not asserted. Measured: equal for the first 96 tokens of 100; llama.cpp's Q8_0
   // rounding of the activations (jagged keeps them f32) moves a close call among the Q5_0 weights' logits.
-  constexpr int kSteps = 100;
-  LlamaCppDecodeOptions options;
-  options.kv_f32 = true;
-  options.return_ids = true;
-  const std::vector<int32_t> prompt{model.config().bos_id};
-  const LlamaCppDecodeResult result = run_llamacpp_decode(files_[1], {prompt}, {kSteps}, options);
-  ASSERT_EQ(result.generated_ids.size(), 1u);
-  const std::vector<int32_t> ours = jagged_greedy(model, prompt, kSteps);
-  const auto mismatch = std::mismatch(ours.begin(), ours.end(), result.generated_ids[0].begin(),
-                                      result.generated_ids[0].end());
-  std::cout << "Q4_K_M: greedy tokens equal for the first " << (mismatch.first - ours.begin()) << " of " << kSteps
-            << "\n";
+  const std::vector<int32_t> theirs = llamacpp_greedy(files_[1], {model.config().bos_id}, 100);
+  const std::vector<int32_t> ours = jagged_greedy(model, {model.config().bos_id}, 100);
+  ASSERT_EQ(theirs.size(), ours.size());
+  const auto mismatch = std::mismatch(ours.begin(), ours.end(), theirs.begin());
+  std::cout << "Q4_K_M: greedy tokens equal for the first " << (mismatch.first - ours.begin()) << " of 100\n";
 }
 
 }  // namespace

@@ -71,25 +71,15 @@ constexpr auto make_tile_kernels(std::integer_sequence<int, kRows...>) {
 // kTileKernels[n - 1] computes n rows: the same per-element arithmetic for any n.
 constexpr auto kTileKernels = make_tile_kernels(std::make_integer_sequence<int, kTileRows>{});
 
-struct F32Blocking : LinearXInPlace {
-  static constexpr int64_t kPanelCols = cpu::kPanelCols;
-  static constexpr int64_t kMaxTileRows = cpu::kTileRows;
-  static constexpr int64_t kDepthBlock = cpu::kDepthBlock;
-  static constexpr int64_t kTaskRows = cpu::kTaskRows;
-  static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
-  static int tile_rows() { return kTileRows; }
-  static LinearTileKernel tile(int rows) { return kTileKernels[static_cast<size_t>(rows - 1)]; }
-};
-
 // f32 panels, read in place.
-struct F32Weights : F32Blocking {
-  static constexpr int64_t kScratchFloats = 0;
+struct F32Weights : LinearInPlaceFormat<kPanelCols, kTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels> {
   const float* packed;
   int64_t in_features;
-  const void* block(int64_t panel, int64_t depth_begin, int64_t /*depth*/, float* /*scratch*/) const {
+  static LinearTileKernel tile(int rows) { return kTileKernels[static_cast<size_t>(rows - 1)]; }
+  const void* block(int64_t panel, int64_t depth_begin) const {
     return packed + (panel * in_features + depth_begin) * kPanelCols;
   }
-  const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin, 0, nullptr); }
+  const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin); }
   int64_t block_bytes(int64_t depth) const { return depth * kPanelCols * static_cast<int64_t>(sizeof(float)); }
 };
 

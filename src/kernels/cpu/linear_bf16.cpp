@@ -172,7 +172,6 @@ struct Bf16Weights {
   static constexpr int64_t kDepthBlock = kDepthPairs;
   static constexpr int64_t kTaskRows = cpu::kTaskRows;
   static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
-  static constexpr int64_t kScratchFloats = 0;
   static constexpr bool kXInPlace = false;
   const uint32_t* packed;
   int64_t in_pairs;
@@ -184,10 +183,10 @@ struct Bf16Weights {
     convert_x_block(x, row_begin, row_end, pair_begin, pairs, x_pairs);
     return x_pairs;
   }
-  const void* block(int64_t panel, int64_t pair_begin, int64_t /*pairs*/, float* /*scratch*/) const {
+  const void* block(int64_t panel, int64_t pair_begin) const {
     return packed + (panel * in_pairs + pair_begin) * kPanelCols;
   }
-  const void* next_block(int64_t panel, int64_t pair_begin) const { return block(panel, pair_begin, 0, nullptr); }
+  const void* next_block(int64_t panel, int64_t pair_begin) const { return block(panel, pair_begin); }
   int64_t block_bytes(int64_t pairs) const { return pairs * kPanelCols * static_cast<int64_t>(sizeof(uint32_t)); }
   int tile_rows() const { return tiles.tile_rows; }
   LinearTileKernel tile(int rows) const { return tiles.tiles[rows - 1]; }

@@ -140,23 +140,16 @@ const LinearTileKernel* tiles_for(QuantType type) {
   return nullptr;
 }
 
-struct GroupWeights : LinearXInPlace {
-  static constexpr int64_t kPanelCols = cpu::kPanelCols;
-  static constexpr int64_t kMaxTileRows = cpu::kTileRows;
-  static constexpr int64_t kDepthBlock = cpu::kDepthBlock;
-  static constexpr int64_t kTaskRows = cpu::kTaskRows;
-  static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
-  static constexpr int64_t kScratchFloats = 0;
+struct GroupWeights : LinearInPlaceFormat<kPanelCols, kTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels> {
   const uint8_t* packed;
   GroupFormat format;
   int64_t in_groups;
   const LinearTileKernel* tiles;
-  static int tile_rows() { return kTileRows; }
   LinearTileKernel tile(int rows) const { return tiles[rows - 1]; }
-  const void* block(int64_t panel, int64_t depth_begin, int64_t /*depth*/, float* /*scratch*/) const {
+  const void* block(int64_t panel, int64_t depth_begin) const {
     return packed + (panel * in_groups + depth_begin / format.group) * format.chunk_bytes();
   }
-  const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin, 0, nullptr); }
+  const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin); }
   int64_t block_bytes(int64_t depth) const { return ceil_div(depth, format.group) * format.chunk_bytes(); }
 };
 

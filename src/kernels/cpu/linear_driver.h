@@ -3,14 +3,13 @@
 // a depth block each panel over the task's rows in register tiles. A weight format supplies, as a policy class
 // `Weights`:
 //   kPanelCols, kMaxTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels   the blocking (constants)
-//   kScratchFloats                                      per-task scratch its block() may fill (floats)
 //   kXInPlace                                           x is read in place as f32 (else x_block converts it)
 //   int64_t depth(in_features) const                    the depth in the kernel's units (bf16: pairs)
 //   const uint32_t* x_block(x, row_begin, row_end, depth_begin, depth) const
 //                                                       kXInPlace false: the task's rows of this depth block
 //                                                       converted, [rows, kDepthBlock] (4-byte units)
-//   const void* block(panel, depth_begin, depth, scratch) const   one panel's weights of one depth block as its
-//                                                       tile kernel reads them
+//   const void* block(panel, depth_begin) const          one panel's weights of one depth block as its tile
+//                                                       kernel reads them
 //   const void* next_block(panel, depth_begin) const     one to prefetch ahead (nullptr: none)
 //   int64_t block_bytes(depth) const                     its size, for the prefetch
 //   int tile_rows() const; LinearTileKernel tile(rows) const   acc = init or c; acc += x * w over depth; c = acc
@@ -36,9 +35,16 @@ namespace jagged::kernels::cpu {
 using LinearTileKernel = void (*)(const void* x, int64_t x_stride, const void* weights, int64_t depth,
                                   const float* init, float* c, int64_t c_stride);
 
-// For formats that read x in place as f32 (all but bf16).
-struct LinearXInPlace {
+// The blocking of a format, and x read in place as f32 (all formats but bf16).
+template <int64_t PanelCols, int TileRows, int64_t DepthBlock, int64_t TaskRows, int64_t MaxTaskPanels>
+struct LinearInPlaceFormat {
+  static constexpr int64_t kPanelCols = PanelCols;
+  static constexpr int64_t kMaxTileRows = TileRows;
+  static constexpr int64_t kDepthBlock = DepthBlock;
+  static constexpr int64_t kTaskRows = TaskRows;
+  static constexpr int64_t kMaxTaskPanels = MaxTaskPanels;
   static constexpr bool kXInPlace = true;
+  static int tile_rows() { return TileRows; }
   static int64_t depth(int64_t in_features) { return in_features; }
   static const uint32_t* x_block(ConstMatrixView, int64_t, int64_t, int64_t, int64_t) { return nullptr; }
 };
@@ -84,7 +90,6 @@ class LinearDriver {
     const int64_t panel_begin = (task / grid.row_tasks) * grid.panels_per_task;
     const int64_t panel_end = std::min(panels, panel_begin + grid.panels_per_task);
     const int64_t in_depth = weights_.depth(x_.cols);
-    alignas(64) float scratch[Weights::kScratchFloats > 0 ? Weights::kScratchFloats : 1];
     const auto depth_of = [&](int64_t depth_begin) { return std::min(kDepthBlock, in_depth - depth_begin); };
     for (int64_t depth_begin = 0; depth_begin < in_depth; depth_begin += kDepthBlock) {
       const uint32_t* x_block = Weights::kXInPlace ? nullptr
@@ -101,7 +106,7 @@ class LinearDriver {
         const void* next = next_depth < in_depth ? weights_.next_block(next_panel, next_depth) : nullptr;
         const int64_t next_bytes = next != nullptr ? weights_.block_bytes(depth_of(next_depth)) : 0;
         const int64_t depth = depth_of(depth_begin);
-        run_panel(panel, depth_begin, depth, weights_.block(panel, depth_begin, depth, scratch), x_block, row_begin,
+        run_panel(panel, depth_begin, depth, weights_.block(panel, depth_begin), x_block, row_begin,
                   row_end, static_cast<const char*>(next), next_bytes, panel == panel_begin);
       }
     }

@@ -87,21 +87,14 @@ constexpr auto make_tiles(std::integer_sequence<int, kRows...>) {
 constexpr auto kTiles = make_tiles(std::make_integer_sequence<int, kTileRows>{});
 
 // The packed blocks, read in place (dequantized in the tile kernel's registers).
-struct Q8Weights : LinearXInPlace {
-  static constexpr int64_t kPanelCols = cpu::kPanelCols;
-  static constexpr int64_t kMaxTileRows = cpu::kTileRows;
-  static constexpr int64_t kDepthBlock = cpu::kDepthBlock;
-  static constexpr int64_t kTaskRows = cpu::kTaskRows;
-  static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
-  static constexpr int64_t kScratchFloats = 0;
+struct Q8Weights : LinearInPlaceFormat<kPanelCols, kTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels> {
   const uint8_t* packed;
   int64_t in_blocks;
-  static int tile_rows() { return kTileRows; }
   static LinearTileKernel tile(int rows) { return kTiles[static_cast<size_t>(rows - 1)]; }
-  const void* block(int64_t panel, int64_t depth_begin, int64_t /*depth*/, float* /*scratch*/) const {
+  const void* block(int64_t panel, int64_t depth_begin) const {
     return packed + (panel * in_blocks + depth_begin / kBlock) * kBlockBytes;
   }
-  const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin, 0, nullptr); }
+  const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin); }
   int64_t block_bytes(int64_t depth) const { return ceil_div(depth, kBlock) * kBlockBytes; }
 };
 
