@@ -83,50 +83,18 @@ TEST(LinearBlocks, MatchesReferenceAndF32KernelOnTheDequantizedWeight) {
     for (const Features features : {Features{values, 3}, Features{values * (values == 32 ? 9 : 2), 100}}) {
       const Tensor blocks = random_blocks(type, features.out, features.in, 22);
       const Tensor bias = testing::random_tensor({features.out}, 23);
-      const ops::PackedWeight quantized(blocks);
-      const Tensor dequantized = quantized.unpack();
-      const ops::PackedWeight f32(dequantized);
-      for (const auto& length_case : testing::ragged_length_cases()) {
-        const int64_t rows = NestedTensor::from_lengths(length_case.lengths, {features.in}).num_tokens();
-        const Tensor x = testing::random_tensor({rows, features.in}, 21, -2.0f, 2.0f);
-        Tensor actual({rows, features.out});
-        Tensor from_f32({rows, features.out});
-        Tensor expected({rows, features.out});
-        ops::linear(x, quantized, &bias, actual);
-        ops::linear(x, f32, &bias, from_f32);
-        kernels::reference::linear(x.matrix(), dequantized.data<float>(), bias.data<float>(), expected.matrix());
-        const std::string what = concat(quant_layout(type).name, " ", length_case.name, " in ", features.in);
-        EXPECT_TRUE(testing::rows_bit_equal(actual.matrix(), from_f32.matrix())) << what;
-        testing::expect_within_reference_bound(x, dequantized, bias, actual, expected, what);
-      }
+      testing::expect_linear_matches_dequantized(ops::PackedWeight(blocks), bias, std::string(quant_layout(type).name));
     }
   }
 }
 
 TEST(LinearBlocks, RowResultIsIndependentOfBatchAndThreads) {
-  const int saved_threads = num_threads();
-  for (const QuantType type : {QuantType::q4_0, QuantType::q5_0, QuantType::q4_k, QuantType::q6_k}) {
-    const int64_t rows = 300;
-    const int64_t in = 512;
-    const int64_t out = 200;
-    const Tensor x = testing::random_tensor({rows, in}, 41);
-    const ops::PackedWeight weight(random_blocks(type, out, in, 42));
-    const Tensor bias = testing::random_tensor({out}, 43);
-    set_num_threads(saved_threads);
-    Tensor all({rows, out});
-    ops::linear(x, weight, &bias, all);
-    for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {5, 15}, {100, 129}, {0, 300}}) {
-      for (const int threads : {1, 2, 3}) {
-        set_num_threads(threads);
-        Tensor part({count, out});
-        ops::linear(x.matrix().row_range(begin, begin + count), weight, &bias, part.matrix());
-        EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
-            << quant_layout(type).name << " rows [" << begin << ", " << begin + count << ") with " << threads
-            << " threads";
-      }
-    }
+  for (const QuantType type : {QuantType::q4_0, QuantType::q4_1, QuantType::q5_0, QuantType::q4_k, QuantType::q6_k}) {
+    const Tensor x = testing::random_tensor({300, 512}, 41);
+    const ops::PackedWeight weight(random_blocks(type, 200, 512, 42));
+    testing::expect_rows_independent_of_batch(weight, x, testing::random_tensor({200}, 43),
+                                              std::string(quant_layout(type).name));
   }
-  set_num_threads(saved_threads);
 }
 
 // q4_0 .. q5_1 quantized from f32 at packing: within a step of the block's scale of the original.
