@@ -138,6 +138,7 @@ BenchTarget open_bench_target(const std::string& model_spec, const std::string& 
   std::vector<std::string> type_order;
   for (const ops::WeightType type : model->projection_types()) {
     const std::string name(ops::weight_type_name(type));
+    target.quantized_projections |= type != ops::WeightType::f32 && type != ops::WeightType::bf16;
     if (type_counts[name]++ == 0) type_order.push_back(name);
   }
   for (const std::string& name : type_order) {

@@ -123,7 +123,7 @@ void add_bench_command(CLI::App& app) {
                     "encoders: also run ONNX Runtime (onnxruntime-node, scripts/setup_bench.sh) on the same batch");
   command->add_flag("--compare-llamacpp", args->compare_llamacpp,
                     "decoders: also run llama.cpp (scripts/setup_llamacpp.sh builds it) on the same batch or decode "
-                    "workload, the model written as GGUF");
+                    "workload, the model written as GGUF (a .gguf model: that file, with its quantized types)");
   add_decode_bench_options(*command, args->decode);
   command
       ->add_option("--dtype", args->bench.dtype,
