@@ -150,7 +150,7 @@ std::string linear_path(WeightType type) {
     case WeightType::q4_k:
     case WeightType::q5_k:
     case WeightType::q6_k:
-      return concat(weight_type_name(type), " (blocks dequantized per panel into L1, f32 FMA GEMM)");
+      return concat(weight_type_name(type), " (blocks dequantized to f32 registers, FMA)");
   }
   return "unknown";
 }
