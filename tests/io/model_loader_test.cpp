@@ -400,6 +400,15 @@ TEST(GgufModel, BlockWeightsAreKeptOthersNamed) {
     EXPECT_EQ(loaded.weights.at("blk.0.ffn_up.weight").dtype(), DType::q4_k);  // kept, not widened
     EXPECT_EQ(loaded.weights.at("token_embd.weight").dtype(), DType::f32);
   }
+  {
+    testing::GgufWriter bad = testing::gguf_llama_writer(config, weights);
+    Bytes blocks(8 * 144);
+    blocks[144 * 3] = std::byte{0x00};
+    blocks[144 * 3 + 1] = std::byte{0x7c};  // block 3's d: +inf in f16
+    bad.tensor("blk.0.ffn_up.weight", {8, 256}, 12, blocks);
+    expect_file_error([&] { load_gguf_bytes(bad.bytes(), "inf.gguf"); },
+                      {"inf.gguf", "blk.0.ffn_up.weight", "non-finite scale in Q4_K block 3", "corrupt"});
+  }
   writer.tensor("blk.0.ffn_up.weight", {8, 256}, 10, Bytes(8 * 84));  // Q2_K
   expect_file_error([&] { load_gguf_bytes(writer.bytes(), "q2k.gguf"); },
                     {"q2k.gguf", "unsupported tensor type Q2_K in tensor blk.0.ffn_up.weight"});
