@@ -46,12 +46,16 @@ class PackedWeight {
   // weight: [out_features, in_features] f32, converted to `type`; or of a block dtype (a GGUF file's Q4_K...),
   // kept in its own type whatever `type` says (never widened).
   explicit PackedWeight(const Tensor& weight, WeightType type = WeightType::f32);
-  bool defined() const { return packed_.defined(); }
-  WeightType type() const { return type_; }
+  // The parts' rows one after the other, each part kept in its own type (a fused QKV projection whose parts a
+  // GGUF file stores in different block types). Parts: defined, same in_features, none itself stacked.
+  static PackedWeight stack(std::vector<PackedWeight> parts);
+  bool defined() const { return packed_.defined() || !parts_.empty(); }
+  WeightType type() const { return type_; }  // of a stack: its first part's
+  const std::vector<PackedWeight>& parts() const { return parts_; }  // empty unless stacked
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }
   int64_t numel() const { return out_features_ * in_features_; }  // of the weight, without the panels' padding
-  size_t nbytes() const { return packed_.nbytes(); }               // in memory, with the panels' padding
+  size_t nbytes() const;  // in memory, with the panels' padding
   const void* data() const { return packed_.raw_data(); }
   // The weight back in its plain layout [out_features, in_features] f32 (for export; bf16 and the block types
   // widen exactly).
@@ -61,6 +65,7 @@ class PackedWeight {
   void pack_blocks(const Tensor& weight);  // a block dtype's weight, in its own type
 
   Tensor packed_;  // [packed bytes] u8, see kernels/linear.h
+  std::vector<PackedWeight> parts_;
   WeightType type_ = WeightType::f32;
   int64_t out_features_ = 0;
   int64_t in_features_ = 0;

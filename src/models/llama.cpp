@@ -77,7 +77,7 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
     const Tensor& wq = require_matrix(weights_, layer_name(i, "attn_q.weight"), {q_dim, c.model_dim});
     const Tensor& wk = require_matrix(weights_, layer_name(i, "attn_k.weight"), {kv_dim, c.model_dim});
     const Tensor& wv = require_matrix(weights_, layer_name(i, "attn_v.weight"), {kv_dim, c.model_dim});
-    layer.wqkv = ops::PackedWeight(concat_rows({&wq, &wk, &wv}), weight_type);
+    layer.wqkv = models::pack_fused({&wq, &wk, &wv}, weight_type);
     if (c.qkv_bias) {
       layer.bqkv = concat_rows({&require_weight(weights_, layer_name(i, "attn_q.bias"), {q_dim}),
                                &require_weight(weights_, layer_name(i, "attn_k.bias"), {kv_dim}),
@@ -85,9 +85,9 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
     }
     layer.wo = ops::PackedWeight(require_matrix(weights_, layer_name(i, "attn_output.weight"), {c.model_dim, q_dim}),
                                  weight_type);
-    layer.w_gate_up = ops::PackedWeight(
-        concat_rows({&require_matrix(weights_, layer_name(i, "ffn_gate.weight"), {c.ffn_dim, c.model_dim}),
-                     &require_matrix(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})}),
+    layer.w_gate_up = models::pack_fused(
+        {&require_matrix(weights_, layer_name(i, "ffn_gate.weight"), {c.ffn_dim, c.model_dim}),
+         &require_matrix(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})},
         weight_type);
     layer.w_down = ops::PackedWeight(
         require_matrix(weights_, layer_name(i, "ffn_down.weight"), {c.model_dim, c.ffn_dim}), weight_type);
@@ -107,7 +107,8 @@ std::vector<ops::WeightType> LlamaModel::projection_types() const {
   std::vector<ops::WeightType> types;
   for (const Layer& layer : layers_) {
     for (const ops::PackedWeight* weight : {&layer.wqkv, &layer.wo, &layer.w_gate_up, &layer.w_down}) {
-      types.push_back(weight->type());
+      if (weight->parts().empty()) types.push_back(weight->type());
+      for (const ops::PackedWeight& part : weight->parts()) types.push_back(part.type());
     }
   }
   types.push_back(output_.type());

@@ -1,5 +1,6 @@
 #include "models/weight_helpers.h"
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -44,6 +45,16 @@ Tensor concat_rows(std::initializer_list<const Tensor*> parts) {
     part->release_file_pages();  // the fused copy replaces it (weights resident once)
   }
   return stacked;
+}
+
+ops::PackedWeight pack_fused(std::initializer_list<const Tensor*> parts, ops::WeightType type) {
+  const DType first = (*parts.begin())->dtype();
+  if (std::all_of(parts.begin(), parts.end(), [&](const Tensor* part) { return part->dtype() == first; })) {
+    return ops::PackedWeight(concat_rows(parts), type);
+  }
+  std::vector<ops::PackedWeight> packed;
+  for (const Tensor* part : parts) packed.emplace_back(*part, type);
+  return ops::PackedWeight::stack(std::move(packed));
 }
 
 Tensor widen_to_f32(const Tensor& tensor) {

@@ -7,6 +7,7 @@
 
 #include "jagged/model_config.h"
 #include "jagged/nested_tensor.h"
+#include "jagged/ops.h"
 
 namespace jagged::models {
 
@@ -25,6 +26,10 @@ Tensor concat_rows(std::initializer_list<const Tensor*> parts);
 
 // A block dtype's tensor widened to f32 (exactly, core/quant_blocks); an f32 tensor copied.
 Tensor widen_to_f32(const Tensor& tensor);
+
+// A fused projection (QKV, gate and up) packed for ops::linear: the parts' rows stacked into one packed weight when
+// they share a dtype; else each part packed in its own type (ops::PackedWeight::stack), never widened.
+ops::PackedWeight pack_fused(std::initializer_list<const Tensor*> parts, ops::WeightType type);
 
 // Rows [begin, end) of a [rows, ...] tensor, copied.
 Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -216,6 +217,28 @@ PackedWeight::PackedWeight(const Tensor& weight, WeightType type) : type_(type) 
   throw InvalidArgument("PackedWeight: unknown weight type");
 }
 
+PackedWeight PackedWeight::stack(std::vector<PackedWeight> parts) {
+  if (parts.empty()) throw InvalidArgument("PackedWeight::stack: no parts");
+  PackedWeight stacked;
+  stacked.type_ = parts.front().type();
+  stacked.in_features_ = parts.front().in_features();
+  for (const PackedWeight& part : parts) {
+    if (!part.defined() || !part.parts().empty() || part.in_features() != stacked.in_features_) {
+      throw InvalidArgument(concat("PackedWeight::stack: every part must be a defined, unstacked weight of ",
+                                   stacked.in_features_, " in_features"));
+    }
+    stacked.out_features_ += part.out_features();
+  }
+  stacked.parts_ = std::move(parts);
+  return stacked;
+}
+
+size_t PackedWeight::nbytes() const {
+  size_t bytes = packed_.nbytes();
+  for (const PackedWeight& part : parts_) bytes += part.nbytes();
+  return bytes;
+}
+
 void PackedWeight::pack_blocks(const Tensor& weight) {
   if (weight.rank() != 2) {
     throw InvalidArgument(concat("linear: weight must be [out_features, in_features], got ",
@@ -245,6 +268,15 @@ void PackedWeight::pack_blocks(const Tensor& weight) {
 Tensor PackedWeight::unpack() const {
   Tensor weight({out_features_, in_features_});
   if (!defined()) return weight;
+  if (!parts_.empty()) {
+    auto* out = static_cast<std::byte*>(weight.raw_data());
+    for (const PackedWeight& part : parts_) {
+      const Tensor rows = part.unpack();
+      std::memcpy(out, rows.raw_data(), rows.nbytes());
+      out += rows.nbytes();
+    }
+    return weight;
+  }
   switch (type_) {
     case WeightType::f32:
       kernels::cpu::unpack_linear_weight(static_cast<const float*>(data()), out_features_, in_features_,
@@ -269,6 +301,17 @@ Tensor PackedWeight::unpack() const {
 void linear(ConstMatrixView x, const PackedWeight& weight, const Tensor* bias, MatrixView out) {
   if (!weight.defined()) throw InvalidArgument("linear: the packed weight is empty (default-constructed)");
   check_arguments(x, weight.out_features(), weight.in_features(), bias, out);
+  if (!weight.parts().empty()) {  // each part into its band of output columns
+    int64_t begin = 0;
+    for (const PackedWeight& part : weight.parts()) {
+      const int64_t end = begin + part.out_features();
+      Tensor part_bias;
+      if (bias != nullptr) part_bias = Tensor::borrow(nullptr, bias->data<float>() + begin, {end - begin}, DType::f32);
+      linear(x, part, bias != nullptr ? &part_bias : nullptr, out.columns(begin, end));
+      begin = end;
+    }
+    return;
+  }
   switch (weight.type()) {
     case WeightType::f32:
       kernels::cpu::linear_packed(x, static_cast<const float*>(weight.data()), weight.out_features(), bias_data(bias),

@@ -97,6 +97,34 @@ TEST(LinearBlocks, RowResultIsIndependentOfBatchAndThreads) {
   }
 }
 
+// A fused projection whose parts have different types: each part in its own type, outputs side by side.
+TEST(LinearBlocks, StackedPartsKeepTheirTypes) {
+  const Tensor q5 = random_blocks(QuantType::q5_0, 40, 64, 1);
+  const Tensor q8 = random_blocks(QuantType::q8_0, 20, 64, 2);
+  const Tensor f32 = testing::random_tensor({7, 64}, 3);
+  std::vector<ops::PackedWeight> parts;
+  parts.emplace_back(q5);
+  parts.emplace_back(q8);
+  parts.emplace_back(f32);
+  const ops::PackedWeight stacked = ops::PackedWeight::stack(std::move(parts));
+  EXPECT_EQ(stacked.out_features(), 67);
+  EXPECT_EQ(stacked.parts()[0].type(), ops::WeightType::q5_0);
+  EXPECT_EQ(stacked.parts()[1].type(), ops::WeightType::q8_0);
+  const Tensor bias = testing::random_tensor({67}, 4);
+  const Tensor x = testing::random_tensor({130, 64}, 5);
+  Tensor actual({130, 67});
+  ops::linear(x, stacked, &bias, actual);
+  // The same as one weight of the dequantized rows: each output column's chain does not see the others.
+  const Tensor whole = stacked.unpack();
+  Tensor expected({130, 67});
+  ops::linear(x, ops::PackedWeight(whole), &bias, expected);
+  EXPECT_TRUE(testing::rows_bit_equal(actual.matrix(), expected.matrix()));
+  std::vector<ops::PackedWeight> mismatched;
+  mismatched.emplace_back(q5);
+  mismatched.emplace_back(testing::random_tensor({3, 32}, 6));
+  EXPECT_THROW(ops::PackedWeight::stack(std::move(mismatched)), InvalidArgument);
+}
+
 // q4_0 .. q5_1 quantized from f32 at packing: within a step of the block's scale of the original.
 TEST(LinearBlocks, QuantizesFromF32WithinAStep) {
   const Tensor weight = testing::random_tensor({20, 70}, 7, -3.0f, 3.0f);  // 70: a partial last block

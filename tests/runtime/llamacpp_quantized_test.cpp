@@ -121,9 +121,10 @@ TEST_F(QuantizedStories260K, Q8_0KeptQuantizedMatchesLlamaCpp) {
 TEST_F(QuantizedStories260K, Q4_K_MKeptQuantizedMatchesLlamaCpp) {
   const LlamaModel model = load_llama_model(files_[1]);
   // What llama-quantize writes for Q4_K_M on rows of 64 values (not a multiple of 256): Q4_K falls back to Q5_0,
-  // Q6_K (attn_v of some layers, the tied output) to Q8_0, and ffn_down's rows of 172 to F16. A fused QKV whose
-  // parts differ in type (Q5_0 q/k, Q8_0 v) is widened to f32.
+  // Q6_K (attn_v of some layers, the tied output) to Q8_0, and ffn_down's rows of 172 to F16 (read as f32). A
+  // fused QKV whose parts differ in type (Q5_0 q/k, Q8_0 v) keeps each part's type.
   const std::vector<ops::WeightType> types = model.projection_types();
+  EXPECT_EQ(count_type(types, ops::WeightType::f32), 5u) << "only ffn_down (F16 in the file)";
   EXPECT_GE(count_type(types, ops::WeightType::q5_0), 2u * 5u) << "attn_output and gate_up of 5 layers";
   EXPECT_EQ(types.back(), ops::WeightType::q8_0) << "the LM head, tied to the embedding table (Q6_K -> Q8_0)";
   const double diff = relative_logit_diff(model, files_[1]);
