@@ -283,13 +283,16 @@ void BM_LinearVsSgemm(benchmark::State& state) {
       benchmark::Counter(gflops * 1e-9 / machine_peak_gflops(), benchmark::Counter::kIsRate);
 }
 
-// Decode-sized batches: ops::linear on a packed weight (mode 0: f32, 2: bf16) against one plain sgemm call with
-// the batch's own M (mode 1; oneDNN's gemv path for M = 1). Bytes: the weight as stored, read once per call.
+// Decode-sized batches: ops::linear on a packed weight (mode 0: f32, 2: bf16, 3: q8_0, 4: q4_0 (the 4-bit
+// nibble path), 5: q5_0 (the int8 path of the 5/6-bit types)) against one plain sgemm call with the batch's own
+// M (mode 1; oneDNN's gemv path for M = 1). Bytes: the weight as stored, read once per call.
 void BM_LinearSmallBatch(benchmark::State& state) {
   const LayerShape& shape = kLayerShapes[state.range(0)];
   const int64_t rows = state.range(1);
   const bool plain = state.range(2) == 1;
-  const ops::WeightType type = state.range(2) == 2 ? ops::WeightType::bf16 : ops::WeightType::f32;
+  constexpr ops::WeightType kTypes[] = {ops::WeightType::f32,  ops::WeightType::f32,  ops::WeightType::bf16,
+                                        ops::WeightType::q8_0, ops::WeightType::q4_0, ops::WeightType::q5_0};
+  const ops::WeightType type = kTypes[state.range(2)];
   state.SetLabel(std::string(shape.name) + (plain ? " plain_sgemm" : " ops_linear " + ops::linear_path(type)));
   const Tensor weight = random_tensor({shape.out_features, shape.in_features}, 3);
   const ops::PackedWeight packed(weight, type);
@@ -493,7 +496,7 @@ BENCHMARK(BM_LinearBf16VsF32)->ArgName("shape")->DenseRange(0, 4)->Unit(benchmar
 BENCHMARK(BM_MemoryBandwidth)->Iterations(5)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LinearSmallBatch)
     ->ArgNames({"shape", "rows", "mode"})
-    ->ArgsProduct({{0, 3}, {1, 8, 32, 64}, {0, 1, 2}})
+    ->ArgsProduct({{0, 3}, {1, 8, 32, 64}, {0, 1, 2, 3, 4, 5}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK(BM_SgemmBatchInvariance)->ArgName("shape")->Arg(0)->Arg(3)->Iterations(1)->Unit(benchmark::kMillisecond);

@@ -36,8 +36,13 @@ struct BenchTarget {
   // Encoders: last hidden states of the nested forward [num_tokens, model_dim], compared with PyTorch's as well
   // as the embeddings (a pooled mean can hide an error in single tokens). Empty for decoders.
   std::function<Tensor(const NestedTensor&)> hidden_states;
-  // Decoders: writes the model as one GGUF file for llama.cpp (export_gguf). Empty for encoders.
+  // Decoders: writes the model as one GGUF file for llama.cpp (export_gguf), or, for a model loaded from a GGUF
+  // file, links that file (so llama.cpp runs the same quantized types). Empty for encoders.
   std::function<void(const std::filesystem::path&)> export_gguf;
+  // Decoders: how the projections are stored, e.g. "q5_0 x13, f32 x8, q8_0 x1" (a GGUF file keeps its types),
+  // and whether any is of a GGUF block type (what llama.cpp then runs is that file, with the same blocks).
+  std::string projection_types;
+  bool quantized_projections = false;
 };
 
 // A decoder (logits of each sequence's last token, or of every token) or an encoder (mean-pooled embeddings), by

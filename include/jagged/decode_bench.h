@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -38,6 +39,9 @@ struct DecodeBenchOptions {
   EngineOptions engine;       // kv_cache_tokens and kv_cache_bytes 0: sized to hold every request of a run at once
   bool padded = true;         // also run the padded static batch
   bool compare_llamacpp = false;  // also run llama.cpp (needs scripts/setup_llamacpp.sh)
+  // The GGUF file the model was loaded from: llama.cpp runs on it, with the file's (quantized) types. Empty:
+  // the model is written as an f32 GGUF file for llama.cpp.
+  std::filesystem::path llamacpp_gguf;
   bool step_probe = true;     // one request's decode step vs streaming the weights once
   int64_t probe_prompt = 128;  // the probe request's prompt length and decode steps measured
   int64_t probe_steps = 32;

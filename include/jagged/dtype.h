@@ -7,9 +7,18 @@
 
 namespace jagged {
 
-enum class DType : uint8_t { f32, f16, bf16, i32, u8 };
+enum class DType : uint8_t {
+  f32, f16, bf16, i32, u8,
+  // ggml's block types (src/core/quant_blocks.h), as a GGUF file stores weights: the shape is the logical
+  // [rows, cols] (cols a multiple of the block's values) and the bytes are each row's blocks in order.
+  q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k,
+};
 
+bool is_block_dtype(DType dtype);
+// Bytes per element; 0 for a block type (see dtype_nbytes).
 size_t dtype_size(DType dtype);
+// Bytes of `numel` elements (a block type: numel / values blocks, numel a multiple of the block's values).
+size_t dtype_nbytes(DType dtype, int64_t numel);
 std::string_view dtype_name(DType dtype);
 
 float f16_to_f32(uint16_t bits);

@@ -19,7 +19,8 @@ bool is_synthetic_spec(const std::string& spec);  // "synthetic:NAME"
 // its architecture. InvalidArgument for an unknown synthetic name, FileError for a file that cannot be read.
 std::string model_family(const std::string& spec);
 
-// dtype: the weights' storage type in memory ("f32", "bf16", "q8_0"; ops::parse_weight_type).
+// dtype: the weights' storage type in memory ("f32", "bf16", "q8_0", "q4_0"...; ops::parse_weight_type); a GGUF
+// file's quantized tensors keep their own type.
 LlamaModel open_llama_model(const std::string& spec, const std::string& dtype = "f32");
 BertModel open_bert_model(const std::string& spec, const std::string& dtype = "f32");
 

@@ -25,9 +25,14 @@ enum class WeightType : uint8_t {
   f32,
   bf16,  // rounded to nearest even at packing; the kernel rounds x to bf16 too (see kernels/linear.h)
   q8_0,  // llama.cpp's Q8_0 blocks (32 int8 + an f16 scale), quantized at packing as llama.cpp does
+  // The other GGUF block types (src/core/quant_blocks.h), kept as the file has them. q4_0 .. q5_1 can also be
+  // quantized from f32 at packing (llama.cpp's reference quantizers); the K types come only from files.
+  q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k,
 };
 std::string_view weight_type_name(WeightType type);
-// "f32", "bf16" or "q8_0"; InvalidArgument naming the choices otherwise.
+// The weight type of a block dtype (DType::q4_k -> WeightType::q4_k); InvalidArgument for another dtype.
+WeightType weight_type_of_blocks(DType dtype);
+// "f32", "bf16", "q8_0", "q4_0"...; InvalidArgument naming the choices otherwise.
 WeightType parse_weight_type(std::string_view name);
 // The kernel path ops::linear takes for a weight type on this CPU, e.g. "avx512-bf16" (chosen at run time).
 std::string linear_path(WeightType type);
@@ -38,20 +43,29 @@ std::string linear_path(WeightType type);
 class PackedWeight {
  public:
   PackedWeight() = default;
-  // weight: [out_features, in_features] f32.
+  // weight: [out_features, in_features] f32, converted to `type`; or of a block dtype (a GGUF file's Q4_K...),
+  // kept in its own type whatever `type` says (never widened).
   explicit PackedWeight(const Tensor& weight, WeightType type = WeightType::f32);
-  bool defined() const { return packed_.defined(); }
-  WeightType type() const { return type_; }
+  // The parts' rows one after the other, each part kept in its own type (a fused QKV projection whose parts a
+  // GGUF file stores in different block types). Parts: defined, same in_features, none itself stacked.
+  static PackedWeight stack(std::vector<PackedWeight> parts);
+  bool defined() const { return packed_.defined() || !parts_.empty(); }
+  WeightType type() const { return type_; }  // of a stack: its first part's
+  const std::vector<PackedWeight>& parts() const { return parts_; }  // empty unless stacked
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }
   int64_t numel() const { return out_features_ * in_features_; }  // of the weight, without the panels' padding
-  size_t nbytes() const { return packed_.nbytes(); }               // in memory, with the panels' padding
+  size_t nbytes() const;  // in memory, with the panels' padding
   const void* data() const { return packed_.raw_data(); }
-  // The weight back in its plain layout [out_features, in_features] f32 (for export; bf16 widens exactly).
+  // The weight back in its plain layout [out_features, in_features] f32 (for export; bf16 and the block types
+  // widen exactly).
   Tensor unpack() const;
 
  private:
+  void pack_blocks(const Tensor& weight);  // a block dtype's weight, in its own type
+
   Tensor packed_;  // [packed bytes] u8, see kernels/linear.h
+  std::vector<PackedWeight> parts_;
   WeightType type_ = WeightType::f32;
   int64_t out_features_ = 0;
   int64_t in_features_ = 0;

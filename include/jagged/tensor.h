@@ -68,7 +68,7 @@ class Tensor {
   int64_t dim(int axis) const;  // negative axes count from the end
   int64_t numel() const { return shape_numel(shape_); }
   DType dtype() const { return dtype_; }
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  size_t nbytes() const { return dtype_nbytes(dtype_, numel()); }
 
   // Typed access; throws InvalidArgument when T does not match dtype().
   template <typename T>

@@ -33,6 +33,7 @@ py::dtype numpy_dtype(DType dtype) {
     case DType::i32: return py::dtype::of<int32_t>();
     case DType::u8: return py::dtype::of<uint8_t>();
     case DType::bf16: break;
+    default: break;  // block types
   }
   throw InvalidArgument(concat("dtype ", dtype_name(dtype), " has no NumPy equivalent"));
 }

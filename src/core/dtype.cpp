@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/quant_blocks.h"
+
 namespace jagged {
 
 size_t dtype_size(DType dtype) {
@@ -13,8 +15,16 @@ size_t dtype_size(DType dtype) {
     case DType::bf16: return 2;
     case DType::i32: return 4;
     case DType::u8: return 1;
+    default: return 0;  // block types
   }
-  return 0;
+}
+
+bool is_block_dtype(DType dtype) { return quant_type_of(dtype).has_value(); }
+
+size_t dtype_nbytes(DType dtype, int64_t numel) {
+  const std::optional<QuantType> type = quant_type_of(dtype);
+  if (!type) return static_cast<size_t>(numel) * dtype_size(dtype);
+  return static_cast<size_t>(quant_row_bytes(*type, numel));
 }
 
 std::string_view dtype_name(DType dtype) {
@@ -24,6 +34,10 @@ std::string_view dtype_name(DType dtype) {
     case DType::bf16: return "bf16";
     case DType::i32: return "i32";
     case DType::u8: return "u8";
+    default: {
+      const std::optional<QuantType> type = quant_type_of(dtype);
+      return type ? quant_layout(*type).name : "unknown";
+    }
   }
   return "unknown";
 }

@@ -26,7 +26,7 @@ int64_t shape_numel(const Shape& shape) {
 }
 
 Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype), defined_(true) {
-  const size_t bytes = static_cast<size_t>(shape_numel(shape_)) * dtype_size(dtype_);
+  const size_t bytes = dtype_nbytes(dtype_, shape_numel(shape_));
   bytes_ = static_cast<std::byte*>(core::allocate_bytes(bytes));
   storage_ = std::shared_ptr<void>(bytes_, [bytes](void* pointer) { core::free_bytes(pointer, bytes); });
 }

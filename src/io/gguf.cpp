@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/quant_blocks.h"
 #include "jagged/error.h"
 
 namespace jagged::io {
@@ -46,16 +47,11 @@ constexpr TypeLayout kGgmlTypes[] = {
     {"TQ2_0", 256, 66},   {"IQ4_NL_4_4", 0, 0}, {"IQ4_NL_4_8", 0, 0}, {"IQ4_NL_8_8", 0, 0}, {"MXFP4", 32, 17},
 };
 constexpr uint32_t kNumGgmlTypes = sizeof(kGgmlTypes) / sizeof(kGgmlTypes[0]);
-constexpr uint32_t kTypeF32 = 0, kTypeF16 = 1, kTypeBF16 = 30, kTypeQ4_0 = 2, kTypeQ8_0 = 8;
+constexpr uint32_t kTypeF32 = 0, kTypeF16 = 1, kTypeBF16 = 30;
 
 const TypeLayout* type_layout(uint32_t ggml_type) {
   if (ggml_type >= kNumGgmlTypes || kGgmlTypes[ggml_type].block == 0) return nullptr;
   return &kGgmlTypes[ggml_type];
-}
-
-bool is_quantised(uint32_t ggml_type) {
-  const TypeLayout* layout = type_layout(ggml_type);
-  return layout != nullptr && layout->block > 1;
 }
 
 // Smallest encodings, used to bound counts by the bytes left before anything is allocated.
@@ -407,52 +403,33 @@ const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
 
 void GgufFile::check_readable(const GgufTensorInfo& info) const {
   if (info.ggml_type == kTypeF32 || info.ggml_type == kTypeF16 || info.ggml_type == kTypeBF16 ||
-      info.ggml_type == kTypeQ8_0 || info.ggml_type == kTypeQ4_0) {
+      quant_type_of_ggml(info.ggml_type)) {
     return;
   }
   throw FileError(concat(path_.string(), ": unsupported tensor type ", ggml_type_name(info.ggml_type), " in tensor ",
-                         info.name, is_quantised(info.ggml_type) ? " (quantised types are planned)" : "",
-                         "; supported: F32, F16, BF16, Q8_0, Q4_0"));
+                         info.name, "; supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K"));
 }
-
-namespace {
-
-// ggml's Q8_0 (f16 d, 32 int8 q: w = d q) and Q4_0 (f16 d, 16 bytes of nibbles: element i < 16 in the low
-// nibble of byte i, element 16 + i in its high nibble; w = d (q - 8)) blocks -> f32, exactly. The parser has
-// checked that the row length is a multiple of 32 and the byte size is blocks x block bytes.
-Tensor dequantize_blocks(const std::byte* source, uint32_t ggml_type, Shape shape) {
-  Tensor out(std::move(shape));
-  float* values = out.data<float>();
-  const int64_t blocks = out.numel() / 32;
-  const size_t block_bytes = ggml_type == kTypeQ8_0 ? 34 : 18;
-  for (int64_t b = 0; b < blocks; ++b) {
-    const std::byte* block = source + static_cast<size_t>(b) * block_bytes;
-    uint16_t scale_bits = 0;
-    std::memcpy(&scale_bits, block, 2);
-    const float scale = f16_to_f32(scale_bits);
-    float* target = values + b * 32;
-    for (int i = 0; i < 32; ++i) {
-      if (ggml_type == kTypeQ8_0) {
-        target[i] = scale * static_cast<float>(static_cast<int8_t>(block[2 + i]));
-      } else {
-        const auto byte = static_cast<uint8_t>(block[2 + i % 16]);
-        target[i] = scale * static_cast<float>((i < 16 ? byte & 0x0f : byte >> 4) - 8);
-      }
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 Tensor GgufFile::read_f32(const GgufTensorInfo& info) const {
   check_readable(info);
-  if (info.ggml_type == kTypeQ8_0 || info.ggml_type == kTypeQ4_0) {
-    // Widened here (exact); --dtype q8_0 packs Q8_0 back losslessly (same blocks), see ops::WeightType.
-    return dequantize_blocks(file_->bytes().data() + data_offset_ + info.offset, info.ggml_type, info.shape);
+  if (const std::optional<QuantType> type = quant_type_of_ggml(info.ggml_type)) {
+    // Widened exactly (core/quant_blocks); read_stored keeps the blocks instead.
+    Tensor out(info.shape);
+    dequantize_row(*type, reinterpret_cast<const uint8_t*>(file_->bytes().data() + data_offset_ + info.offset),
+                   out.numel(), out.data<float>());
+    return out;
   }
   const DType stored = info.ggml_type == kTypeF32 ? DType::f32 : info.ggml_type == kTypeF16 ? DType::f16 : DType::bf16;
   return f32_tensor_from_file(file_, data_offset_ + info.offset, info.shape, stored);
+}
+
+Tensor GgufFile::read_stored(const GgufTensorInfo& info) const {
+  check_readable(info);
+  const std::optional<QuantType> type = quant_type_of_ggml(info.ggml_type);
+  if (!type) return read_f32(info);
+  // The parser checked the innermost extent against the block and the byte range against the file.
+  return Tensor::borrow(file_, file_->bytes().data() + data_offset_ + info.offset, info.shape, dtype_of(*type),
+                        file_->mapped());
 }
 
 }  // namespace jagged::io

@@ -58,7 +58,11 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(const std::string& name) const;
   // The tensor converted to f32 (f32 is borrowed from the mapping without a copy). FileError on other types.
   Tensor read_f32(const GgufTensorInfo& info) const;
-  // FileError naming the tensor and type when read_f32 cannot convert it (quantised types).
+  // A block type (Q4_K...) as it is stored: a tensor of that block dtype borrowed from the mapping (no copy, no
+  // widening); other types as read_f32.
+  Tensor read_stored(const GgufTensorInfo& info) const;
+  // FileError naming the tensor and type when read_f32 cannot convert it (types other than F32, F16, BF16 and
+  // the block types of core/quant_blocks.h).
   void check_readable(const GgufTensorInfo& info) const;
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }  // start of the data section in the file

@@ -85,13 +85,28 @@ int64_t vocab_size(const GgufFile& gguf, const Metadata& meta, const std::string
                        "vocab size (rows of token_embd.weight)", meta.source());
 }
 
+// Whether a Llama tensor is the weight of a linear layer (which the model packs as a PackedWeight, and so can
+// take in a block type), or the embedding table (the tied LM head); the norms are read as f32.
+bool is_llama_linear_weight(const std::string& name) {
+  if (name == "output.weight" || name == "token_embd.weight") return true;  // the model widens the lookup table
+  for (const char* suffix : {".attn_q.weight", ".attn_k.weight", ".attn_v.weight", ".attn_output.weight",
+                             ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"}) {
+    const std::string_view tail(suffix);
+    if (name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0) return true;
+  }
+  return false;
+}
+
+// keep_blocks: a tensor of a block type (Q4_K...) is handed over as stored (kept quantized, never widened).
 SourceTensor source_of(const std::shared_ptr<const GgufFile>& gguf, const GgufTensorInfo& info,
-                       const std::string& name) {
+                       const std::string& name, bool keep_blocks = false) {
   const GgufTensorInfo* entry = &info;  // lives as long as the GgufFile the lambdas share
   return SourceTensor{concat(name, " in ", gguf->path().string(), " as ", ggml_type_name(info.ggml_type), " ",
                              shape_string(info.shape)),
                       info.shape, [gguf, entry] { gguf->check_readable(*entry); },
-                      [gguf, entry] { return gguf->read_f32(*entry); }};
+                      [gguf, entry, keep_blocks] {
+                        return keep_blocks ? gguf->read_stored(*entry) : gguf->read_f32(*entry);
+                      }};
 }
 
 // llama.cpp's converter stores Llama 3 RoPE scaling as per-frequency divisors (rope_freqs.weight). We keep the
@@ -200,7 +215,7 @@ LoadedLlama load_llama_gguf(std::shared_ptr<const GgufFile> gguf) {
     if (info.name == "rope_freqs.weight") {
       rope_freqs = &info;
     } else if (info.name.find(".attn_rot_embd") == std::string::npos) {  // legacy RoPE tables: unused
-      sources.emplace(info.name, source_of(gguf, info, info.name));
+      sources.emplace(info.name, source_of(gguf, info, info.name, is_llama_linear_weight(info.name)));
     }
   }
   if (rope_freqs != nullptr) {  // a few hundred bytes: read ahead of the validation of the large tensors

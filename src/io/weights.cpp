@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <set>
+#include <optional>
 #include <string_view>
 
+#include "core/quant_blocks.h"
 #include "jagged/error.h"
 
 namespace jagged::io {
@@ -28,6 +30,13 @@ void check_positive_finite(float value, const char* what, const std::string& sou
 // greedy decoding into token 0 forever. An exponent of all ones is NaN or Inf; the bit test vectorises.
 void check_finite_weights(const Tensor& tensor, const std::string& name, const std::string& origin,
                           const std::string& source) {
+  if (const std::optional<QuantType> type = quant_type_of(tensor.dtype())) {
+    const int64_t blocks = static_cast<int64_t>(tensor.nbytes()) / quant_layout(*type).bytes;
+    const int64_t bad = first_non_finite_block(*type, static_cast<const uint8_t*>(tensor.raw_data()), blocks);
+    if (bad < 0) return;
+    throw FileError(concat(source, ": ", name, " (", origin, ") holds a non-finite scale in ",
+                           quant_layout(*type).name, " block ", bad, ": the model file is corrupt"));
+  }
   const float* values = tensor.data<float>();
   const int64_t count = tensor.numel();
   uint32_t non_finite = 0;

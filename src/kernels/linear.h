@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "core/quant_blocks.h"
 #include "jagged/tensor.h"
 
 namespace jagged::kernels {
@@ -72,8 +73,25 @@ void quantize_q8_0_block(const float* values, int64_t count, uint16_t& scale, in
 int64_t packed_linear_q8_0_bytes(int64_t out_features, int64_t in_features);
 void pack_linear_weight_q8_0(const float* weight, int64_t out_features, int64_t in_features, uint8_t* packed);
 void unpack_linear_weight_q8_0(const uint8_t* packed, int64_t out_features, int64_t in_features, float* weight);
+// Q8_0 rows as a GGUF file holds them ([out_features, in_features / 32] blocks of 34 bytes) -> packed, losslessly.
+void pack_linear_weight_q8_0_blocks(const uint8_t* rows, int64_t out_features, int64_t in_features, uint8_t* packed);
 void linear_packed_q8_0(ConstMatrixView x, const uint8_t* packed, int64_t out_features, const float* bias,
                         MatrixView out);
+
+// The other GGUF block types (core/quant_blocks.h: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), repacked losslessly
+// for the kernel (linear_blocks.cpp): per panel of 48 output features and group of 32 inputs (16 for Q6_K), the
+// 48 f32 steps and offsets of decode_block_groups, then the quants input by input, 48 side by side (nibbles for
+// the 4-bit types, int8 otherwise); zero past out_features. Arithmetic: w = step * q - offset in registers (the
+// dequantized value exactly), then the f32 kernel's FMA chain in the shared driver: the result is linear_packed's
+// on the dequantized weight, bit for bit, so batch-invariant as it is. Activations stay f32.
+int64_t packed_linear_blocks_bytes(QuantType type, int64_t out_features, int64_t in_features);
+// rows: [out_features, quant_row_bytes(type, in_features)] bytes, the blocks of each row in order.
+void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_features, int64_t in_features,
+                               uint8_t* packed);
+void unpack_linear_weight_blocks(QuantType type, const uint8_t* packed, int64_t out_features, int64_t in_features,
+                                 float* weight);
+void linear_packed_blocks(QuantType type, ConstMatrixView x, const uint8_t* packed, int64_t out_features,
+                          const float* bias, MatrixView out);
 }  // namespace cpu
 
 }  // namespace jagged::kernels

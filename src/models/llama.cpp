@@ -23,6 +23,10 @@ const Tensor& require_weight(const WeightMap& weights, const std::string& name, 
   return models::require_weight(weights, name, shape, "llama");
 }
 
+const Tensor& require_matrix(const WeightMap& weights, const std::string& name, const Shape& shape) {
+  return models::require_matrix(weights, name, shape, "llama");
+}
+
 }  // namespace
 
 struct LlamaModel::Activations : models::BatchGeometry {
@@ -53,31 +57,40 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
   const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;
   const int64_t kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
 
+  // A GGUF file's quantized embedding table: the tied LM head keeps its blocks, the lookup table is widened.
+  if (const Tensor& table = require_matrix(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
+      is_block_dtype(table.dtype())) {
+    if (c.tied_output) output_ = ops::PackedWeight(table, weight_type);
+    weights_["token_embd.weight"] = models::widen_to_f32(table);
+  }
   embedding_ = &require_weight(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
   output_norm_ = &require_weight(weights_, "output_norm.weight", {c.model_dim});
-  output_ = ops::PackedWeight(
-      c.tied_output ? *embedding_ : require_weight(weights_, "output.weight", {c.vocab_size, c.model_dim}), weight_type);
+  if (!output_.defined()) {
+    output_ = ops::PackedWeight(
+        c.tied_output ? *embedding_ : require_matrix(weights_, "output.weight", {c.vocab_size, c.model_dim}),
+        weight_type);
+  }
   weights_.erase("output.weight");
 
   for (int i = 0; i < c.num_layers; ++i) {
     Layer layer;
-    const Tensor& wq = require_weight(weights_, layer_name(i, "attn_q.weight"), {q_dim, c.model_dim});
-    const Tensor& wk = require_weight(weights_, layer_name(i, "attn_k.weight"), {kv_dim, c.model_dim});
-    const Tensor& wv = require_weight(weights_, layer_name(i, "attn_v.weight"), {kv_dim, c.model_dim});
-    layer.wqkv = ops::PackedWeight(concat_rows({&wq, &wk, &wv}), weight_type);
+    const Tensor& wq = require_matrix(weights_, layer_name(i, "attn_q.weight"), {q_dim, c.model_dim});
+    const Tensor& wk = require_matrix(weights_, layer_name(i, "attn_k.weight"), {kv_dim, c.model_dim});
+    const Tensor& wv = require_matrix(weights_, layer_name(i, "attn_v.weight"), {kv_dim, c.model_dim});
+    layer.wqkv = models::pack_fused({&wq, &wk, &wv}, weight_type);
     if (c.qkv_bias) {
       layer.bqkv = concat_rows({&require_weight(weights_, layer_name(i, "attn_q.bias"), {q_dim}),
                                &require_weight(weights_, layer_name(i, "attn_k.bias"), {kv_dim}),
                                &require_weight(weights_, layer_name(i, "attn_v.bias"), {kv_dim})});
     }
-    layer.wo = ops::PackedWeight(require_weight(weights_, layer_name(i, "attn_output.weight"), {c.model_dim, q_dim}),
+    layer.wo = ops::PackedWeight(require_matrix(weights_, layer_name(i, "attn_output.weight"), {c.model_dim, q_dim}),
                                  weight_type);
-    layer.w_gate_up = ops::PackedWeight(
-        concat_rows({&require_weight(weights_, layer_name(i, "ffn_gate.weight"), {c.ffn_dim, c.model_dim}),
-                     &require_weight(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})}),
+    layer.w_gate_up = models::pack_fused(
+        {&require_matrix(weights_, layer_name(i, "ffn_gate.weight"), {c.ffn_dim, c.model_dim}),
+         &require_matrix(weights_, layer_name(i, "ffn_up.weight"), {c.ffn_dim, c.model_dim})},
         weight_type);
     layer.w_down = ops::PackedWeight(
-        require_weight(weights_, layer_name(i, "ffn_down.weight"), {c.model_dim, c.ffn_dim}), weight_type);
+        require_matrix(weights_, layer_name(i, "ffn_down.weight"), {c.model_dim, c.ffn_dim}), weight_type);
     layer.attn_norm = &require_weight(weights_, layer_name(i, "attn_norm.weight"), {c.model_dim});
     layer.ffn_norm = &require_weight(weights_, layer_name(i, "ffn_norm.weight"), {c.model_dim});
     // The packed copies replace the originals: keep one copy of each matrix in memory.
@@ -88,6 +101,18 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
     layers_.push_back(std::move(layer));
   }
   inv_freq_ = ops::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
+}
+
+std::vector<ops::WeightType> LlamaModel::projection_types() const {
+  std::vector<ops::WeightType> types;
+  for (const Layer& layer : layers_) {
+    for (const ops::PackedWeight* weight : {&layer.wqkv, &layer.wo, &layer.w_gate_up, &layer.w_down}) {
+      if (weight->parts().empty()) types.push_back(weight->type());
+      for (const ops::PackedWeight& part : weight->parts()) types.push_back(part.type());
+    }
+  }
+  types.push_back(output_.type());
+  return types;
 }
 
 WeightMap LlamaModel::canonical_weights() const {

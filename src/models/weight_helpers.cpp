@@ -1,6 +1,10 @@
 #include "models/weight_helpers.h"
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
+
+#include "core/quant_blocks.h"
 
 namespace jagged::models {
 
@@ -11,18 +15,54 @@ const Tensor& require_weight(const WeightMap& weights, const std::string& name, 
   return found->second;
 }
 
+const Tensor& require_matrix(const WeightMap& weights, const std::string& name, const Shape& shape, const char* family) {
+  const auto found = weights.find(name);
+  if (found == weights.end()) throw InvalidArgument(concat(family, " weights: missing tensor ", name));
+  const DType dtype = found->second.dtype();
+  check_shape(found->second, shape, name.c_str(), is_block_dtype(dtype) ? dtype : DType::f32);
+  return found->second;
+}
+
 Tensor concat_rows(std::initializer_list<const Tensor*> parts) {
   Shape shape = (*parts.begin())->shape();
+  const DType first = (*parts.begin())->dtype();
+  bool same = true;
   shape[0] = 0;
-  for (const Tensor* part : parts) shape[0] += part->dim(0);
-  Tensor stacked(shape);
+  for (const Tensor* part : parts) {
+    shape[0] += part->dim(0);
+    same = same && part->dtype() == first;
+  }
+  Tensor stacked(shape, same ? first : DType::f32);
   auto* out = static_cast<std::byte*>(stacked.raw_data());
   for (const Tensor* part : parts) {
-    std::memcpy(out, part->raw_data(), part->nbytes());
-    out += part->nbytes();
+    if (same || part->dtype() == DType::f32) {
+      std::memcpy(out, part->raw_data(), part->nbytes());
+    } else {
+      dequantize_row(*quant_type_of(part->dtype()), static_cast<const uint8_t*>(part->raw_data()), part->numel(),
+                     reinterpret_cast<float*>(out));
+    }
+    out += dtype_nbytes(stacked.dtype(), part->numel());
     part->release_file_pages();  // the fused copy replaces it (weights resident once)
   }
   return stacked;
+}
+
+ops::PackedWeight pack_fused(std::initializer_list<const Tensor*> parts, ops::WeightType type) {
+  const DType first = (*parts.begin())->dtype();
+  if (std::all_of(parts.begin(), parts.end(), [&](const Tensor* part) { return part->dtype() == first; })) {
+    return ops::PackedWeight(concat_rows(parts), type);
+  }
+  std::vector<ops::PackedWeight> packed;
+  for (const Tensor* part : parts) packed.emplace_back(*part, type);
+  return ops::PackedWeight::stack(std::move(packed));
+}
+
+Tensor widen_to_f32(const Tensor& tensor) {
+  const std::optional<QuantType> type = quant_type_of(tensor.dtype());
+  if (!type) return tensor.clone();
+  Tensor out(tensor.shape());
+  dequantize_row(*type, static_cast<const uint8_t*>(tensor.raw_data()), tensor.numel(), out.data<float>());
+  return out;
 }
 
 Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end) {

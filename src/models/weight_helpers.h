@@ -7,15 +7,29 @@
 
 #include "jagged/model_config.h"
 #include "jagged/nested_tensor.h"
+#include "jagged/ops.h"
 
 namespace jagged::models {
 
 // The tensor `name` of `shape` (f32); InvalidArgument naming the family and the tensor when missing or misshapen.
 const Tensor& require_weight(const WeightMap& weights, const std::string& name, const Shape& shape, const char* family);
 
+// A linear layer's weight `name` of `shape`: f32, or a block dtype (a GGUF file's Q4_K..., kept quantized for
+// ops::PackedWeight). InvalidArgument as require_weight otherwise.
+const Tensor& require_matrix(const WeightMap& weights, const std::string& name, const Shape& shape, const char* family);
+
 // Stacks [rows_i, cols] or [n_i] tensors along their first axis: fused projections run as one GEMM.
 // Parts borrowed from a file mapping have their pages released from memory (Tensor::release_file_pages).
+// Parts of one block dtype stack as blocks (rows are whole blocks); parts of different dtypes (llama-quantize
+// gives attn_v more bits than attn_q in some layers) are widened to f32, exactly, and stack as f32.
 Tensor concat_rows(std::initializer_list<const Tensor*> parts);
+
+// A block dtype's tensor widened to f32 (exactly, core/quant_blocks); an f32 tensor copied.
+Tensor widen_to_f32(const Tensor& tensor);
+
+// A fused projection (QKV, gate and up) packed for ops::linear: the parts' rows stacked into one packed weight when
+// they share a dtype; else each part packed in its own type (ops::PackedWeight::stack), never widened.
+ops::PackedWeight pack_fused(std::initializer_list<const Tensor*> parts, ops::WeightType type);
 
 // Rows [begin, end) of a [rows, ...] tensor, copied.
 Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end);

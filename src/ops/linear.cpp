@@ -1,6 +1,9 @@
 #include "kernels/linear.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <utility>
 
 #include "jagged/ops.h"
@@ -37,6 +40,27 @@ bool overlap(ConstMatrixView a, ConstMatrixView b) {
   const int64_t period = a.row_stride * element;
   const int64_t offset = (((b_begin - a_begin) % period) + period) % period;
   return offset < a.cols * element || offset + b.cols * element > period;
+}
+
+constexpr WeightType kWeightTypes[] = {WeightType::f32,  WeightType::bf16, WeightType::q8_0, WeightType::q4_0,
+                                       WeightType::q4_1, WeightType::q5_0, WeightType::q5_1, WeightType::q4_k,
+                                       WeightType::q5_k, WeightType::q6_k};
+
+// The block type of a weight type, or nullopt (f32, bf16).
+std::optional<QuantType> block_type(WeightType type) {
+  switch (type) {
+    case WeightType::f32:
+    case WeightType::bf16: return std::nullopt;
+    case WeightType::q8_0: return QuantType::q8_0;
+    case WeightType::q4_0: return QuantType::q4_0;
+    case WeightType::q4_1: return QuantType::q4_1;
+    case WeightType::q5_0: return QuantType::q5_0;
+    case WeightType::q5_1: return QuantType::q5_1;
+    case WeightType::q4_k: return QuantType::q4_k;
+    case WeightType::q5_k: return QuantType::q5_k;
+    case WeightType::q6_k: return QuantType::q6_k;
+  }
+  return std::nullopt;
 }
 
 void check_weight(const Tensor& weight) {
@@ -87,15 +111,32 @@ std::string_view weight_type_name(WeightType type) {
     case WeightType::f32: return "f32";
     case WeightType::bf16: return "bf16";
     case WeightType::q8_0: return "q8_0";
+    case WeightType::q4_0: return "q4_0";
+    case WeightType::q4_1: return "q4_1";
+    case WeightType::q5_0: return "q5_0";
+    case WeightType::q5_1: return "q5_1";
+    case WeightType::q4_k: return "q4_k";
+    case WeightType::q5_k: return "q5_k";
+    case WeightType::q6_k: return "q6_k";
   }
   return "unknown";
 }
 
+WeightType weight_type_of_blocks(DType dtype) {
+  const std::optional<QuantType> quant = quant_type_of(dtype);
+  for (const WeightType type : kWeightTypes) {
+    if (quant && block_type(type) == quant) return type;
+  }
+  throw InvalidArgument(concat("dtype ", dtype_name(dtype), " is not a block type"));
+}
+
 WeightType parse_weight_type(std::string_view name) {
-  for (const WeightType type : {WeightType::f32, WeightType::bf16, WeightType::q8_0}) {
+  for (const WeightType type : kWeightTypes) {
     if (name == weight_type_name(type)) return type;
   }
-  throw InvalidArgument(concat("unknown weight dtype '", name, "'; choose f32, bf16 or q8_0"));
+  throw InvalidArgument(
+      concat("unknown weight dtype '", name, "'; choose f32, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 (q4_k, q5_k and q6_k ",
+             "weights come from GGUF files)"));
 }
 
 std::string linear_path(WeightType type) {
@@ -103,14 +144,50 @@ std::string linear_path(WeightType type) {
     case WeightType::f32: return "f32-fma (own GEMM)";
     case WeightType::bf16: return kernels::cpu::linear_bf16_path_name(kernels::cpu::best_linear_bf16_path());
     case WeightType::q8_0: return "q8_0 (int8 blocks dequantized to f32 registers, FMA)";
+    case WeightType::q4_0:
+    case WeightType::q4_1:
+    case WeightType::q5_0:
+    case WeightType::q5_1:
+    case WeightType::q4_k:
+    case WeightType::q5_k:
+    case WeightType::q6_k:
+      return concat(weight_type_name(type), " (blocks dequantized to f32 registers, FMA)");
   }
   return "unknown";
 }
 
 PackedWeight::PackedWeight(const Tensor& weight, WeightType type) : type_(type) {
+  if (weight.defined() && is_block_dtype(weight.dtype())) {
+    pack_blocks(weight);
+    return;
+  }
   check_weight(weight);
   out_features_ = weight.dim(0);
   in_features_ = weight.dim(1);
+  if (const std::optional<QuantType> quant = block_type(type); quant && type != WeightType::q8_0) {
+    if (!can_quantize(*quant)) {
+      throw InvalidArgument(concat(weight_type_name(type), " weights come only from GGUF files (llama.cpp's ",
+                                   "llama-quantize); an f32 weight can be packed as f32, bf16, q8_0, q4_0, q4_1, ",
+                                   "q5_0 or q5_1"));
+    }
+    // Quantized row by row as llama.cpp's reference quantizer, then packed as a file's blocks would be.
+    const QuantLayout& layout = quant_layout(*quant);
+    const int64_t row_bytes = quant_row_bytes(*quant, in_features_);
+    std::vector<uint8_t> rows(static_cast<size_t>(out_features_ * row_bytes));
+    const float* values = weight.data<float>();
+    for (int64_t o = 0; o < out_features_; ++o) {
+      for (int64_t b = 0; b * layout.values < in_features_; ++b) {
+        quantize_block(*quant, values + o * in_features_ + b * layout.values,
+                       std::min(layout.values, in_features_ - b * layout.values),
+                       rows.data() + o * row_bytes + b * layout.bytes);
+      }
+    }
+    packed_ = Tensor({kernels::cpu::packed_linear_blocks_bytes(*quant, out_features_, in_features_)}, DType::u8);
+    kernels::cpu::pack_linear_weight_blocks(*quant, rows.data(), out_features_, in_features_,
+                                            static_cast<uint8_t*>(packed_.raw_data()));
+    weight.release_file_pages();
+    return;
+  }
   switch (type) {
     case WeightType::f32: {
       const int64_t floats = kernels::cpu::packed_linear_floats(out_features_, in_features_);
@@ -135,13 +212,71 @@ PackedWeight::PackedWeight(const Tensor& weight, WeightType type) : type_(type) 
       weight.release_file_pages();
       return;
     }
+    default: break;  // the other block types: above
   }
   throw InvalidArgument("PackedWeight: unknown weight type");
+}
+
+PackedWeight PackedWeight::stack(std::vector<PackedWeight> parts) {
+  if (parts.empty()) throw InvalidArgument("PackedWeight::stack: no parts");
+  PackedWeight stacked;
+  stacked.type_ = parts.front().type();
+  stacked.in_features_ = parts.front().in_features();
+  for (const PackedWeight& part : parts) {
+    if (!part.defined() || !part.parts().empty() || part.in_features() != stacked.in_features_) {
+      throw InvalidArgument(concat("PackedWeight::stack: every part must be a defined, unstacked weight of ",
+                                   stacked.in_features_, " in_features"));
+    }
+    stacked.out_features_ += part.out_features();
+  }
+  stacked.parts_ = std::move(parts);
+  return stacked;
+}
+
+size_t PackedWeight::nbytes() const {
+  size_t bytes = packed_.nbytes();
+  for (const PackedWeight& part : parts_) bytes += part.nbytes();
+  return bytes;
+}
+
+void PackedWeight::pack_blocks(const Tensor& weight) {
+  if (weight.rank() != 2) {
+    throw InvalidArgument(concat("linear: weight must be [out_features, in_features], got ",
+                                 shape_string(weight.shape()), " ", dtype_name(weight.dtype())));
+  }
+  const QuantType quant = *quant_type_of(weight.dtype());
+  type_ = weight_type_of_blocks(weight.dtype());
+  out_features_ = weight.dim(0);
+  in_features_ = weight.dim(1);
+  if (in_features_ % quant_layout(quant).values != 0) {
+    throw InvalidArgument(concat("linear: a ", dtype_name(weight.dtype()), " weight's rows must be a multiple of ",
+                                 quant_layout(quant).values, " values, got ", shape_string(weight.shape())));
+  }
+  const auto* rows = static_cast<const uint8_t*>(weight.raw_data());
+  if (quant == QuantType::q8_0) {
+    packed_ = Tensor({kernels::cpu::packed_linear_q8_0_bytes(out_features_, in_features_)}, DType::u8);
+    kernels::cpu::pack_linear_weight_q8_0_blocks(rows, out_features_, in_features_,
+                                                 static_cast<uint8_t*>(packed_.raw_data()));
+  } else {
+    packed_ = Tensor({kernels::cpu::packed_linear_blocks_bytes(quant, out_features_, in_features_)}, DType::u8);
+    kernels::cpu::pack_linear_weight_blocks(quant, rows, out_features_, in_features_,
+                                            static_cast<uint8_t*>(packed_.raw_data()));
+  }
+  weight.release_file_pages();
 }
 
 Tensor PackedWeight::unpack() const {
   Tensor weight({out_features_, in_features_});
   if (!defined()) return weight;
+  if (!parts_.empty()) {
+    auto* out = static_cast<std::byte*>(weight.raw_data());
+    for (const PackedWeight& part : parts_) {
+      const Tensor rows = part.unpack();
+      std::memcpy(out, rows.raw_data(), rows.nbytes());
+      out += rows.nbytes();
+    }
+    return weight;
+  }
   switch (type_) {
     case WeightType::f32:
       kernels::cpu::unpack_linear_weight(static_cast<const float*>(data()), out_features_, in_features_,
@@ -155,6 +290,10 @@ Tensor PackedWeight::unpack() const {
       kernels::cpu::unpack_linear_weight_q8_0(static_cast<const uint8_t*>(data()), out_features_, in_features_,
                                               weight.data<float>());
       break;
+    default:
+      kernels::cpu::unpack_linear_weight_blocks(*block_type(type_), static_cast<const uint8_t*>(data()),
+                                                out_features_, in_features_, weight.data<float>());
+      break;
   }
   return weight;
 }
@@ -162,6 +301,17 @@ Tensor PackedWeight::unpack() const {
 void linear(ConstMatrixView x, const PackedWeight& weight, const Tensor* bias, MatrixView out) {
   if (!weight.defined()) throw InvalidArgument("linear: the packed weight is empty (default-constructed)");
   check_arguments(x, weight.out_features(), weight.in_features(), bias, out);
+  if (!weight.parts().empty()) {  // each part into its band of output columns
+    int64_t begin = 0;
+    for (const PackedWeight& part : weight.parts()) {
+      const int64_t end = begin + part.out_features();
+      Tensor part_bias;
+      if (bias != nullptr) part_bias = Tensor::borrow(nullptr, bias->data<float>() + begin, {end - begin}, DType::f32);
+      linear(x, part, bias != nullptr ? &part_bias : nullptr, out.columns(begin, end));
+      begin = end;
+    }
+    return;
+  }
   switch (weight.type()) {
     case WeightType::f32:
       kernels::cpu::linear_packed(x, static_cast<const float*>(weight.data()), weight.out_features(), bias_data(bias),
@@ -174,6 +324,10 @@ void linear(ConstMatrixView x, const PackedWeight& weight, const Tensor* bias, M
     case WeightType::q8_0:
       kernels::cpu::linear_packed_q8_0(x, static_cast<const uint8_t*>(weight.data()), weight.out_features(),
                                        bias_data(bias), out);
+      return;
+    default:
+      kernels::cpu::linear_packed_blocks(*block_type(weight.type()), x, static_cast<const uint8_t*>(weight.data()),
+                                         weight.out_features(), bias_data(bias), out);
       return;
   }
 }

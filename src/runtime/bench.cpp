@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 
 #include "jagged/error.h"
@@ -124,10 +125,25 @@ BenchTarget open_bench_target(const std::string& model_spec, const std::string& 
   target.export_for_torch = [model](const std::filesystem::path& directory) { export_huggingface(*model, directory); };
   // llama.cpp needs a vocabulary in the file; the comparison feeds it token ids, so a model whose tokenizer is not
   // SentencePiece gets a synthetic one.
-  target.export_gguf = [model, tokenizer = target.tokenizer](const std::filesystem::path& path) {
+  target.export_gguf = [model, tokenizer = target.tokenizer, model_spec](const std::filesystem::path& path) {
+    if (std::filesystem::path(model_spec).extension() == ".gguf") {
+      // llama.cpp runs on the very file jagged loaded, with its (quantized) types.
+      std::filesystem::create_symlink(std::filesystem::absolute(model_spec), path);
+      return;
+    }
     const bool sentencepiece = tokenizer && tokenizer->kind() == "sentencepiece";
     export_gguf(*model, sentencepiece ? tokenizer.get() : nullptr, path);
   };
+  std::map<std::string, int> type_counts;
+  std::vector<std::string> type_order;
+  for (const ops::WeightType type : model->projection_types()) {
+    const std::string name(ops::weight_type_name(type));
+    target.quantized_projections |= type != ops::WeightType::f32 && type != ops::WeightType::bf16;
+    if (type_counts[name]++ == 0) type_order.push_back(name);
+  }
+  for (const std::string& name : type_order) {
+    target.projection_types += concat(target.projection_types.empty() ? "" : ", ", name, " x", type_counts[name]);
+  }
   target.torch_script = "bench/torch_llama.py";
   target.torch_args = last_token_logits ? "" : " --all-logits";
   return target;
@@ -210,6 +226,7 @@ BenchRun run_bench(const BenchOptions& options) {
   report.process_peak_rss_bytes = peak_rss_bytes();
   const std::string linear_path = ops::linear_path(ops::parse_weight_type(options.dtype));
   report.extra["weights"] = {{"dtype", options.dtype}, {"linear_path", linear_path}};
+  if (!run.target.projection_types.empty()) report.extra["weights"]["projection_types"] = run.target.projection_types;
   if (options.compare_f32 && options.dtype != "f32") report.extra["versus_f32"] = compare_with_f32(options, run);
   progress("");
   return run;

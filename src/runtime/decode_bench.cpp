@@ -305,8 +305,9 @@ DecodeBenchReport run_decode_bench(const LlamaModel& model, const DecodeBenchOpt
   report.kv_bytes_per_token = 2 * config.num_layers * config.num_kv_heads * config.head_dim *
                               static_cast<int64_t>(sizeof(float));
 
-  std::filesystem::path gguf;
-  if (options.compare_llamacpp && llamacpp_available()) {
+  std::filesystem::path gguf = options.llamacpp_gguf;
+  const bool exported = gguf.empty();
+  if (options.compare_llamacpp && llamacpp_available() && exported) {
     progress("writing the model as GGUF for llama.cpp");
     gguf = std::filesystem::temp_directory_path() / concat("jagged-decode-bench-", ::getpid(), ".gguf");
     export_gguf(model, nullptr, gguf);
@@ -330,7 +331,7 @@ DecodeBenchReport run_decode_bench(const LlamaModel& model, const DecodeBenchOpt
     }
     report.points.push_back(std::move(point));
   }
-  if (!gguf.empty()) std::filesystem::remove(gguf);
+  if (exported && !gguf.empty()) std::filesystem::remove(gguf);
   if (options.step_probe) {
     progress("one request's decode step and the memory bandwidth");
     report.step_probe = measure_decode_step(model, options);

@@ -297,14 +297,22 @@ TEST(Gguf, RejectsBadTensorOffsets) {
   }
 }
 
-TEST(Gguf, QuantisedTensorsParseButAreRejectedWhenRead) {
+TEST(Gguf, BlockTensorsAreKeptOrWidenedOthersRejected) {
   GgufWriter writer;
-  writer.tensor("blk.0.ffn_up.weight", {2, 256}, 12, Bytes(2 * 144));  // Q4_K
+  writer.tensor("blk.0.ffn_up.weight", {2, 256}, 12, Bytes(2 * 144));  // Q4_K (zero blocks)
+  writer.tensor("blk.0.ffn_down.weight", {2, 256}, 10, Bytes(2 * 84));  // Q2_K: no kernel here
   writer.tensor("counts", {3}, 26, Bytes(12));                          // I32
   const GgufFile gguf = parse(writer.bytes(), "q.gguf");
   EXPECT_EQ(gguf.find_tensor("blk.0.ffn_up.weight")->nbytes, 288u);
-  expect_file_error([&] { gguf.read_f32(*gguf.find_tensor("blk.0.ffn_up.weight")); },
-                    {"q.gguf", "unsupported tensor type Q4_K in tensor blk.0.ffn_up.weight (quantised types are planned)"});
+  const Tensor kept = gguf.read_stored(*gguf.find_tensor("blk.0.ffn_up.weight"));
+  EXPECT_EQ(kept.dtype(), DType::q4_k);
+  EXPECT_EQ(kept.shape(), (Shape{2, 256}));
+  EXPECT_EQ(kept.nbytes(), 288u);
+  const Tensor widened = gguf.read_f32(*gguf.find_tensor("blk.0.ffn_up.weight"));
+  EXPECT_EQ(widened.dtype(), DType::f32);
+  EXPECT_EQ(widened.data<float>()[511], 0.0f);
+  expect_file_error([&] { gguf.read_f32(*gguf.find_tensor("blk.0.ffn_down.weight")); },
+                    {"q.gguf", "unsupported tensor type Q2_K in tensor blk.0.ffn_down.weight", "supported: F32"});
   expect_file_error([&] { gguf.read_f32(*gguf.find_tensor("counts")); }, {"unsupported tensor type I32 in tensor counts"});
   EXPECT_EQ(ggml_type_name(14), "Q6_K");
 }

@@ -382,7 +382,7 @@ TEST(GgufModel, ReportsBadMetadataAndTensors) {
   }
 }
 
-TEST(GgufModel, QuantisedWeightsAreNamedAsPlanned) {
+TEST(GgufModel, BlockWeightsAreKeptOthersNamed) {
   LlamaConfig config = testing::tiny_llama_config();
   config.model_dim = 256;  // Q4_K blocks hold 256 elements along in_features
   config.num_heads = 4;
@@ -393,9 +393,25 @@ TEST(GgufModel, QuantisedWeightsAreNamedAsPlanned) {
   WeightMap weights = testing::random_llama_weights(config);
   weights.erase("blk.0.ffn_up.weight");
   testing::GgufWriter writer = testing::gguf_llama_writer(config, weights);
-  writer.tensor("blk.0.ffn_up.weight", {8, 256}, 12, Bytes(8 * 144));
-  expect_file_error([&] { load_gguf_bytes(writer.bytes(), "q4k.gguf"); },
-                    {"q4k.gguf", "unsupported tensor type Q4_K in tensor blk.0.ffn_up.weight (quantised types are planned)"});
+  {
+    testing::GgufWriter q4k = testing::gguf_llama_writer(config, weights);
+    q4k.tensor("blk.0.ffn_up.weight", {8, 256}, 12, Bytes(8 * 144));
+    const LoadedLlama loaded = load_gguf_bytes(q4k.bytes(), "q4k.gguf");
+    EXPECT_EQ(loaded.weights.at("blk.0.ffn_up.weight").dtype(), DType::q4_k);  // kept, not widened
+    EXPECT_EQ(loaded.weights.at("token_embd.weight").dtype(), DType::f32);
+  }
+  {
+    testing::GgufWriter bad = testing::gguf_llama_writer(config, weights);
+    Bytes blocks(8 * 144);
+    blocks[144 * 3] = std::byte{0x00};
+    blocks[144 * 3 + 1] = std::byte{0x7c};  // block 3's d: +inf in f16
+    bad.tensor("blk.0.ffn_up.weight", {8, 256}, 12, blocks);
+    expect_file_error([&] { load_gguf_bytes(bad.bytes(), "inf.gguf"); },
+                      {"inf.gguf", "blk.0.ffn_up.weight", "non-finite scale in Q4_K block 3", "corrupt"});
+  }
+  writer.tensor("blk.0.ffn_up.weight", {8, 256}, 10, Bytes(8 * 84));  // Q2_K
+  expect_file_error([&] { load_gguf_bytes(writer.bytes(), "q2k.gguf"); },
+                    {"q2k.gguf", "unsupported tensor type Q2_K in tensor blk.0.ffn_up.weight"});
 }
 
 // Llama 3 scaling as llama.cpp's converter stores it: per-frequency divisors in rope_freqs.weight.

@@ -11,6 +11,7 @@
 #include "jagged/ops.h"
 #include "jagged/threads.h"
 #include "kernels/linear.h"
+#include "testing/linear.h"
 #include "testing/ragged.h"
 
 namespace jagged {
@@ -79,13 +80,6 @@ double worst_error_over_bound(ConstMatrixView x, const Tensor& weight, const flo
   return worst;
 }
 
-bool rows_bit_equal(ConstMatrixView a, ConstMatrixView b) {
-  for (int64_t r = 0; r < a.rows; ++r) {
-    if (std::memcmp(a.row(r), b.row(r), static_cast<size_t>(a.cols) * sizeof(float)) != 0) return false;
-  }
-  return a.rows == b.rows && a.cols == b.cols;
-}
-
 TEST(LinearBf16, MatchesReferenceOnRaggedBatches) {
   struct Features {
     int64_t in, out;
@@ -141,7 +135,7 @@ TEST(LinearBf16, RowResultIsIndependentOfBatch) {
           set_num_threads(threads);
           Tensor part({count, out});
           run(x.matrix().row_range(begin, begin + count), w, out, bias.data<float>(), part.matrix(), path);
-          EXPECT_TRUE(rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
+          EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
               << kernels::cpu::linear_bf16_path_name(path) << " in " << in << " out " << out << ": rows [" << begin
               << ", " << begin + count << ") with " << threads << " threads";
         }
@@ -171,7 +165,7 @@ TEST(LinearBf16, PackedWeightThroughOps) {
   const Bf16Weight w = make_weight(weight);
   Tensor from_kernel({141, 203});
   run(x.matrix(), w, 203, bias.data<float>(), from_kernel.matrix(), kernels::cpu::best_linear_bf16_path());
-  EXPECT_TRUE(rows_bit_equal(from_ops.matrix(), from_kernel.matrix()));
+  EXPECT_TRUE(testing::rows_bit_equal(from_ops.matrix(), from_kernel.matrix()));
 
   Tensor wrong_out({141, 202});
   EXPECT_THROW(ops::linear(x, packed, &bias, wrong_out), InvalidArgument);

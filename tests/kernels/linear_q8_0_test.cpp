@@ -10,17 +10,11 @@
 #include "jagged/ops.h"
 #include "jagged/threads.h"
 #include "kernels/linear.h"
+#include "testing/linear.h"
 #include "testing/ragged.h"
 
 namespace jagged {
 namespace {
-
-bool rows_bit_equal(ConstMatrixView a, ConstMatrixView b) {
-  for (int64_t r = 0; r < a.rows; ++r) {
-    if (std::memcmp(a.row(r), b.row(r), static_cast<size_t>(a.cols) * sizeof(float)) != 0) return false;
-  }
-  return a.rows == b.rows && a.cols == b.cols;
-}
 
 // The quantization error of one weight is at most half a step plus the f16 rounding of the scale over 127 steps:
 // |w - d q| <= (0.5 + 127 * 2^-11) * max|block| / 127.
@@ -62,54 +56,14 @@ TEST(LinearQ8_0, MatchesReferenceAndF32KernelOnTheDequantizedWeight) {
                                   Features{300, 200}}) {
     const Tensor weight = testing::random_tensor({features.out, features.in}, 22);
     const Tensor bias = testing::random_tensor({features.out}, 23);
-    const ops::PackedWeight q8(weight, ops::WeightType::q8_0);
-    const Tensor dequantized = q8.unpack();
-    const ops::PackedWeight f32(dequantized);
-    for (const auto& length_case : testing::ragged_length_cases()) {
-      const int64_t rows = NestedTensor::from_lengths(length_case.lengths, {features.in}).num_tokens();
-      const Tensor x = testing::random_tensor({rows, features.in}, 21, -2.0f, 2.0f);
-      Tensor actual({rows, features.out});
-      Tensor from_f32({rows, features.out});
-      Tensor expected({rows, features.out});
-      ops::linear(x, q8, &bias, actual);
-      ops::linear(x, f32, &bias, from_f32);
-      kernels::reference::linear(x.matrix(), dequantized.data<float>(), bias.data<float>(), expected.matrix());
-      EXPECT_TRUE(rows_bit_equal(actual.matrix(), from_f32.matrix())) << length_case.name << " in " << features.in;
-      for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t o = 0; o < features.out; ++o) {
-          double magnitude = std::fabs(bias.data<float>()[o]);
-          for (int64_t i = 0; i < features.in; ++i) {
-            magnitude += std::fabs(double{x.data<float>()[r * features.in + i]} * dequantized.data<float>()[o * features.in + i]);
-          }
-          ASSERT_LE(std::fabs(double{actual.data<float>()[r * features.out + o]} - expected.data<float>()[r * features.out + o]),
-                    (features.in + 2) * FLT_EPSILON * magnitude + FLT_MIN)
-              << length_case.name << " row " << r << " out " << o;
-        }
-      }
-    }
+    testing::expect_linear_matches_dequantized(ops::PackedWeight(weight, ops::WeightType::q8_0), bias, "q8_0");
   }
 }
 
 TEST(LinearQ8_0, RowResultIsIndependentOfBatch) {
-  const int saved_threads = num_threads();
-  const int64_t rows = 700;
-  const int64_t in = 1000;
-  const int64_t out = 600;
-  const Tensor x = testing::random_tensor({rows, in}, 41);
-  const ops::PackedWeight q8(testing::random_tensor({out, in}, 42), ops::WeightType::q8_0);
-  const Tensor bias = testing::random_tensor({out}, 43);
-  Tensor all({rows, out});
-  ops::linear(x, q8, &bias, all);
-  for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {5, 15}, {100, 129}, {0, 700}}) {
-    for (const int threads : {1, 2, 3}) {
-      set_num_threads(threads);
-      Tensor part({count, out});
-      ops::linear(x.matrix().row_range(begin, begin + count), q8, &bias, part.matrix());
-      EXPECT_TRUE(rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
-          << "rows [" << begin << ", " << begin + count << ") with " << threads << " threads";
-    }
-  }
-  set_num_threads(saved_threads);
+  const Tensor x = testing::random_tensor({700, 1000}, 41);
+  const ops::PackedWeight q8(testing::random_tensor({600, 1000}, 42), ops::WeightType::q8_0);
+  testing::expect_rows_independent_of_batch(q8, x, testing::random_tensor({600}, 43), "q8_0");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "jagged/nested_tensor.h"
 #include "jagged/ops.h"
 #include "jagged/threads.h"
+#include "testing/linear.h"
 #include "testing/ragged.h"
 
 namespace jagged {
@@ -33,14 +34,6 @@ double worst_error_over_bound(ConstMatrixView x, const Tensor& weight, const Ten
     }
   }
   return worst;
-}
-
-bool rows_bit_equal(ConstMatrixView a, ConstMatrixView b) {
-  if (a.rows != b.rows || a.cols != b.cols) return false;
-  for (int64_t r = 0; r < a.rows; ++r) {
-    if (std::memcmp(a.row(r), b.row(r), static_cast<size_t>(a.cols) * sizeof(float)) != 0) return false;
-  }
-  return true;
 }
 
 TEST(Linear, MatchesReferenceOnRaggedBatches) {
@@ -139,7 +132,7 @@ TEST(Linear, RowResultIsIndependentOfBatch) {
         const ConstMatrixView x_part = x.matrix().row_range(window.begin, window.begin + window.count);
         Tensor part({window.count, shape.out});
         ops::linear(x_part, weight, &bias, part.matrix());
-        EXPECT_TRUE(rows_bit_equal(part.matrix(), all.matrix().row_range(window.begin, window.begin + window.count)))
+        EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(window.begin, window.begin + window.count)))
             << "in " << shape.in << " out " << shape.out << ": rows [" << window.begin << ", "
             << window.begin + window.count << ") with " << threads << " threads differ from the same rows in a " << rows
             << "-row batch";
@@ -154,7 +147,7 @@ TEST(Linear, RowResultIsIndependentOfBatch) {
     }
     Tensor from_band({rows, shape.out});
     ops::linear(wide.matrix().columns(5, 5 + shape.in), weight, &bias, from_band.matrix());
-    EXPECT_TRUE(rows_bit_equal(from_band.matrix(), all.matrix())) << "in " << shape.in << " out " << shape.out;
+    EXPECT_TRUE(testing::rows_bit_equal(from_band.matrix(), all.matrix())) << "in " << shape.in << " out " << shape.out;
   }
   set_num_threads(saved_threads);
 }
@@ -177,7 +170,7 @@ TEST(Linear, PackedWeight) {
   Tensor from_plain({141, 203});
   ops::linear(x, packed, &bias, from_packed);
   ops::linear(x, weight, &bias, from_plain);
-  EXPECT_TRUE(rows_bit_equal(from_packed.matrix(), from_plain.matrix()));
+  EXPECT_TRUE(testing::rows_bit_equal(from_packed.matrix(), from_plain.matrix()));
 
   Tensor wrong_out({141, 202});
   EXPECT_THROW(ops::linear(x, packed, &bias, wrong_out), InvalidArgument);

@@ -15,6 +15,7 @@
 #include "jagged/llamacpp_peer.h"
 #include "jagged/model_files.h"
 #include "jagged/tokenizer.h"
+#include "testing/llamacpp.h"
 #include "testing/ragged.h"
 
 namespace jagged {
@@ -22,19 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool env_is_1(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr && std::string(value) == "1";
-}
-
-#define JAGGED_REQUIRE_LLAMACPP()                                                                          \
-  do {                                                                                                     \
-    if (env_is_1("JAGGED_SKIP_LLAMACPP")) GTEST_SKIP() << "JAGGED_SKIP_LLAMACPP=1: llama.cpp tests skipped"; \
-    if (!llamacpp_available()) {                                                                           \
-      if (env_is_1("JAGGED_REQUIRE_LLAMACPP")) FAIL() << "JAGGED_REQUIRE_LLAMACPP=1 but llama.cpp is not built"; \
-      GTEST_SKIP() << "llama.cpp is not built (run scripts/setup_llamacpp.sh to run this test)";          \
-    }                                                                                                      \
-  } while (0)
+#define JAGGED_REQUIRE_LLAMACPP() JAGGED_REQUIRE_LLAMACPP_PART(llamacpp_available(), "llama.cpp")
 
 class Stories260KOnLlamaCpp : public ::testing::Test {
  protected:

@@ -66,6 +66,9 @@ void bench(const BenchArgs& args) {
   const nlohmann::json& weights = report.extra["weights"];
   std::printf("weights %s, linear path: %s\n", weights["dtype"].get<std::string>().c_str(),
               weights["linear_path"].get<std::string>().c_str());
+  if (weights.contains("projection_types")) {
+    std::printf("projections stored as: %s\n", weights["projection_types"].get<std::string>().c_str());
+  }
   if (report.extra.contains("versus_f32")) {
     const nlohmann::json& versus = report.extra["versus_f32"];
     std::printf("nested, %s vs f32 weights (interleaved, medians of %d): %.4f s vs %.4f s = %.2fx; logits max rel "
@@ -120,9 +123,13 @@ void add_bench_command(CLI::App& app) {
                     "encoders: also run ONNX Runtime (onnxruntime-node, scripts/setup_bench.sh) on the same batch");
   command->add_flag("--compare-llamacpp", args->compare_llamacpp,
                     "decoders: also run llama.cpp (scripts/setup_llamacpp.sh builds it) on the same batch or decode "
-                    "workload, the model written as GGUF");
+                    "workload, the model written as GGUF (a .gguf model: that file, with its quantized types)");
   add_decode_bench_options(*command, args->decode);
-  command->add_option("--dtype", args->bench.dtype, "weights in memory: f32, bf16 or q8_0")->capture_default_str();
+  command
+      ->add_option("--dtype", args->bench.dtype,
+                   "weights in memory: f32, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (a GGUF file's quantized tensors "
+                   "keep their type)")
+      ->capture_default_str();
   command->add_flag("--compare-f32", args->bench.compare_f32,
                     "with --dtype bf16/q8_0: also time the same weights in f32 (nested)");
   command->callback([args, length_options] {

@@ -287,14 +287,16 @@ LlamaCppComparison measure_llamacpp(const BenchTarget& target, const NestedTenso
   double fastest = 1e300;
   for (const LlamaCppPrefillPath& path : result.paths) fastest = std::min(fastest, path.median_seconds);
   comparison.fastest_tokens_per_second = static_cast<double>(batch.num_tokens()) / fastest;
+  comparison.quantized = target.quantized_projections;
   return comparison;
 }
 
 nlohmann::json report_llamacpp(LlamaCppComparison comparison, const NestedTensor& batch, const Tensor& nested_output,
                                const BenchReport& report) {
   nlohmann::json& llama = comparison.report;
-  std::printf("\nllama.cpp 80fb11a (jagged's driver on libllama; the same weights as an f32 GGUF; same batch and "
-              "threads; K/V cache %s):\n", llama.value("kv_type", std::string("?")).c_str());
+  std::printf("\nllama.cpp 80fb11a (jagged's driver on libllama; the same weights as %s; same batch and "
+              "threads; K/V cache %s):\n", comparison.quantized ? "the model's own quantized GGUF file" : "an f32 GGUF",
+              llama.value("kv_type", std::string("?")).c_str());
   add_ratios(llama, report, {"llama.cpp", 0.0, 0.0});
   // Each sequence's last-position logits; with --all-logits jagged's output holds every position.
   const int64_t vocab = nested_output.dim(1);
@@ -312,11 +314,14 @@ nlohmann::json report_llamacpp(LlamaCppComparison comparison, const NestedTensor
   const ParityStats parity =
       compare_outputs(jagged_last.data(), comparison.last_logits.data(), static_cast<int64_t>(jagged_last.size()));
   // llama.cpp keeps K and V in f16 (11-bit significands) and its CPU flash attention rounds Q to f16 too: its
-  // logits differ from an f32 computation by about 1e-3 relative, so parity is judged at 1e-2 here.
-  constexpr double kLlamaCppTolerance = 1e-2;
+  // logits differ from an f32 computation by about 1e-3 relative, so parity is judged at 1e-2 here. With block-type
+  // weights it also rounds the activations to Q8_0 blocks for its dot products (jagged keeps them f32): about 1e-2
+  // on stories260K's Q8_0 and Q4_K_M files (tests/runtime/llamacpp_quantized_test), judged at 3e-2.
+  const double kLlamaCppTolerance = comparison.quantized ? 3e-2 : 1e-2;
   std::printf("  parity of jagged's last-position logits vs llama.cpp's: max abs %.3e, max rel %.3e  %s "
-              "(tolerance %.0e relative: llama.cpp's f16 K/V cache)\n",
-              parity.max_abs, parity.max_rel, parity.max_rel <= kLlamaCppTolerance ? "PASS" : "FAIL", kLlamaCppTolerance);
+              "(tolerance %.0e relative: llama.cpp's f16 K/V cache%s)\n",
+              parity.max_abs, parity.max_rel, parity.max_rel <= kLlamaCppTolerance ? "PASS" : "FAIL", kLlamaCppTolerance,
+              comparison.quantized ? " and Q8_0 activations" : "");
   llama["parity_vs_jagged"] = {{"max_abs", parity.max_abs}, {"max_rel", parity.max_rel},
                                {"tolerance_rel", kLlamaCppTolerance}, {"pass", parity.max_rel <= kLlamaCppTolerance}};
   llama["fastest_real_tokens_per_second"] = comparison.fastest_tokens_per_second;

@@ -35,6 +35,7 @@ struct LlamaCppComparison {
   nlohmann::json report;
   std::vector<float> last_logits;
   double fastest_tokens_per_second = 0.0;
+  bool quantized = false;  // the model's own GGUF file with block-type weights (llama.cpp ran on it)
 };
 LlamaCppComparison measure_llamacpp(const BenchTarget& target, const NestedTensor& batch, int threads, int runs,
                                     int warmup);

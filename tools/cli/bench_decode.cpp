@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -129,6 +130,7 @@ void bench_decode(DecodeBenchArgs args, const std::string& model_spec, int threa
   options.padded = !args.no_padded;
   options.step_probe = !args.no_step_probe;
   options.compare_llamacpp = compare_llamacpp;
+  if (std::filesystem::path(model_spec).extension() == ".gguf") options.llamacpp_gguf = model_spec;  // same file
   options.progress = [](const std::string& line) {
     if (isatty(STDERR_FILENO)) std::cerr << "\r\033[K" << line << std::flush;
   };

@@ -101,7 +101,10 @@ void add_parity_command(CLI::App& app) {
       command->add_option("--max-len", args->max_len, "longest sequence")->capture_default_str()};
   command->add_option("--seed", args->seed, "seed of lengths and token ids")->capture_default_str();
   command->add_option("--tol", args->tolerance, "max relative difference")->capture_default_str();
-  command->add_option("--dtype", args->dtype, "weights in memory: f32, bf16 or q8_0 (others also report the difference from f32)")
+  command
+      ->add_option("--dtype", args->dtype,
+                   "weights in memory: f32, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (others also report the difference "
+                   "from f32)")
       ->capture_default_str();
   command->callback([args, length_options] {
     for (const CLI::Option* option : length_options) args->length_options_given |= option->count() > 0;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/threads.h"
+#include "kernels/cpu/linear_driver.h"
 #include "kernels/cpu/linear_tasks.h"
 #include "kernels/cpu/vector_math.h"
 
@@ -38,9 +39,11 @@ constexpr int64_t kMaxTaskPanels = 4;
 // acc = init (a panel row of kPanelCols floats) or the tile of c; acc += x[r, k] * panel[k, :] for k < depth;
 // c = acc. x rows are x_stride apart (read in place: kRows sequential streams), c rows c_stride apart.
 template <int kRows>
-void tile_kernel(const float* x, int64_t x_stride, const float* panel, int64_t depth, const float* init, float* c,
-                 int64_t c_stride) {
+void tile_kernel(const void* x_data, int64_t x_stride, const void* weights, int64_t depth, const float* init,
+                 float* c, int64_t c_stride) {
   const FloatTag d;
+  const auto* x = static_cast<const float*>(x_data);
+  const auto* panel = static_cast<const float*>(weights);
   FloatVec acc[kRows][kPanelVectors];
   for (int r = 0; r < kRows; ++r) {
     for (int v = 0; v < kPanelVectors; ++v) {
@@ -49,11 +52,11 @@ void tile_kernel(const float* x, int64_t x_stride, const float* panel, int64_t d
   }
   for (int64_t k = 0; k < depth; ++k) {
     const float* w = panel + k * kPanelCols;
-    FloatVec weights[kPanelVectors];
-    for (int v = 0; v < kPanelVectors; ++v) weights[v] = hn::Load(d, w + v * kLanes);
+    FloatVec weights_k[kPanelVectors];
+    for (int v = 0; v < kPanelVectors; ++v) weights_k[v] = hn::Load(d, w + v * kLanes);
     for (int r = 0; r < kRows; ++r) {
       const FloatVec broadcast = hn::Set(d, x[r * x_stride + k]);
-      for (int v = 0; v < kPanelVectors; ++v) acc[r][v] = hn::MulAdd(broadcast, weights[v], acc[r][v]);
+      for (int v = 0; v < kPanelVectors; ++v) acc[r][v] = hn::MulAdd(broadcast, weights_k[v], acc[r][v]);
     }
   }
   for (int r = 0; r < kRows; ++r) {
@@ -61,101 +64,24 @@ void tile_kernel(const float* x, int64_t x_stride, const float* panel, int64_t d
   }
 }
 
-using TileKernel = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t);
-
 template <int... kRows>
 constexpr auto make_tile_kernels(std::integer_sequence<int, kRows...>) {
-  return std::array<TileKernel, sizeof...(kRows)>{&tile_kernel<kRows + 1>...};
+  return std::array<LinearTileKernel, sizeof...(kRows)>{&tile_kernel<kRows + 1>...};
 }
 // kTileKernels[n - 1] computes n rows: the same per-element arithmetic for any n.
 constexpr auto kTileKernels = make_tile_kernels(std::make_integer_sequence<int, kTileRows>{});
 
-struct LinearProblem {
-  ConstMatrixView x;
+// f32 panels, read in place.
+struct F32Weights : LinearInPlaceFormat<kPanelCols, kTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels> {
   const float* packed;
-  int64_t out_features;
-  const float* bias;
-  MatrixView out;
+  int64_t in_features;
+  static LinearTileKernel tile(int rows) { return kTileKernels[static_cast<size_t>(rows - 1)]; }
+  const void* block(int64_t panel, int64_t depth_begin) const {
+    return packed + (panel * in_features + depth_begin) * kPanelCols;
+  }
+  const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin); }
+  int64_t block_bytes(int64_t depth) const { return depth * kPanelCols * static_cast<int64_t>(sizeof(float)); }
 };
-
-// One panel of one depth block over rows [row_begin, row_end): full register tiles, then the remainder.
-// next_weights: the weight block the task runs next (depth_next floats x kPanelCols), or nullptr. prefetch_x:
-// whether this is the first pass over the x block (later panels find it in L2).
-void run_panel(const LinearProblem& p, int64_t panel, int64_t depth_begin, int64_t depth, int64_t row_begin,
-               int64_t row_end, const float* next_weights, int64_t depth_next, bool prefetch_x) {
-  const int64_t in_features = p.x.cols;
-  const int64_t col_begin = panel * kPanelCols;
-  const int64_t cols = std::min(kPanelCols, p.out_features - col_begin);
-  const float* weights = p.packed + panel * in_features * kPanelCols + depth_begin * kPanelCols;
-  const bool first = depth_begin == 0;
-  // The first depth block starts from the bias (zero-padded to the panel's width).
-  HWY_ALIGN float init[kPanelCols] = {};
-  if (first && p.bias != nullptr) std::memcpy(init, p.bias + col_begin, static_cast<size_t>(cols) * sizeof(float));
-  const float* init_row = first ? init : nullptr;
-  for (int64_t r = row_begin; r < row_end; r += kTileRows) {
-    const int64_t rows = std::min<int64_t>(kTileRows, row_end - r);
-    const TileKernel kernel = kTileKernels[static_cast<size_t>(rows - 1)];
-    const float* x = p.x.row(r) + depth_begin;
-    float* c = p.out.row(r) + col_begin;
-    // The next tile's rows are short streams (depth floats each) that the hardware prefetcher does not pick up
-    // in time: ask for them while this tile computes.
-    for (int64_t i = r + kTileRows; prefetch_x && i < std::min(row_end, r + 2 * kTileRows); ++i) {
-      const char* next = reinterpret_cast<const char*>(p.x.row(i) + depth_begin);
-      for (int64_t byte = 0; byte < depth * static_cast<int64_t>(sizeof(float)); byte += 64) {
-        __builtin_prefetch(next + byte);
-      }
-    }
-    // The next weight block likewise (from L3 when the task's weights outgrow L2), a share per tile.
-    if (next_weights != nullptr) {
-      const int64_t block_bytes = depth_next * kPanelCols * static_cast<int64_t>(sizeof(float));
-      const int64_t tiles = ceil_div(row_end - row_begin, kTileRows);
-      const int64_t share = round_up(ceil_div(block_bytes, tiles), 64);
-      const char* next = reinterpret_cast<const char*>(next_weights);
-      const int64_t begin = (r - row_begin) / kTileRows * share;
-      for (int64_t byte = begin; byte < std::min(block_bytes, begin + share); byte += 64) {
-        __builtin_prefetch(next + byte);
-      }
-    }
-    if (cols == kPanelCols) {
-      kernel(x, p.x.row_stride, weights, depth, init_row, c, p.out.row_stride);
-      continue;
-    }
-    // The last, narrower panel: the same kernel on a full-width copy of the tile.
-    HWY_ALIGN float edge[kTileRows * kPanelCols] = {};
-    const size_t bytes = static_cast<size_t>(cols) * sizeof(float);
-    if (!first) {
-      for (int64_t i = 0; i < rows; ++i) std::memcpy(edge + i * kPanelCols, p.out.row(r + i) + col_begin, bytes);
-    }
-    kernel(x, p.x.row_stride, weights, depth, init_row, edge, kPanelCols);
-    for (int64_t i = 0; i < rows; ++i) std::memcpy(p.out.row(r + i) + col_begin, edge + i * kPanelCols, bytes);
-  }
-}
-
-void run_task(const LinearProblem& p, const TaskGrid& grid, int64_t task) {
-  const int64_t row_begin = (task % grid.row_tasks) * kTaskRows;
-  const int64_t row_end = std::min(p.x.rows, row_begin + kTaskRows);
-  const int64_t panels = ceil_div(p.out_features, kPanelCols);
-  const int64_t panel_begin = (task / grid.row_tasks) * grid.panels_per_task;
-  const int64_t panel_end = std::min(panels, panel_begin + grid.panels_per_task);
-  const int64_t in_features = p.x.cols;
-  const auto depth_of = [&](int64_t depth_begin) { return std::min(kDepthBlock, in_features - depth_begin); };
-  for (int64_t depth_begin = 0; depth_begin < in_features; depth_begin += kDepthBlock) {
-    for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
-      // The block after this one: the next panel at this depth, else the first panel at the next depth.
-      int64_t next_panel = panel + 1;
-      int64_t next_depth = depth_begin;
-      if (next_panel == panel_end) {
-        next_panel = panel_begin;
-        next_depth += kDepthBlock;
-      }
-      const float* next_weights = next_depth < in_features
-                                      ? p.packed + (next_panel * in_features + next_depth) * kPanelCols
-                                      : nullptr;
-      run_panel(p, panel, depth_begin, depth_of(depth_begin), row_begin, row_end, next_weights,
-                next_depth < in_features ? depth_of(next_depth) : 0, panel == panel_begin);
-    }
-  }
-}
 
 }  // namespace
 
@@ -185,23 +111,7 @@ void unpack_linear_weight(const float* packed, int64_t out_features, int64_t in_
 }
 
 void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features, const float* bias, MatrixView out) {
-  const int64_t rows = x.rows;
-  if (rows == 0 || out_features == 0) return;
-  if (x.cols == 0) {  // an empty sum: out = bias
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t o = 0; o < out_features; ++o) out.row(r)[o] = bias != nullptr ? bias[o] : 0.0f;
-    }
-    return;
-  }
-  const LinearProblem problem{x, packed, out_features, bias, out};
-  const int threads = std::max(1, num_threads());
-  const TaskGrid grid = task_grid(rows, out_features, kPanelCols, kTaskRows, kMaxTaskPanels, threads);
-  if (grid.tasks == 1 || threads == 1) {
-    for (int64_t task = 0; task < grid.tasks; ++task) run_task(problem, grid, task);
-    return;
-  }
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < grid.tasks; ++task) run_task(problem, grid, task);
+  LinearDriver<F32Weights>::run(F32Weights{{}, packed, x.cols}, x, out_features, bias, out);
 }
 
 }  // namespace jagged::kernels::cpu

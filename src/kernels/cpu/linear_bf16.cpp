@@ -13,6 +13,7 @@
 #include <hwy/highway.h>
 
 #include "core/threads.h"
+#include "kernels/cpu/linear_driver.h"
 #include "kernels/cpu/linear_tasks.h"
 #include "kernels/linear.h"
 
@@ -42,18 +43,20 @@ inline uint32_t round_to_bf16(float value) {
   return (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
 }
 
-// acc = init (a panel row of kPanelCols floats) or the tile of c; acc += the products of pair k of each x row and
-// pair row k of the panel, for k < pairs; c = acc. x rows are x_stride pairs apart, c rows c_stride floats.
-using TileKernel = void (*)(const uint32_t* x, int64_t x_stride, const uint32_t* panel, int64_t pairs,
-                            const float* init, float* c, int64_t c_stride);
+// The tile kernels (LinearTileKernel): acc = init (a panel row of kPanelCols floats) or the tile of c; acc += the
+// products of pair k of each x row and pair row k of the panel, for k < pairs; c = acc. x rows are x_stride pairs
+// apart, c rows c_stride floats.
+using TileKernel = LinearTileKernel;
 
 #if defined(__x86_64__)
 constexpr int kAvx512Vectors = static_cast<int>(kPanelCols / 16);
 
 template <int kRows>
-__attribute__((target("avx512f,avx512bf16"))) void avx512_bf16_tile(const uint32_t* x, int64_t x_stride,
-                                                                     const uint32_t* panel, int64_t pairs,
+__attribute__((target("avx512f,avx512bf16"))) void avx512_bf16_tile(const void* x_data, int64_t x_stride,
+                                                                     const void* weights, int64_t pairs,
                                                                      const float* init, float* c, int64_t c_stride) {
+  const auto* x = static_cast<const uint32_t*>(x_data);
+  const auto* panel = static_cast<const uint32_t*>(weights);
   __m512 acc[kRows][kAvx512Vectors];
   for (int r = 0; r < kRows; ++r) {
     for (int v = 0; v < kAvx512Vectors; ++v) {
@@ -83,8 +86,10 @@ constexpr auto make_avx512_tiles(std::integer_sequence<int, kRows...>) {
 // The portable kernel: each pair widened to two f32 values (bf16 is the top half of an f32), then two FMAs, odd
 // element first (vdpbf16ps's documented order). The panel's columns go in groups of three vectors.
 template <int kRows>
-void portable_tile(const uint32_t* x, int64_t x_stride, const uint32_t* panel, int64_t pairs, const float* init,
+void portable_tile(const void* x_data, int64_t x_stride, const void* weights, int64_t pairs, const float* init,
                    float* c, int64_t c_stride) {
+  const auto* x = static_cast<const uint32_t*>(x_data);
+  const auto* panel = static_cast<const uint32_t*>(weights);
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
   using FloatVec = hn::Vec<decltype(df)>;
@@ -143,15 +148,6 @@ TileSet tile_set(LinearBf16Path path) {
   return {kPortable.data(), kPortableTileRows};
 }
 
-struct Bf16Problem {
-  ConstMatrixView x;
-  const uint32_t* packed;
-  int64_t out_features;
-  const float* bias;
-  MatrixView out;
-  TileSet tiles;
-};
-
 // x rows [row_begin, row_end), inputs [2 * pair_begin, 2 * (pair_begin + pairs)) -> bf16 pairs in x_pairs
 // [rows, kDepthPairs], zero past in_features (the packed weight is zero there too).
 void convert_x_block(ConstMatrixView x, int64_t row_begin, int64_t row_end, int64_t pair_begin, int64_t pairs,
@@ -168,71 +164,33 @@ void convert_x_block(ConstMatrixView x, int64_t row_begin, int64_t row_end, int6
   }
 }
 
-void run_panel(const Bf16Problem& p, int64_t panel, int64_t pair_begin, int64_t pairs, int64_t row_begin,
-               int64_t row_end, const uint32_t* x_pairs, const uint32_t* next_weights, int64_t pairs_next) {
-  const int64_t in_pairs = ceil_div(p.x.cols, 2);
-  const int64_t col_begin = panel * kPanelCols;
-  const int64_t cols = std::min(kPanelCols, p.out_features - col_begin);
-  const uint32_t* weights = p.packed + (panel * in_pairs + pair_begin) * kPanelCols;
-  const bool first = pair_begin == 0;
-  alignas(64) float init[kPanelCols] = {};
-  if (first && p.bias != nullptr) std::memcpy(init, p.bias + col_begin, static_cast<size_t>(cols) * sizeof(float));
-  const float* init_row = first ? init : nullptr;
-  const int tile_rows = p.tiles.tile_rows;
-  for (int64_t r = row_begin; r < row_end; r += tile_rows) {
-    const int64_t rows = std::min<int64_t>(tile_rows, row_end - r);
-    const TileKernel kernel = p.tiles.tiles[rows - 1];
-    const uint32_t* x = x_pairs + (r - row_begin) * kDepthPairs;
-    // The next weight block, a share per tile (from L3 when the task's weights outgrow L2).
-    if (next_weights != nullptr) {
-      const int64_t block_bytes = pairs_next * kPanelCols * static_cast<int64_t>(sizeof(uint32_t));
-      const int64_t share = round_up(ceil_div(block_bytes, ceil_div(row_end - row_begin, tile_rows)), 64);
-      const char* next = reinterpret_cast<const char*>(next_weights);
-      const int64_t begin = (r - row_begin) / tile_rows * share;
-      for (int64_t byte = begin; byte < std::min(block_bytes, begin + share); byte += 64) __builtin_prefetch(next + byte);
-    }
-    float* c = p.out.row(r) + col_begin;
-    if (cols == kPanelCols) {
-      kernel(x, kDepthPairs, weights, pairs, init_row, c, p.out.row_stride);
-      continue;
-    }
-    // The last, narrower panel: the same kernel on a full-width copy of the tile.
-    alignas(64) float edge[kAvx512TileRows * kPanelCols] = {};
-    const size_t bytes = static_cast<size_t>(cols) * sizeof(float);
-    if (!first) {
-      for (int64_t i = 0; i < rows; ++i) std::memcpy(edge + i * kPanelCols, p.out.row(r + i) + col_begin, bytes);
-    }
-    kernel(x, kDepthPairs, weights, pairs, init_row, edge, kPanelCols);
-    for (int64_t i = 0; i < rows; ++i) std::memcpy(p.out.row(r + i) + col_begin, edge + i * kPanelCols, bytes);
+// The packed pairs, read in place; x converted to bf16 pairs once per task and depth block (64 KiB per thread,
+// reused by the task's panels).
+struct Bf16Weights {
+  static constexpr int64_t kPanelCols = cpu::kPanelCols;
+  static constexpr int64_t kMaxTileRows = std::max(kAvx512TileRows, kPortableTileRows);
+  static constexpr int64_t kDepthBlock = kDepthPairs;
+  static constexpr int64_t kTaskRows = cpu::kTaskRows;
+  static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
+  static constexpr bool kXInPlace = false;
+  const uint32_t* packed;
+  int64_t in_pairs;
+  TileSet tiles;
+  static int64_t depth(int64_t in_features) { return ceil_div(in_features, 2); }
+  static const uint32_t* x_block(ConstMatrixView x, int64_t row_begin, int64_t row_end, int64_t pair_begin,
+                                 int64_t pairs) {
+    alignas(64) static thread_local uint32_t x_pairs[kTaskRows * kDepthPairs];
+    convert_x_block(x, row_begin, row_end, pair_begin, pairs, x_pairs);
+    return x_pairs;
   }
-}
-
-void run_task(const Bf16Problem& p, const TaskGrid& grid, int64_t task) {
-  // The task's x block in bf16 pairs, one depth block at a time (64 KiB per thread, reused by its panels).
-  alignas(64) static thread_local uint32_t x_pairs[kTaskRows * kDepthPairs];
-  const int64_t row_begin = (task % grid.row_tasks) * kTaskRows;
-  const int64_t row_end = std::min(p.x.rows, row_begin + kTaskRows);
-  const int64_t panels = ceil_div(p.out_features, kPanelCols);
-  const int64_t panel_begin = (task / grid.row_tasks) * grid.panels_per_task;
-  const int64_t panel_end = std::min(panels, panel_begin + grid.panels_per_task);
-  const int64_t in_pairs = ceil_div(p.x.cols, 2);
-  const auto pairs_of = [&](int64_t pair_begin) { return std::min(kDepthPairs, in_pairs - pair_begin); };
-  for (int64_t pair_begin = 0; pair_begin < in_pairs; pair_begin += kDepthPairs) {
-    convert_x_block(p.x, row_begin, row_end, pair_begin, pairs_of(pair_begin), x_pairs);
-    for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
-      int64_t next_panel = panel + 1;
-      int64_t next_pair = pair_begin;
-      if (next_panel == panel_end) {
-        next_panel = panel_begin;
-        next_pair += kDepthPairs;
-      }
-      const uint32_t* next_weights =
-          next_pair < in_pairs ? p.packed + (next_panel * in_pairs + next_pair) * kPanelCols : nullptr;
-      run_panel(p, panel, pair_begin, pairs_of(pair_begin), row_begin, row_end, x_pairs, next_weights,
-                next_pair < in_pairs ? pairs_of(next_pair) : 0);
-    }
+  const void* block(int64_t panel, int64_t pair_begin) const {
+    return packed + (panel * in_pairs + pair_begin) * kPanelCols;
   }
-}
+  const void* next_block(int64_t panel, int64_t pair_begin) const { return block(panel, pair_begin); }
+  int64_t block_bytes(int64_t pairs) const { return pairs * kPanelCols * static_cast<int64_t>(sizeof(uint32_t)); }
+  int tile_rows() const { return tiles.tile_rows; }
+  LinearTileKernel tile(int rows) const { return tiles.tiles[rows - 1]; }
+};
 
 }  // namespace
 
@@ -286,26 +244,11 @@ void unpack_linear_weight_bf16(const uint32_t* packed, int64_t out_features, int
 
 void linear_packed_bf16(ConstMatrixView x, const uint32_t* packed, int64_t out_features, const float* bias,
                         MatrixView out, LinearBf16Path path) {
-  const int64_t rows = x.rows;
-  if (rows == 0 || out_features == 0) return;
-  if (x.cols == 0) {  // an empty sum: out = bias
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t o = 0; o < out_features; ++o) out.row(r)[o] = bias != nullptr ? bias[o] : 0.0f;
-    }
-    return;
-  }
   if (path == LinearBf16Path::avx512_bf16 && best_linear_bf16_path() != LinearBf16Path::avx512_bf16) {
     path = LinearBf16Path::portable;  // never run an instruction the CPU lacks
   }
-  const Bf16Problem problem{x, packed, out_features, bias, out, tile_set(path)};
-  const int threads = std::max(1, num_threads());
-  const TaskGrid grid = task_grid(rows, out_features, kPanelCols, kTaskRows, kMaxTaskPanels, threads);
-  if (grid.tasks == 1 || threads == 1) {
-    for (int64_t task = 0; task < grid.tasks; ++task) run_task(problem, grid, task);
-    return;
-  }
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < grid.tasks; ++task) run_task(problem, grid, task);
+  const Bf16Weights weights{packed, ceil_div(x.cols, 2), tile_set(path)};
+  LinearDriver<Bf16Weights>::run(weights, x, out_features, bias, out);
 }
 
 }  // namespace jagged::kernels::cpu

@@ -14,6 +14,7 @@
 #include <hwy/highway.h>
 
 #include "core/threads.h"
+#include "kernels/cpu/linear_driver.h"
 #include "kernels/cpu/linear_tasks.h"
 #include "kernels/linear.h"
 
@@ -40,9 +41,11 @@ static_assert(kPanelCols % kLanes == 0 && kDepthBlock % kBlock == 0);
 // acc = init or the tile of c; acc += x[r, k] * (d * q)[k, :] for k < depth, blocks from `blocks` (the depth
 // block's first); c = acc.
 template <int kRows>
-void q8_tile(const float* x, int64_t x_stride, const uint8_t* blocks, int64_t depth, const float* init, float* c,
+void q8_tile(const void* x_data, int64_t x_stride, const void* weights, int64_t depth, const float* init, float* c,
              int64_t c_stride) {
   const FloatTag df;
+  const auto* x = static_cast<const float*>(x_data);
+  const auto* blocks = static_cast<const uint8_t*>(weights);
   const hn::Rebind<int32_t, FloatTag> d32;
   const hn::Rebind<int8_t, FloatTag> d8;
   const hn::Rebind<hwy::float16_t, FloatTag> dh;
@@ -77,65 +80,23 @@ void q8_tile(const float* x, int64_t x_stride, const uint8_t* blocks, int64_t de
   }
 }
 
-using TileKernel = void (*)(const float*, int64_t, const uint8_t*, int64_t, const float*, float*, int64_t);
-
 template <int... kRows>
 constexpr auto make_tiles(std::integer_sequence<int, kRows...>) {
-  return std::array<TileKernel, sizeof...(kRows)>{&q8_tile<kRows + 1>...};
+  return std::array<LinearTileKernel, sizeof...(kRows)>{&q8_tile<kRows + 1>...};
 }
 constexpr auto kTiles = make_tiles(std::make_integer_sequence<int, kTileRows>{});
 
-struct Q8Problem {
-  ConstMatrixView x;
+// The packed blocks, read in place (dequantized in the tile kernel's registers).
+struct Q8Weights : LinearInPlaceFormat<kPanelCols, kTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels> {
   const uint8_t* packed;
-  int64_t out_features;
-  const float* bias;
-  MatrixView out;
+  int64_t in_blocks;
+  static LinearTileKernel tile(int rows) { return kTiles[static_cast<size_t>(rows - 1)]; }
+  const void* block(int64_t panel, int64_t depth_begin) const {
+    return packed + (panel * in_blocks + depth_begin / kBlock) * kBlockBytes;
+  }
+  const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin); }
+  int64_t block_bytes(int64_t depth) const { return ceil_div(depth, kBlock) * kBlockBytes; }
 };
-
-void run_panel(const Q8Problem& p, int64_t panel, int64_t depth_begin, int64_t depth, int64_t row_begin,
-               int64_t row_end) {
-  const int64_t in_blocks = ceil_div(p.x.cols, kBlock);
-  const int64_t col_begin = panel * kPanelCols;
-  const int64_t cols = std::min(kPanelCols, p.out_features - col_begin);
-  const uint8_t* blocks = p.packed + (panel * in_blocks + depth_begin / kBlock) * kBlockBytes;
-  const bool first = depth_begin == 0;
-  alignas(64) float init[kPanelCols] = {};
-  if (first && p.bias != nullptr) std::memcpy(init, p.bias + col_begin, static_cast<size_t>(cols) * sizeof(float));
-  const float* init_row = first ? init : nullptr;
-  for (int64_t r = row_begin; r < row_end; r += kTileRows) {
-    const int64_t rows = std::min<int64_t>(kTileRows, row_end - r);
-    const TileKernel kernel = kTiles[static_cast<size_t>(rows - 1)];
-    const float* x = p.x.row(r) + depth_begin;
-    float* c = p.out.row(r) + col_begin;
-    if (cols == kPanelCols) {
-      kernel(x, p.x.row_stride, blocks, depth, init_row, c, p.out.row_stride);
-      continue;
-    }
-    alignas(64) float edge[kTileRows * kPanelCols] = {};
-    const size_t bytes = static_cast<size_t>(cols) * sizeof(float);
-    if (!first) {
-      for (int64_t i = 0; i < rows; ++i) std::memcpy(edge + i * kPanelCols, p.out.row(r + i) + col_begin, bytes);
-    }
-    kernel(x, p.x.row_stride, blocks, depth, init_row, edge, kPanelCols);
-    for (int64_t i = 0; i < rows; ++i) std::memcpy(p.out.row(r + i) + col_begin, edge + i * kPanelCols, bytes);
-  }
-}
-
-void run_task(const Q8Problem& p, const TaskGrid& grid, int64_t task) {
-  const int64_t row_begin = (task % grid.row_tasks) * kTaskRows;
-  const int64_t row_end = std::min(p.x.rows, row_begin + kTaskRows);
-  const int64_t panels = ceil_div(p.out_features, kPanelCols);
-  const int64_t panel_begin = (task / grid.row_tasks) * grid.panels_per_task;
-  const int64_t panel_end = std::min(panels, panel_begin + grid.panels_per_task);
-  const int64_t in_features = p.x.cols;
-  for (int64_t depth_begin = 0; depth_begin < in_features; depth_begin += kDepthBlock) {
-    const int64_t depth = std::min(kDepthBlock, in_features - depth_begin);
-    for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
-      run_panel(p, panel, depth_begin, depth, row_begin, row_end);
-    }
-  }
-}
 
 }  // namespace
 
@@ -193,25 +154,23 @@ void unpack_linear_weight_q8_0(const uint8_t* packed, int64_t out_features, int6
   }
 }
 
+void pack_linear_weight_q8_0_blocks(const uint8_t* rows, int64_t out_features, int64_t in_features, uint8_t* packed) {
+  const int64_t in_blocks = ceil_div(in_features, kBlock);
+  std::memset(packed, 0, static_cast<size_t>(packed_linear_q8_0_bytes(out_features, in_features)));
+  for (int64_t o = 0; o < out_features; ++o) {
+    const int64_t j = o % kPanelCols;
+    for (int64_t b = 0; b < in_blocks; ++b) {
+      const uint8_t* source = rows + (o * in_blocks + b) * 34;
+      uint8_t* block = packed + ((o / kPanelCols) * in_blocks + b) * kBlockBytes;
+      std::memcpy(block + j * 2, source, 2);
+      for (int64_t k = 0; k < kBlock; ++k) block[kScaleBytes + k * kPanelCols + j] = source[2 + k];
+    }
+  }
+}
+
 void linear_packed_q8_0(ConstMatrixView x, const uint8_t* packed, int64_t out_features, const float* bias,
                         MatrixView out) {
-  const int64_t rows = x.rows;
-  if (rows == 0 || out_features == 0) return;
-  if (x.cols == 0) {
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t o = 0; o < out_features; ++o) out.row(r)[o] = bias != nullptr ? bias[o] : 0.0f;
-    }
-    return;
-  }
-  const Q8Problem problem{x, packed, out_features, bias, out};
-  const int threads = std::max(1, num_threads());
-  const TaskGrid grid = task_grid(rows, out_features, kPanelCols, kTaskRows, kMaxTaskPanels, threads);
-  if (grid.tasks == 1 || threads == 1) {
-    for (int64_t task = 0; task < grid.tasks; ++task) run_task(problem, grid, task);
-    return;
-  }
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < grid.tasks; ++task) run_task(problem, grid, task);
+  LinearDriver<Q8Weights>::run(Q8Weights{{}, packed, ceil_div(x.cols, kBlock)}, x, out_features, bias, out);
 }
 
 }  // namespace jagged::kernels::cpu

@@ -1,0 +1,175 @@
+// The task loop shared by the packed-weight GEMMs (f32, bf16, Q8_0 and the other GGUF block types): tasks of
+// kTaskRows rows x a group of panels (linear_tasks.h), within a task depth blocks of kDepthBlock in order, within
+// a depth block each panel over the task's rows in register tiles. A weight format supplies, as a policy class
+// `Weights`:
+//   kPanelCols, kMaxTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels   the blocking (constants)
+//   kXInPlace                                           x is read in place as f32 (else x_block converts it)
+//   int64_t depth(in_features) const                    the depth in the kernel's units (bf16: pairs)
+//   const uint32_t* x_block(x, row_begin, row_end, depth_begin, depth) const
+//                                                       kXInPlace false: the task's rows of this depth block
+//                                                       converted, [rows, kDepthBlock] (4-byte units)
+//   const void* block(panel, depth_begin) const          one panel's weights of one depth block as its tile
+//                                                       kernel reads them
+//   const void* next_block(panel, depth_begin) const     one to prefetch ahead (nullptr: none)
+//   int64_t block_bytes(depth) const                     its size, for the prefetch
+//   int tile_rows() const; LinearTileKernel tile(rows) const   acc = init or c; acc += x * w over depth; c = acc
+// Batch invariance: the depth blocks, their order and each element's chain of operations are fixed by the
+// constants (and the CPU path); the number of rows, the thread count and the task split change which thread
+// computes an element and which rows share its register tile, never its arithmetic.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "core/threads.h"
+#include "jagged/tensor.h"
+#include "kernels/cpu/linear_tasks.h"
+
+namespace jagged::kernels::cpu {
+
+// acc = init (a panel row of kPanelCols floats) or the tile of c; acc += x[r, k] * w[k, :] for k < depth;
+// c = acc. x: f32, or the format's converted units (bf16 pairs); rows x_stride units apart, c rows c_stride.
+using LinearTileKernel = void (*)(const void* x, int64_t x_stride, const void* weights, int64_t depth,
+                                  const float* init, float* c, int64_t c_stride);
+
+// The blocking of a format, and x read in place as f32 (all formats but bf16).
+template <int64_t PanelCols, int TileRows, int64_t DepthBlock, int64_t TaskRows, int64_t MaxTaskPanels>
+struct LinearInPlaceFormat {
+  static constexpr int64_t kPanelCols = PanelCols;
+  static constexpr int64_t kMaxTileRows = TileRows;
+  static constexpr int64_t kDepthBlock = DepthBlock;
+  static constexpr int64_t kTaskRows = TaskRows;
+  static constexpr int64_t kMaxTaskPanels = MaxTaskPanels;
+  static constexpr bool kXInPlace = true;
+  static int tile_rows() { return TileRows; }
+  static int64_t depth(int64_t in_features) { return in_features; }
+  static const uint32_t* x_block(ConstMatrixView, int64_t, int64_t, int64_t, int64_t) { return nullptr; }
+};
+
+template <class Weights>
+class LinearDriver {
+ public:
+  static constexpr int64_t kPanelCols = Weights::kPanelCols;
+  static constexpr int64_t kMaxTileRows = Weights::kMaxTileRows;
+  static constexpr int64_t kDepthBlock = Weights::kDepthBlock;
+  static constexpr int64_t kTaskRows = Weights::kTaskRows;
+
+  // out = x * w^T + bias. out_features: of the weight; x.cols its in_features.
+  static void run(const Weights& weights, ConstMatrixView x, int64_t out_features, const float* bias,
+                  MatrixView out) {
+    const int64_t rows = x.rows;
+    if (rows == 0 || out_features == 0) return;
+    if (x.cols == 0) {  // an empty sum: out = bias
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t o = 0; o < out_features; ++o) out.row(r)[o] = bias != nullptr ? bias[o] : 0.0f;
+      }
+      return;
+    }
+    const LinearDriver driver{weights, x, out_features, bias, out};
+    const int threads = std::max(1, num_threads());
+    const TaskGrid grid = task_grid(rows, out_features, kPanelCols, kTaskRows, Weights::kMaxTaskPanels, threads);
+    if (grid.tasks == 1 || threads == 1) {
+      for (int64_t task = 0; task < grid.tasks; ++task) driver.run_task(grid, task);
+      return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t task = 0; task < grid.tasks; ++task) driver.run_task(grid, task);
+  }
+
+ private:
+  LinearDriver(const Weights& weights, ConstMatrixView x, int64_t out_features, const float* bias, MatrixView out)
+      : weights_(weights), x_(x), out_features_(out_features), bias_(bias), out_(out) {}
+
+  void run_task(const TaskGrid& grid, int64_t task) const {
+    const int64_t row_begin = (task % grid.row_tasks) * kTaskRows;
+    const int64_t row_end = std::min(x_.rows, row_begin + kTaskRows);
+    const int64_t panels = ceil_div(out_features_, kPanelCols);
+    const int64_t panel_begin = (task / grid.row_tasks) * grid.panels_per_task;
+    const int64_t panel_end = std::min(panels, panel_begin + grid.panels_per_task);
+    const int64_t in_depth = weights_.depth(x_.cols);
+    const auto depth_of = [&](int64_t depth_begin) { return std::min(kDepthBlock, in_depth - depth_begin); };
+    for (int64_t depth_begin = 0; depth_begin < in_depth; depth_begin += kDepthBlock) {
+      const uint32_t* x_block = Weights::kXInPlace ? nullptr
+                                                   : weights_.x_block(x_, row_begin, row_end, depth_begin,
+                                                                      depth_of(depth_begin));
+      for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
+        // The block after this one: the next panel at this depth, else the first panel at the next depth.
+        int64_t next_panel = panel + 1;
+        int64_t next_depth = depth_begin;
+        if (next_panel == panel_end) {
+          next_panel = panel_begin;
+          next_depth += kDepthBlock;
+        }
+        const void* next = next_depth < in_depth ? weights_.next_block(next_panel, next_depth) : nullptr;
+        const int64_t next_bytes = next != nullptr ? weights_.block_bytes(depth_of(next_depth)) : 0;
+        const int64_t depth = depth_of(depth_begin);
+        run_panel(panel, depth_begin, depth, weights_.block(panel, depth_begin), x_block, row_begin,
+                  row_end, static_cast<const char*>(next), next_bytes, panel == panel_begin);
+      }
+    }
+  }
+
+  // One panel of one depth block over rows [row_begin, row_end): full register tiles, then the remainder.
+  // x_block: the converted rows (not kXInPlace). prefetch_x: whether this is the first pass over the x block
+  // (later panels find it in L2).
+  void run_panel(int64_t panel, int64_t depth_begin, int64_t depth, const void* block, const uint32_t* x_block,
+                 int64_t row_begin, int64_t row_end, const char* next, int64_t next_bytes, bool prefetch_x) const {
+    const int64_t tile_rows = weights_.tile_rows();
+    const int64_t col_begin = panel * kPanelCols;
+    const int64_t cols = std::min(kPanelCols, out_features_ - col_begin);
+    const bool first = depth_begin == 0;
+    // The first depth block starts from the bias (zero-padded to the panel's width).
+    alignas(64) float init[kPanelCols] = {};
+    if (first && bias_ != nullptr) std::memcpy(init, bias_ + col_begin, static_cast<size_t>(cols) * sizeof(float));
+    const float* init_row = first ? init : nullptr;
+    const int64_t tiles = ceil_div(row_end - row_begin, tile_rows);
+    for (int64_t r = row_begin; r < row_end; r += tile_rows) {
+      const int64_t rows = std::min<int64_t>(tile_rows, row_end - r);
+      const LinearTileKernel kernel = weights_.tile(static_cast<int>(rows));
+      const void* x = Weights::kXInPlace ? static_cast<const void*>(x_.row(r) + depth_begin)
+                                         : static_cast<const void*>(x_block + (r - row_begin) * kDepthBlock);
+      const int64_t x_stride = Weights::kXInPlace ? x_.row_stride : kDepthBlock;
+      float* c = out_.row(r) + col_begin;
+      // The next tile's rows are short streams (depth floats each) that the hardware prefetcher does not pick
+      // up in time: ask for them while this tile computes.
+      for (int64_t i = r + tile_rows; Weights::kXInPlace && prefetch_x && i < std::min(row_end, r + 2 * tile_rows);
+           ++i) {
+        const char* row = reinterpret_cast<const char*>(x_.row(i) + depth_begin);
+        for (int64_t byte = 0; byte < depth * static_cast<int64_t>(sizeof(float)); byte += 64) {
+          __builtin_prefetch(row + byte);
+        }
+      }
+      // The next weight block likewise (from L3 when the task's weights outgrow L2), a share per tile.
+      if (next != nullptr) {
+        const int64_t share = round_up(ceil_div(next_bytes, tiles), 64);
+        const int64_t begin = (r - row_begin) / tile_rows * share;
+        for (int64_t byte = begin; byte < std::min(next_bytes, begin + share); byte += 64) {
+          __builtin_prefetch(next + byte);
+        }
+      }
+      if (cols == kPanelCols) {
+        kernel(x, x_stride, block, depth, init_row, c, out_.row_stride);
+        continue;
+      }
+      // The last, narrower panel: the same kernel on a full-width copy of the tile.
+      alignas(64) float edge[kMaxTileRows * kPanelCols] = {};
+      const size_t bytes = static_cast<size_t>(cols) * sizeof(float);
+      if (!first) {
+        for (int64_t i = 0; i < rows; ++i) std::memcpy(edge + i * kPanelCols, out_.row(r + i) + col_begin, bytes);
+      }
+      kernel(x, x_stride, block, depth, init_row, edge, kPanelCols);
+      for (int64_t i = 0; i < rows; ++i) std::memcpy(out_.row(r + i) + col_begin, edge + i * kPanelCols, bytes);
+    }
+  }
+
+  const Weights& weights_;
+  ConstMatrixView x_;
+  int64_t out_features_;
+  const float* bias_;
+  MatrixView out_;
+};
+
+}  // namespace jagged::kernels::cpu
