@@ -37,6 +37,7 @@ class Sampler {
                  std::span<const int32_t> generated = {});
 
  private:
+  int32_t sample_unsorted(const std::vector<double>& probs);  // probs: unnormalised, the largest 1
   SamplingParams params_;
   std::mt19937_64 rng_;
 };

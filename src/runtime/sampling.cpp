@@ -110,6 +110,24 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 // Penalties, then temperature, then the filters in vLLM's order: top-k, top-p over the renormalised top-k set,
 // min-p against the most likely token. Each filter keeps a prefix of the tokens sorted by probability, so the
 // kept set is the shortest of the three prefixes, and only that prefix is ever sorted.
+// Without top-k or top-p the kept set needs no order (every token, or those min-p keeps): one draw over the
+// probabilities in token order, no sort of the vocabulary (the OpenAI default, temperature 1, lands here).
+int32_t Sampler::sample_unsorted(const std::vector<double>& probs) {
+  const double floor = params_.min_p > 0.0f ? static_cast<double>(params_.min_p) : 0.0;
+  double mass = 0.0;
+  for (const double p : probs) mass += p >= floor ? p : 0.0;
+  const double target = uniform_unit(rng_) * mass;
+  double cumulative = 0.0;
+  int32_t last = 0;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    if (probs[i] < floor) continue;
+    cumulative += probs[i];
+    last = static_cast<int32_t>(i);
+    if (target < cumulative) return last;
+  }
+  return last;  // rounding left target at the very top
+}
+
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
                         std::span<const int32_t> generated) {
   check_logits(logits, "sample");
@@ -134,13 +152,16 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   if (params_.min_p > 0.0f) {
     limit = static_cast<size_t>(std::count_if(probs.begin(), probs.end(), [&](double p) { return p >= params_.min_p; }));
   }
+  const bool top_k_cuts = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab_size;
+  if (!top_k_cuts && params_.top_p >= 1.0f) return sample_unsorted(probs);
+
   std::vector<int32_t> ids(vocab_size);
   std::iota(ids.begin(), ids.end(), 0);
 
   // top-k: its mass is top-p's denominator.
   size_t sorted = 0;
   double top_p_total = 0.0;
-  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab_size) {
+  if (top_k_cuts) {
     sorted = static_cast<size_t>(params_.top_k);
     sort_prefix(ids, sorted, probs);
     for (size_t i = 0; i < sorted; ++i) top_p_total += probs[ids[i]];
