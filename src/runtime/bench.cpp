@@ -173,7 +173,9 @@ BenchRun run_bench(const BenchOptions& options) {
   BenchRun run;
   run.target = open_bench_target(options.model, options.tokenizer, !options.all_logits, options.dtype);
   const BenchTarget& target = run.target;
-  run.batch = draw_workload(options.workload, target.vocab_size, target.tokenizer.get());
+  WorkloadSpec workload = options.workload;
+  workload.context_length = target.context_length;  // refused before a huge batch is allocated
+  run.batch = draw_workload(workload, target.vocab_size, target.tokenizer.get());
   const NestedTensor& batch = run.batch;
   if (batch.max_seqlen() > target.context_length) {
     throw InvalidArgument(concat("the batch's longest sequence (", batch.max_seqlen(),
