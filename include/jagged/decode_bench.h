@@ -92,7 +92,8 @@ struct DecodeBenchPoint {
 // One request decoding alone: its step time against reading every weight once from memory.
 struct DecodeStepProbe {
   double step_seconds = 0.0;          // median of the decode steps
-  int64_t weight_bytes = 0;           // bytes a decode step streams: every matrix, the LM head, not the embedding
+  int64_t weight_bytes = 0;           // bytes a decode step streams: every packed matrix and the LM head as held
+                                      // in memory (quantized: their blocks), not the embedding
   double bandwidth_bytes_per_second = 0.0;  // measured read bandwidth on the same threads
   double stream_seconds = 0.0;        // weight_bytes / bandwidth
   double ratio = 0.0;                 // step_seconds / stream_seconds

@@ -72,6 +72,8 @@ class LlamaModel {
   // differ in type: each part); then the LM head. A GGUF file's block types are kept (a Q4_K_M file gives q4_k,
   // q6_k... whatever weight_type says); weight_type applies to f32/f16 tensors.
   std::vector<ops::WeightType> projection_types() const;
+  // Bytes of every packed projection and the LM head as held in memory (what a decode step streams).
+  int64_t projection_bytes() const;
 
   // token_ids: nested [num_tokens] i32, each id in [0, vocab_size), each sequence at most context_length long.
   // Returns logits [num_tokens, vocab_size] f32 (real tokens only, in packed order), or with last_token_logits

@@ -46,10 +46,13 @@ void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features,
 // batch-invariant as the f32 kernel, per path.
 inline constexpr int64_t kLinearBf16PanelCols = 48;
 enum class LinearBf16Path {
+  amx_bf16,     // AMX tiles, tdpbf16ps (Intel Sapphire Rapids and later)
   avx512_bf16,  // vdpbf16ps (AVX512-BF16)
   portable,     // pairs widened to f32, two FMAs per pair (Highway, any CPU)
 };
-// The fastest path this CPU runs (cpuid, at run time).
+// Whether the CPU has AMX-BF16 and the OS granted this process its tile state.
+bool amx_bf16_available();
+// The fastest path this CPU runs (cpuid, at run time; AMX only after a self-check against the vector path).
 LinearBf16Path best_linear_bf16_path();
 const char* linear_bf16_path_name(LinearBf16Path path);
 int64_t packed_linear_bf16_pairs(int64_t out_features, int64_t in_features);

@@ -115,6 +115,14 @@ std::vector<ops::WeightType> LlamaModel::projection_types() const {
   return types;
 }
 
+int64_t LlamaModel::projection_bytes() const {
+  size_t bytes = output_.nbytes();
+  for (const Layer& layer : layers_) {
+    bytes += layer.wqkv.nbytes() + layer.wo.nbytes() + layer.w_gate_up.nbytes() + layer.w_down.nbytes();
+  }
+  return static_cast<int64_t>(bytes);
+}
+
 WeightMap LlamaModel::canonical_weights() const {
   const LlamaConfig& c = config_;
   const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;

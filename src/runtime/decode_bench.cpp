@@ -90,17 +90,6 @@ EngineOptions sized_for(const LlamaModel& model, const DecodeWorkload& workload,
   return options;
 }
 
-// Bytes one decode step reads from the weights: every layer matrix and the LM head (f32), not the embedding
-// table, of which a step reads one row per token.
-int64_t streamed_weight_bytes(const LlamaModel& model) {
-  const LlamaConfig& config = model.config();
-  int64_t parameters = model.parameter_count();
-  // A tied head is a packed copy of the embedding that parameter_count counts once; an untied model's embedding
-  // table is read a row at a time.
-  if (!config.tied_output) parameters -= config.vocab_size * config.model_dim;
-  return parameters * static_cast<int64_t>(sizeof(float));
-}
-
 }  // namespace
 
 DecodeWorkload draw_decode_workload(const LlamaConfig& config, const DecodeBenchOptions& options, int64_t num_requests) {
@@ -247,7 +236,7 @@ DecodeStepProbe measure_decode_step(const LlamaModel& model, const DecodeBenchOp
   }
   DecodeStepProbe probe;
   probe.step_seconds = percentile(step_seconds, 0.5);
-  probe.weight_bytes = streamed_weight_bytes(model);
+  probe.weight_bytes = model.projection_bytes();  // not the embedding: a step reads a row per token
   probe.bandwidth_bytes_per_second = measure_memory_read_bandwidth(num_threads());
   probe.stream_seconds = static_cast<double>(probe.weight_bytes) / probe.bandwidth_bytes_per_second;
   probe.ratio = probe.step_seconds / probe.stream_seconds;

@@ -1,4 +1,4 @@
-// bf16 weights: every path this CPU runs (AVX512-BF16 where present, the portable one always) against the f32
+// bf16 weights: every path this CPU runs (AMX and AVX512-BF16 where present, the portable one always) against the f32
 // reference on the dequantized weight, and bit-for-bit batch invariance per path.
 #include <gtest/gtest.h>
 
@@ -21,7 +21,11 @@ using kernels::cpu::LinearBf16Path;
 
 std::vector<LinearBf16Path> paths_here() {
   std::vector<LinearBf16Path> paths{LinearBf16Path::portable};
-  if (kernels::cpu::best_linear_bf16_path() == LinearBf16Path::avx512_bf16) paths.push_back(LinearBf16Path::avx512_bf16);
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512bf16")) paths.push_back(LinearBf16Path::avx512_bf16);
+#endif
+  // AMX's kernel runs here whether or not it passed its self-check, so that a wrong kernel fails these tests.
+  if (kernels::cpu::amx_bf16_available()) paths.push_back(LinearBf16Path::amx_bf16);
   return paths;
 }
 
@@ -144,6 +148,15 @@ TEST(LinearBf16, RowResultIsIndependentOfBatch) {
     }
   }
   set_num_threads(saved_threads);
+}
+
+// Where the CPU has AMX, its kernel is the one ops::linear takes (it passed the self-check against the vector
+// path that guards a kernel written without AMX hardware).
+TEST(LinearBf16, AmxIsChosenWhereTheCpuHasIt) {
+  if (!kernels::cpu::amx_bf16_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU (or the OS refused its tiles)";
+  EXPECT_EQ(kernels::cpu::best_linear_bf16_path(), LinearBf16Path::amx_bf16)
+      << kernels::cpu::linear_bf16_path_name(kernels::cpu::best_linear_bf16_path());
+  EXPECT_EQ(ops::linear_path(ops::WeightType::bf16), "amx-bf16 (own AMX tiles)");
 }
 
 // Through ops: PackedWeight(weight, bf16) rounds the weight once, unpacks to the rounded values, reports its

@@ -1,14 +1,18 @@
 // The bf16-weight GEMM: out = x * weight^T + bias with the weight stored as bf16 pairs (linear.h) and x rounded
-// to bf16 per row block, products of bf16 pairs accumulated in f32. Two tile kernels share the task loop:
-// AVX512-BF16 (vdpbf16ps: 16 lanes x 2 products per instruction, twice the f32 FMA's multiply-adds) chosen at
-// run time when the CPU has it, and a portable Highway kernel that widens the pairs to f32 and uses FMAs.
+// to bf16 per row block, products of bf16 pairs accumulated in f32. Three tile kernels share the task loop,
+// chosen at run time by what the CPU has: AMX tiles (tdpbf16ps: a 16 x 16 f32 tile += 16 x 32 bf16 times
+// 32 x 16 bf16 per instruction; the packed pair panels are already the B-tile layout AMX wants), AVX512-BF16
+// (vdpbf16ps: 16 lanes x 2 products per instruction, twice the f32 FMA's multiply-adds), and a portable Highway
+// kernel that widens the pairs to f32 and uses FMAs.
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include <hwy/highway.h>
 
@@ -19,6 +23,8 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 namespace jagged::kernels::cpu {
@@ -35,6 +41,8 @@ constexpr int64_t kTaskRows = 128;
 constexpr int64_t kMaxTaskPanels = 4;
 constexpr int kAvx512TileRows = 8;  // 8 x 3 accumulators + 3 weight vectors + 1 broadcast of 32 registers
 constexpr int kPortableTileRows = 4;
+constexpr int kAmxTileRows = 16;  // an AMX tile's rows
+static_assert(kTaskRows % kAmxTileRows == 0, "AMX tiles read whole 16-row slices of a task's x block");
 
 // f32 -> bf16 bits, round to nearest even (as jagged::f32_to_bf16; inline so the row loop vectorises).
 inline uint32_t round_to_bf16(float value) {
@@ -80,6 +88,101 @@ __attribute__((target("avx512f,avx512bf16"))) void avx512_bf16_tile(const void* 
 template <int... kRows>
 constexpr auto make_avx512_tiles(std::integer_sequence<int, kRows...>) {
   return std::array<TileKernel, sizeof...(kRows)>{&avx512_bf16_tile<kRows + 1>...};
+}
+#endif
+
+#if defined(__x86_64__)
+// AMX. Tiles 0-2: the 16 x 48 f32 accumulator (three 16 x 16 C tiles); tile 3: 16 rows x 16 x pairs (A);
+// tiles 4-6: 16 pair rows x 16 columns of the panel (B), which is exactly the panel's layout (row k = the 48
+// columns' pair k, 192 bytes apart). Every tile is 16 rows of 64 bytes: one configuration for everything.
+struct alignas(64) AmxTileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16};
+};
+static_assert(sizeof(AmxTileConfig) == 64);
+constexpr AmxTileConfig kAmxConfig{};
+constexpr int64_t kAmxPairs = 16;  // pairs per A tile row
+
+// The tile kernel: kRows rows of x (x_stride pairs apart; a full task's x block lies behind them, so the A tile
+// may read up to 16 rows, of which only kRows reach c). Depth steps of 16 pairs in order; a last partial step
+// runs on zero-padded copies (0 x 0 products leave the sums unchanged). The configuration is loaded on every
+// call because other code on the thread (oneDNN) may configure or release the tiles in between.
+template <int kRows>
+__attribute__((target("amx-tile,amx-bf16"))) void amx_bf16_tile(const void* x_data, int64_t x_stride,
+                                                                const void* weights, int64_t pairs,
+                                                                const float* init, float* c, int64_t c_stride) {
+  const auto* x = static_cast<const uint32_t*>(x_data);
+  const auto* panel = static_cast<const uint32_t*>(weights);
+  constexpr int64_t kPanelBytes = kPanelCols * sizeof(uint32_t);
+  _tile_loadconfig(&kAmxConfig);
+  // Full tiles accumulate in c itself; a bias start or fewer rows go through a 16 x 48 copy.
+  const bool in_place = kRows == kAmxTileRows && init == nullptr;
+  alignas(64) float staged[kAmxTileRows * kPanelCols];
+  float* acc = c;
+  int64_t acc_stride = c_stride;
+  if (!in_place) {
+    for (int r = 0; r < kAmxTileRows; ++r) {
+      const float* source = r >= kRows ? nullptr : init != nullptr ? init : c + r * c_stride;
+      if (source != nullptr) {
+        std::memcpy(staged + r * kPanelCols, source, kPanelBytes);
+      } else {
+        std::memset(staged + r * kPanelCols, 0, kPanelBytes);
+      }
+    }
+    acc = staged;
+    acc_stride = kPanelCols;
+  }
+  const int64_t acc_bytes = acc_stride * static_cast<int64_t>(sizeof(float));
+  _tile_loadd(0, acc, acc_bytes);
+  _tile_loadd(1, acc + 16, acc_bytes);
+  _tile_loadd(2, acc + 32, acc_bytes);
+  const int64_t x_bytes = x_stride * static_cast<int64_t>(sizeof(uint32_t));
+  const int64_t full = pairs / kAmxPairs * kAmxPairs;
+  for (int64_t k = 0; k < full; k += kAmxPairs) {
+    const uint32_t* w = panel + k * kPanelCols;
+    _tile_loadd(3, x + k, x_bytes);
+    _tile_loadd(4, w, kPanelBytes);
+    _tile_loadd(5, w + 16, kPanelBytes);
+    _tile_loadd(6, w + 32, kPanelBytes);
+    _tile_dpbf16ps(0, 3, 4);
+    _tile_dpbf16ps(1, 3, 5);
+    _tile_dpbf16ps(2, 3, 6);
+  }
+  if (full < pairs) {
+    const int64_t rest = pairs - full;
+    alignas(64) uint32_t x_rest[kAmxTileRows * kAmxPairs] = {};
+    alignas(64) uint32_t w_rest[kAmxPairs * kPanelCols] = {};
+    for (int r = 0; r < kRows; ++r) std::memcpy(x_rest + r * kAmxPairs, x + r * x_stride + full, rest * 4);
+    std::memcpy(w_rest, panel + full * kPanelCols, static_cast<size_t>(rest) * kPanelBytes);
+    _tile_loadd(3, x_rest, kAmxPairs * 4);
+    _tile_loadd(4, w_rest, kPanelBytes);
+    _tile_loadd(5, w_rest + 16, kPanelBytes);
+    _tile_loadd(6, w_rest + 32, kPanelBytes);
+    _tile_dpbf16ps(0, 3, 4);
+    _tile_dpbf16ps(1, 3, 5);
+    _tile_dpbf16ps(2, 3, 6);
+  }
+  _tile_stored(0, acc, acc_bytes);
+  _tile_stored(1, acc + 16, acc_bytes);
+  _tile_stored(2, acc + 32, acc_bytes);
+  if (!in_place) {
+    for (int r = 0; r < kRows; ++r) std::memcpy(c + r * c_stride, staged + r * kPanelCols, kPanelBytes);
+  }
+}
+
+template <int... kRows>
+constexpr auto make_amx_tiles(std::integer_sequence<int, kRows...>) {
+  return std::array<TileKernel, sizeof...(kRows)>{&amx_bf16_tile<kRows + 1>...};
+}
+
+// Linux hands out AMX's 8 KiB of tile state only to processes that ask for it.
+bool amx_permitted() {
+  constexpr long kArchRequestXcompPermission = 0x1023;  // ARCH_REQ_XCOMP_PERM
+  constexpr long kXfeatureTileData = 18;                // XFEATURE_XTILEDATA
+  return syscall(SYS_arch_prctl, kArchRequestXcompPermission, kXfeatureTileData) == 0;
 }
 #endif
 
@@ -142,6 +245,8 @@ TileSet tile_set(LinearBf16Path path) {
 #if defined(__x86_64__)
   static constexpr auto kAvx512 = make_avx512_tiles(std::make_integer_sequence<int, kAvx512TileRows>{});
   if (path == LinearBf16Path::avx512_bf16) return {kAvx512.data(), kAvx512TileRows};
+  static constexpr auto kAmx = make_amx_tiles(std::make_integer_sequence<int, kAmxTileRows>{});
+  if (path == LinearBf16Path::amx_bf16) return {kAmx.data(), kAmxTileRows};
 #endif
   static constexpr auto kPortable = make_portable_tiles(std::make_integer_sequence<int, kPortableTileRows>{});
   (void)path;
@@ -168,7 +273,7 @@ void convert_x_block(ConstMatrixView x, int64_t row_begin, int64_t row_end, int6
 // reused by the task's panels).
 struct Bf16Weights {
   static constexpr int64_t kPanelCols = cpu::kPanelCols;
-  static constexpr int64_t kMaxTileRows = std::max(kAvx512TileRows, kPortableTileRows);
+  static constexpr int64_t kMaxTileRows = std::max({kAmxTileRows, kAvx512TileRows, kPortableTileRows});
   static constexpr int64_t kDepthBlock = kDepthPairs;
   static constexpr int64_t kTaskRows = cpu::kTaskRows;
   static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
@@ -194,19 +299,93 @@ struct Bf16Weights {
 
 }  // namespace
 
-LinearBf16Path best_linear_bf16_path() {
+bool amx_bf16_available() {
 #if defined(__x86_64__)
-  static const bool has_bf16 = [] {
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16") && amx_permitted();
+  }();
+  return available;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+bool avx512_bf16_available() {
+#if defined(__x86_64__)
+  static const bool available = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
   }();
-  if (has_bf16) return LinearBf16Path::avx512_bf16;
+  return available;
+#else
+  return false;
 #endif
-  return LinearBf16Path::portable;
+}
+
+LinearBf16Path vector_path() {
+  return avx512_bf16_available() ? LinearBf16Path::avx512_bf16 : LinearBf16Path::portable;
+}
+
+// The AMX kernel was written on machines without AMX: before the first use it must agree with the vector path
+// on a problem with every edge (rows short of a tile, a partial depth step, several depth blocks) within the
+// accumulation bound, or the vector path runs (and linear_bf16_path_name says why).
+bool amx_agrees_with_vector_path() {
+  constexpr int64_t kRows = 21;
+  constexpr int64_t kIn = 2 * 150 + 1;
+  constexpr int64_t kOut = kPanelCols + 5;
+  std::vector<float> x(kRows * kIn);
+  std::vector<float> weight(kOut * kIn);
+  std::vector<float> bias(kOut);
+  uint32_t state = 12345;
+  const auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<float>(state >> 8) / 8388608.0f - 1.0f;  // in [-1, 1)
+  };
+  for (float& v : x) v = next();
+  for (float& v : weight) v = next();
+  for (float& v : bias) v = next();
+  std::vector<uint32_t> buffer(static_cast<size_t>(packed_linear_bf16_pairs(kOut, kIn)) + 16);
+  uint32_t* packed = buffer.data();
+  while (reinterpret_cast<uintptr_t>(packed) % 64 != 0) ++packed;
+  pack_linear_weight_bf16(weight.data(), kOut, kIn, packed);
+  std::vector<float> amx(kRows * kOut);
+  std::vector<float> vector(kRows * kOut);
+  const ConstMatrixView x_view{x.data(), kRows, kIn, kIn};
+  const Bf16Weights amx_weights{packed, ceil_div(kIn, 2), tile_set(LinearBf16Path::amx_bf16)};
+  const Bf16Weights vector_weights{packed, ceil_div(kIn, 2), tile_set(vector_path())};
+  LinearDriver<Bf16Weights>::run(amx_weights, x_view, kOut, bias.data(), MatrixView{amx.data(), kRows, kOut, kOut});
+  LinearDriver<Bf16Weights>::run(vector_weights, x_view, kOut, bias.data(),
+                                 MatrixView{vector.data(), kRows, kOut, kOut});
+  for (size_t i = 0; i < amx.size(); ++i) {
+    // |sum| <= kIn products of magnitude <= 1 plus the bias: (kIn + 2) f32 roundings of each path.
+    if (!(std::fabs(amx[i] - vector[i]) <= 2.0f * (kIn + 2) * kIn * 1.2e-7f)) return false;
+  }
+  return true;
+}
+
+bool amx_checked() {
+  static const bool passed = amx_bf16_available() && amx_agrees_with_vector_path();
+  return passed;
+}
+
+}  // namespace
+
+LinearBf16Path best_linear_bf16_path() {
+  return amx_checked() ? LinearBf16Path::amx_bf16 : vector_path();
 }
 
 const char* linear_bf16_path_name(LinearBf16Path path) {
-  return path == LinearBf16Path::avx512_bf16 ? "avx512-bf16" : "portable-bf16 (widened to f32 FMA)";
+  switch (path) {
+    case LinearBf16Path::amx_bf16: return "amx-bf16 (own AMX tiles)";
+    case LinearBf16Path::avx512_bf16:
+      return amx_bf16_available() && !amx_checked() ? "avx512-bf16 (AMX present but its self-check failed)"
+                                                     : "avx512-bf16";
+    case LinearBf16Path::portable: return "portable-bf16 (widened to f32 FMA)";
+  }
+  return "unknown";
 }
 
 int64_t packed_linear_bf16_pairs(int64_t out_features, int64_t in_features) {
@@ -244,9 +423,9 @@ void unpack_linear_weight_bf16(const uint32_t* packed, int64_t out_features, int
 
 void linear_packed_bf16(ConstMatrixView x, const uint32_t* packed, int64_t out_features, const float* bias,
                         MatrixView out, LinearBf16Path path) {
-  if (path == LinearBf16Path::avx512_bf16 && best_linear_bf16_path() != LinearBf16Path::avx512_bf16) {
-    path = LinearBf16Path::portable;  // never run an instruction the CPU lacks
-  }
+  // Never run an instruction the CPU lacks.
+  if (path == LinearBf16Path::amx_bf16 && !amx_bf16_available()) path = vector_path();
+  if (path == LinearBf16Path::avx512_bf16 && !avx512_bf16_available()) path = LinearBf16Path::portable;
   const Bf16Weights weights{packed, ceil_div(x.cols, 2), tile_set(path)};
   LinearDriver<Bf16Weights>::run(weights, x, out_features, bias, out);
 }
