@@ -77,6 +77,9 @@ struct DecodeRunResult {
   // Seconds per decode step in each stage of the forward and in sampling, averaged over the decode steps
   // (engine runs only).
   std::vector<std::pair<std::string, double>> decode_step_stages;
+  // Peak resident set: llama.cpp's driver process; for jagged's runs, this process's so far (it only grows: the
+  // first run of a bench is the one to compare).
+  int64_t peak_rss_bytes = 0;
   std::string note;                // why a peer did not run, or how it ran
 };
 

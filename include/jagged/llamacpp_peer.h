@@ -35,6 +35,7 @@ struct LlamaCppPrefillPath {
 struct LlamaCppPrefillResult {
   std::vector<LlamaCppPrefillPath> paths;
   std::vector<float> last_logits;  // [num_seqs, vocab_size]: each sequence's last position (one_batch_unified)
+  int64_t peak_rss_bytes = 0;      // the driver process's peak resident set (all its paths)
   std::string report_json;         // the driver's whole report
 };
 
@@ -67,6 +68,7 @@ struct LlamaCppDecodeResult {
   double time_to_first_token_p50 = 0.0, time_to_first_token_p99 = 0.0;  // seconds
   double inter_token_p50 = 0.0, inter_token_p99 = 0.0;                  // seconds
   std::vector<std::vector<int32_t>> generated_ids;  // per request, when return_ids
+  int64_t peak_rss_bytes = 0;                       // the driver process's peak resident set
   std::string report_json;
 };
 

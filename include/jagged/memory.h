@@ -17,4 +17,7 @@ MemoryStats memory_stats();
 // Starts a new peak measurement: peak := current.
 void reset_peak_memory();
 
+// This process's peak resident set so far (getrusage), in bytes: weights, mappings and everything else.
+int64_t process_peak_rss_bytes();
+
 }  // namespace jagged

@@ -1,5 +1,7 @@
 #include "core/allocator.h"
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -50,4 +52,10 @@ void free_bytes(void* pointer, size_t bytes) noexcept {
 }
 
 }  // namespace core
+int64_t process_peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
 }  // namespace jagged

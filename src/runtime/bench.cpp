@@ -29,12 +29,6 @@ double llama_flops(const LlamaConfig& c, double rows, double pairs, double head_
   return c.num_layers * (linear + attention) + 2.0 * head_rows * dim * static_cast<double>(c.vocab_size);
 }
 
-int64_t peak_rss_bytes() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
-}
-
 struct Measured {
   Tensor output;
   double seconds = 0.0;
@@ -225,7 +219,7 @@ BenchRun run_bench(const BenchOptions& options) {
       compare_outputs(padded_output.data<float>(), run.nested_output.data<float>(), run.nested_output.numel());
   progress("measuring the fp32 FMA peak");
   report.fp32_peak_gflops = measure_fp32_peak_gflops(report.threads);
-  report.process_peak_rss_bytes = peak_rss_bytes();
+  report.process_peak_rss_bytes = process_peak_rss_bytes();
   const std::string linear_path = ops::linear_path(ops::parse_weight_type(options.dtype));
   report.extra["weights"] = {{"dtype", options.dtype}, {"linear_path", linear_path}};
   if (!run.target.projection_types.empty()) report.extra["weights"]["projection_types"] = run.target.projection_types;

@@ -15,6 +15,7 @@
 
 #include "jagged/error.h"
 #include "jagged/machine.h"
+#include "jagged/memory.h"
 #include "jagged/threads.h"
 #include "jagged/workload.h"
 
@@ -211,6 +212,7 @@ DecodeRunResult run_decode_workload(const LlamaModel& model, const DecodeWorkloa
   }
   run.time_to_first_token_s = summarise(time_to_first_token);
   run.inter_token_s = summarise(inter_token);
+  run.peak_rss_bytes = process_peak_rss_bytes();
   return run;
 }
 
@@ -276,6 +278,7 @@ DecodeRunResult run_llamacpp(const DecodeWorkload& workload, const DecodeBenchOp
   run.decode_tokens_per_second = peer.decode_tokens_per_second;
   run.time_to_first_token_s = {run.num_requests, peer.time_to_first_token_p50, peer.time_to_first_token_p99, 0.0};
   run.inter_token_s = {0, peer.inter_token_p50, peer.inter_token_p99, 0.0};
+  run.peak_rss_bytes = peer.peak_rss_bytes;
   return run;
 }
 
@@ -354,6 +357,7 @@ nlohmann::json run_json(const DecodeRunResult& run) {
       {"kv_cache_bytes", run.kv_cache_bytes},
       {"kv_peak_bytes", run.kv_peak_bytes},
       {"preemptions", run.preemptions},
+      {"peak_rss_bytes", run.peak_rss_bytes},
   };
   if (!run.note.empty()) json["note"] = run.note;
   return json;

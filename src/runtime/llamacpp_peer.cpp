@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,7 +89,8 @@ Json run_driver(const std::vector<std::string>& args, const fs::path& report) {
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) throw Error(concat("could not start ", driver.string(), ": ", std::strerror(spawned)));
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
+  rusage usage{};
+  while (wait4(pid, &status, 0, &usage) < 0) {
     if (errno != EINTR) throw Error(concat("waiting for ", driver.string(), ": ", std::strerror(errno)));
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -98,7 +100,9 @@ Json run_driver(const std::vector<std::string>& args, const fs::path& report) {
   }
   std::ifstream in(report);
   try {
-    return Json::parse(in);
+    Json parsed = Json::parse(in);
+    parsed["peak_rss_bytes"] = static_cast<int64_t>(usage.ru_maxrss) * 1024;  // the driver's whole life, KiB
+    return parsed;
   } catch (const Json::exception& error) {
     throw Error(concat("llama.cpp's driver wrote an unreadable report: ", error.what()));
   }
@@ -152,6 +156,7 @@ LlamaCppDecodeResult decode_result(const Json& report) {
   if (report.contains("generated_ids")) {
     result.generated_ids = report["generated_ids"].get<std::vector<std::vector<int32_t>>>();
   }
+  result.peak_rss_bytes = report.at("peak_rss_bytes").get<int64_t>();
   result.report_json = report.dump(2);
   return result;
 }
@@ -212,6 +217,7 @@ LlamaCppPrefillResult run_llamacpp_prefill(const fs::path& gguf, const std::vect
   logits.seekg(0);
   logits.read(reinterpret_cast<char*>(result.last_logits.data()), static_cast<std::streamsize>(bytes));
   if (!logits) throw Error("llama.cpp's driver wrote no logits");
+  result.peak_rss_bytes = report.at("peak_rss_bytes").get<int64_t>();
   result.report_json = report.dump(2);
   return result;
 }

@@ -65,6 +65,9 @@ void print_report(const DecodeBenchReport& report, const std::string& model) {
       if (point.llamacpp->tokens_per_second > 0.0) {
         std::cout << "          continuous / llama.cpp: "
                   << format("%.2fx", point.continuous.tokens_per_second / point.llamacpp->tokens_per_second) << "\n";
+        std::cout << "          peak RSS, MiB: jagged's process " << format("%.0f", point.continuous.peak_rss_bytes / 1048576.0)
+                  << " (after its continuous run), llama.cpp's " << format("%.0f", point.llamacpp->peak_rss_bytes / 1048576.0)
+                  << "\n";
       }
     }
   }
