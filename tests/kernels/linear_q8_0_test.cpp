@@ -248,7 +248,7 @@ TEST(LinearQ8_0, Int8PathRoundsActivationsToNearestEven) {
   if (!has_vnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI: the int8-activation path is not run here";
   const float values[] = {127.0f, 2.5f, -3.5f, 0.5f, -0.5f, 1.5f, 126.5f};
   const int64_t count = std::size(values);
-  Tensor x({1, 32});
+  Tensor x = Tensor::zeros({1, 32});
   std::memcpy(x.data<float>(), values, sizeof(values));
   std::vector<uint8_t> file_rows(static_cast<size_t>(count * 34), 0);
   for (int64_t o = 0; o < count; ++o) {

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include <hwy/highway.h>
 
@@ -142,7 +143,6 @@ struct Q8F32Weights : LinearInPlaceFormat<kPanelCols, kF32TileRows, kDepthBlock,
 // A converted activation block, per row and block of 32 inputs, kXBlockUnits 32-bit units: 8 units of 4 int8
 // quants, the scale dx (f32 bits of the f16-rounded value), the correction -128 sum(qx).
 constexpr int64_t kXBlockUnits = kBlock / kGroup + 2;
-static_assert(kDepthBlock / kBlock * kXBlockUnits <= kDepthBlock, "a converted row fits the driver's row stride");
 
 #if defined(__x86_64__)
 constexpr int kVnniTileRows = 4;  // 4 x 3 int32 + 4 x 3 f32 accumulators + 3 weight vectors + 1 broadcast
@@ -227,8 +227,22 @@ constexpr auto make_vnni_tiles(std::integer_sequence<int, kRows...>) {
 }
 constexpr auto kVnniTiles = make_vnni_tiles(std::make_integer_sequence<int, kVnniTileRows>{});
 
-// The packed blocks read in place; x rounded to Q8_0 blocks once per task and depth block (rows x 4 blocks of
-// 40 bytes, reused by the task's panels). Each row's blocks depend on that row's values only.
+// x [rows, in_features] -> x_units [rows, in_blocks * kXBlockUnits]: every row rounded to Q8_0 blocks once per
+// call, before the task loop (rounding per task would repeat it for every group of panels, and read f32 x in a
+// burst of short rows the prefetcher does not follow). Rows in parallel; each row's blocks depend on its values
+// only.
+void quantize_activations(ConstMatrixView x, int64_t in_blocks, uint32_t* x_units) {
+  const int64_t row_units = in_blocks * kXBlockUnits;
+#pragma omp parallel for schedule(static) if (x.rows >= 64 && num_threads() > 1)
+  for (int64_t r = 0; r < x.rows; ++r) {
+    for (int64_t b = 0; b < in_blocks; ++b) {
+      quantize_activation_block(x.row(r) + b * kBlock, std::min(kBlock, x.cols - b * kBlock),
+                                x_units + r * row_units + b * kXBlockUnits);
+    }
+  }
+}
+
+// The packed blocks read in place; x rounded to Q8_0 blocks (quantize_activations), read where it lies.
 struct Q8VnniWeights {
   static constexpr int64_t kPanelCols = cpu::kPanelCols;
   static constexpr int64_t kMaxTileRows = kVnniTileRows;
@@ -238,18 +252,12 @@ struct Q8VnniWeights {
   static constexpr bool kXInPlace = false;
   const uint8_t* packed;
   int64_t in_blocks;
+  const uint32_t* x_units;  // [rows, in_blocks * kXBlockUnits]
   static int64_t depth(int64_t in_features) { return in_features; }
-  static const uint32_t* x_block(ConstMatrixView x, int64_t row_begin, int64_t row_end, int64_t depth_begin,
-                                 int64_t depth) {
-    alignas(64) static thread_local uint32_t x_units[kTaskRows * kDepthBlock];
-    for (int64_t r = row_begin; r < row_end; ++r) {
-      for (int64_t b = 0; b < depth; b += kBlock) {
-        quantize_activation_block(x.row(r) + depth_begin + b, std::min(kBlock, depth - b),
-                                  x_units + (r - row_begin) * kDepthBlock + b / kBlock * kXBlockUnits);
-      }
-    }
-    return x_units;
+  const uint32_t* x_block(ConstMatrixView, int64_t row_begin, int64_t, int64_t depth_begin, int64_t) const {
+    return x_units + row_begin * x_block_stride() + depth_begin / kBlock * kXBlockUnits;
   }
+  int64_t x_block_stride() const { return in_blocks * kXBlockUnits; }
   const void* block(int64_t panel, int64_t depth_begin) const {
     return packed + (panel * in_blocks + depth_begin / kBlock) * kBlockBytes;
   }
@@ -350,7 +358,11 @@ void linear_packed_q8_0(ConstMatrixView x, const uint8_t* packed, int64_t out_fe
   const int64_t in_blocks = ceil_div(x.cols, kBlock);
 #if defined(__x86_64__)
   if (path == LinearQ8Path::avx512_vnni && best_linear_q8_0_path() == LinearQ8Path::avx512_vnni) {
-    LinearDriver<Q8VnniWeights>::run(Q8VnniWeights{packed, in_blocks}, x, out_features, bias, out);
+    // The calling thread's buffer, grown to the largest call (prefill of 4k rows x 2048 inputs: 10 MiB).
+    static thread_local std::vector<uint32_t> x_units;
+    x_units.resize(std::max(x_units.size(), static_cast<size_t>(x.rows * in_blocks * kXBlockUnits)));
+    quantize_activations(x, in_blocks, x_units.data());
+    LinearDriver<Q8VnniWeights>::run(Q8VnniWeights{packed, in_blocks, x_units.data()}, x, out_features, bias, out);
     return;
   }
 #endif
