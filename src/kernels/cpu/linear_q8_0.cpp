@@ -146,6 +146,9 @@ constexpr int64_t kXBlockUnits = kBlock / kGroup + 2;
 
 #if defined(__x86_64__)
 constexpr int kVnniTileRows = 4;  // 4 x 3 int32 + 4 x 3 f32 accumulators + 3 weight vectors + 1 broadcast
+// 16 blocks: one panel's (26 KiB) stays in L1 across a task's row tiles. Measured against 128 (the f32 path's):
+// a few percent faster. Not part of the arithmetic here: the f32 sums are stored and reloaded exactly.
+constexpr int64_t kVnniDepthBlock = 512;
 
 // llama.cpp's quantize_row_q8_0 for x86 (ggml-cpu/arch/x86/quants.c) on count <= 32 values (zero past count):
 // amax = max |x|, dx = amax / 127 rounded to f16, q = round-to-nearest-even(x * (127 / amax)) (the multiplier is
@@ -246,7 +249,7 @@ void quantize_activations(ConstMatrixView x, int64_t in_blocks, uint32_t* x_unit
 struct Q8VnniWeights {
   static constexpr int64_t kPanelCols = cpu::kPanelCols;
   static constexpr int64_t kMaxTileRows = kVnniTileRows;
-  static constexpr int64_t kDepthBlock = cpu::kDepthBlock;
+  static constexpr int64_t kDepthBlock = kVnniDepthBlock;
   static constexpr int64_t kTaskRows = cpu::kTaskRows;
   static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
   static constexpr bool kXInPlace = false;
