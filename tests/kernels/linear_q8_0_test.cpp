@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -259,6 +260,23 @@ TEST(LinearQ8_0, Int8PathRoundsActivationsToNearestEven) {
   const Tensor actual = run_kernel(x.matrix(), pack(file_rows, count, 32), count, nullptr, LinearQ8Path::avx512_vnni);
   const float expected[] = {127.0f, 2.0f, -4.0f, 0.0f, -0.0f, 2.0f, 126.0f};
   for (int64_t o = 0; o < count; ++o) EXPECT_EQ(actual.data<float>()[o], expected[o]) << values[o];
+}
+
+// A NaN or infinite activation makes its row's outputs NaN (as on the f32 path), and only its row's.
+TEST(LinearQ8_0, Int8PathPropagatesNonFiniteActivationsToTheirRowOnly) {
+  if (!has_vnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI: the int8-activation path is not run here";
+  std::vector<uint8_t> file_rows;
+  quantize_weight(testing::random_tensor({20, 96}, 61), file_rows);
+  Tensor x = testing::random_tensor({4, 96}, 62);
+  x.data<float>()[1 * 96 + 40] = std::numeric_limits<float>::quiet_NaN();
+  x.data<float>()[2 * 96 + 7] = std::numeric_limits<float>::infinity();
+  const Tensor actual = run_kernel(x.matrix(), pack(file_rows, 20, 96), 20, nullptr, LinearQ8Path::avx512_vnni);
+  for (int64_t o = 0; o < 20; ++o) {
+    EXPECT_TRUE(std::isfinite(actual.data<float>()[o])) << o;
+    EXPECT_TRUE(std::isnan(actual.data<float>()[20 + o])) << o;
+    EXPECT_TRUE(std::isnan(actual.data<float>()[40 + o])) << o;
+    EXPECT_TRUE(std::isfinite(actual.data<float>()[60 + o])) << o;
+  }
 }
 
 // JAGGED_Q8_ACTIVATIONS=f32: ops::linear takes the f32 path, bit-equal to the f32 kernel on the dequantized

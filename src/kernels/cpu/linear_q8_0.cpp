@@ -15,6 +15,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -162,7 +163,10 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_activation_block(const
   const __m512 v0 = _mm512_maskz_loadu_ps(low, values);
   const __m512 v1 = _mm512_maskz_loadu_ps(high, values + 16);
   const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-  const float scale = f16_to_f32(f32_to_f16(amax / 127.0f));
+  // A NaN would drop out of the max and round to 0: make the block's scale NaN instead, so that the row's
+  // outputs are NaN as on the f32 path (an infinity gives scale inf and quants 0: NaN outputs too).
+  const bool has_nan = (_mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q)) != 0;
+  const float scale = has_nan ? std::numeric_limits<float>::quiet_NaN() : f16_to_f32(f32_to_f16(amax / 127.0f));
   const __m512 multiplier = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
   constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   const __m512i q0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, multiplier), kRound);
