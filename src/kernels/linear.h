@@ -107,8 +107,10 @@ void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_
                                uint8_t* packed);
 void unpack_linear_weight_blocks(QuantType type, const uint8_t* packed, int64_t out_features, int64_t in_features,
                                  float* weight);
+// path: Q4_0 has an int8 path too (avx512_vnni: x rounded to Q8_0 blocks as for Q8_0, exact int32 block dot
+// products of the nibbles, llama.cpp's arithmetic per block); the other types, and f32, keep x in f32.
 void linear_packed_blocks(QuantType type, ConstMatrixView x, const uint8_t* packed, int64_t out_features,
-                          const float* bias, MatrixView out);
+                          const float* bias, MatrixView out, LinearQ8Path path);
 }  // namespace cpu
 
 }  // namespace jagged::kernels

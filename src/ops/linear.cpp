@@ -157,6 +157,8 @@ std::string linear_path(WeightType type) {
     case WeightType::bf16: return kernels::cpu::linear_bf16_path_name(kernels::cpu::best_linear_bf16_path());
     case WeightType::q8_0: return kernels::cpu::linear_q8_0_path_name(q8_0_path());
     case WeightType::q4_0:
+      if (q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni) return "avx512-vnni";
+      [[fallthrough]];
     case WeightType::q4_1:
     case WeightType::q5_0:
     case WeightType::q5_1:
@@ -339,7 +341,7 @@ void linear(ConstMatrixView x, const PackedWeight& weight, const Tensor* bias, M
       return;
     default:
       kernels::cpu::linear_packed_blocks(*block_type(weight.type()), x, static_cast<const uint8_t*>(weight.data()),
-                                         weight.out_features(), bias_data(bias), out);
+                                         weight.out_features(), bias_data(bias), out, q8_0_path());
       return;
   }
 }

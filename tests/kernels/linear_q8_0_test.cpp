@@ -1,5 +1,5 @@
-// Q8_0 weights: llama.cpp's quantization; the f32-activation path (bit-equal to the f32 kernel on the dequantized
-// weight); the int8-activation path (avx512-vnni: activations rounded to Q8_0 blocks as llama.cpp does) bit-equal
+// Q8_0 (and Q4_0) weights: llama.cpp's quantization; the f32-activation path (bit-equal to the f32 kernel on the
+// dequantized weight); the int8-activation path (avx512-vnni: activations rounded to Q8_0 blocks as llama.cpp does) bit-equal
 // to a scalar model of that arithmetic and within the activation rounding of the f64 reference; batch invariance
 // of both.
 #include <gtest/gtest.h>
@@ -16,6 +16,7 @@
 #include "jagged/nested_tensor.h"
 #include "jagged/ops.h"
 #include "jagged/threads.h"
+#include "core/quant_blocks.h"
 #include "kernels/linear.h"
 #include "testing/linear.h"
 #include "testing/ragged.h"
@@ -260,6 +261,55 @@ TEST(LinearQ8_0, Int8PathRoundsActivationsToNearestEven) {
   const Tensor actual = run_kernel(x.matrix(), pack(file_rows, count, 32), count, nullptr, LinearQ8Path::avx512_vnni);
   const float expected[] = {127.0f, 2.0f, -4.0f, 0.0f, -0.0f, 2.0f, 126.0f};
   for (int64_t o = 0; o < count; ++o) EXPECT_EQ(actual.data<float>()[o], expected[o]) << values[o];
+}
+
+// Q4_0 weights (random nibbles, finite scales) on the int8 path: llama.cpp's vec_dot_q4_0_q8_0 per block, bit-equal
+// to the scalar model with q = nibble - 8, within the activation bound of the f64 reference, and what ops::linear
+// runs by default on this CPU.
+TEST(LinearQ8_0, Q4_0Int8PathEqualsScalarModelAndIsWithinActivationRounding) {
+  if (!has_vnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI: the int8-activation path is not run here";
+  for (const Features features : {Features{32, 3}, Features{64, 96}, Features{320, 49}, Features{576, 40},
+                                  Features{1024, 100}}) {
+    Tensor blocks({features.out, features.in}, dtype_of(QuantType::q4_0));
+    std::mt19937 random(static_cast<uint32_t>(features.in));
+    auto* bytes = static_cast<uint8_t*>(blocks.raw_data());
+    for (size_t i = 0; i < blocks.nbytes(); ++i) bytes[i] = static_cast<uint8_t>(random());
+    std::uniform_real_distribution<float> scale_of(-0.05f, 0.05f);
+    Q8Rows w{features.out, features.in, features.in / 32, {}, {}};
+    for (int64_t block = 0; block < features.out * features.in / 32; ++block) {
+      const uint16_t scale = f32_to_f16(scale_of(random));
+      std::memcpy(bytes + block * 18, &scale, 2);
+      float steps[1];
+      float offsets[1];
+      int8_t quants[32];
+      decode_block_groups(QuantType::q4_0, bytes + block * 18, steps, offsets, quants);
+      w.scales.push_back(steps[0]);
+      w.quants.insert(w.quants.end(), quants, quants + 32);
+    }
+    const ops::PackedWeight packed(blocks);
+    ASSERT_EQ(packed.type(), ops::WeightType::q4_0);
+    const Tensor dequantized = packed.unpack();
+    const Tensor bias = testing::random_tensor({features.out}, 23);
+    for (const auto& length_case : testing::ragged_length_cases()) {
+      const int64_t rows = NestedTensor::from_lengths(length_case.lengths, {features.in}).num_tokens();
+      const Tensor x = testing::random_tensor({rows, features.in}, 21, -2.0f, 2.0f);
+      const std::string where = length_case.name + " in " + std::to_string(features.in);
+      Tensor actual({rows, features.out});
+      kernels::cpu::linear_packed_blocks(QuantType::q4_0, x.matrix(), static_cast<const uint8_t*>(packed.data()),
+                                         features.out, bias.data<float>(), actual.matrix(), LinearQ8Path::avx512_vnni);
+      const Tensor model = int8_reference(quantize_activations(x.matrix()), w, bias.data<float>());
+      EXPECT_TRUE(testing::rows_bit_equal(actual.matrix(), model.matrix())) << where;
+      Tensor expected({rows, features.out});
+      kernels::reference::linear(x.matrix(), dequantized.data<float>(), bias.data<float>(), expected.matrix());
+      EXPECT_LE(worst_error_over_activation_bound(x.matrix(), dequantized, bias.data<float>(), actual, expected), 1.0)
+          << where;
+      const testing::ScopedEnv int8("JAGGED_Q8_ACTIVATIONS", "int8");
+      Tensor from_ops({rows, features.out});
+      ops::linear(x, packed, &bias, from_ops);
+      EXPECT_TRUE(testing::rows_bit_equal(from_ops.matrix(), actual.matrix())) << where;
+      EXPECT_EQ(ops::linear_path(ops::WeightType::q4_0), "avx512-vnni");
+    }
+  }
 }
 
 // A NaN or infinite activation makes its row's outputs NaN (as on the f32 path), and only its row's.

@@ -23,6 +23,7 @@
 
 #include "core/threads.h"
 #include "kernels/cpu/linear_driver.h"
+#include "kernels/cpu/linear_int8.h"
 #include "kernels/cpu/linear_tasks.h"
 #include "kernels/linear.h"
 
@@ -141,9 +142,8 @@ struct Q8F32Weights : LinearInPlaceFormat<kPanelCols, kF32TileRows, kDepthBlock,
 // llama.cpp's sign trick (|qx| as u8, qx's sign moved onto q with vpsignb) needs one vpsignb per weight vector
 // and row, doubling the instructions of a GEMM tile.
 //
-// A converted activation block, per row and block of 32 inputs, kXBlockUnits 32-bit units: 8 units of 4 int8
-// quants, the scale dx (f32 bits of the f16-rounded value), the correction -128 sum(qx).
-constexpr int64_t kXBlockUnits = kBlock / kGroup + 2;
+// The activations: rounded to Q8_0 blocks once per call (linear_int8.h, quantize_activations_q8_0).
+constexpr int64_t kXBlockUnits = kInt8XBlockUnits;
 
 #if defined(__x86_64__)
 constexpr int kVnniTileRows = 4;  // 4 x 3 int32 + 4 x 3 f32 accumulators + 3 weight vectors + 1 broadcast
@@ -175,6 +175,19 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_activation_block(const
   _mm_storeu_si128(reinterpret_cast<__m128i*>(target + 4), _mm512_cvtepi32_epi8(q1));
   target[8] = std::bit_cast<uint32_t>(scale);
   target[9] = static_cast<uint32_t>(-128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)));
+}
+
+// Every row rounded once per call, before the task loop (rounding per task would repeat it for every group of
+// panels, and read f32 x in a burst of short rows the prefetcher does not follow).
+void quantize_activations(ConstMatrixView x, int64_t in_blocks, uint32_t* x_units) {
+  const int64_t row_units = in_blocks * kXBlockUnits;
+#pragma omp parallel for schedule(static) if (x.rows >= 64 && num_threads() > 1)
+  for (int64_t r = 0; r < x.rows; ++r) {
+    for (int64_t b = 0; b < in_blocks; ++b) {
+      quantize_activation_block(x.row(r) + b * kBlock, std::min(kBlock, x.cols - b * kBlock),
+                                x_units + r * row_units + b * kXBlockUnits);
+    }
+  }
 }
 
 // acc = init or the tile of c; per block b of the depth block: dot = -128 sum(qx) + sum over the 8 groups of
@@ -234,22 +247,7 @@ constexpr auto make_vnni_tiles(std::integer_sequence<int, kRows...>) {
 }
 constexpr auto kVnniTiles = make_vnni_tiles(std::make_integer_sequence<int, kVnniTileRows>{});
 
-// x [rows, in_features] -> x_units [rows, in_blocks * kXBlockUnits]: every row rounded to Q8_0 blocks once per
-// call, before the task loop (rounding per task would repeat it for every group of panels, and read f32 x in a
-// burst of short rows the prefetcher does not follow). Rows in parallel; each row's blocks depend on its values
-// only.
-void quantize_activations(ConstMatrixView x, int64_t in_blocks, uint32_t* x_units) {
-  const int64_t row_units = in_blocks * kXBlockUnits;
-#pragma omp parallel for schedule(static) if (x.rows >= 64 && num_threads() > 1)
-  for (int64_t r = 0; r < x.rows; ++r) {
-    for (int64_t b = 0; b < in_blocks; ++b) {
-      quantize_activation_block(x.row(r) + b * kBlock, std::min(kBlock, x.cols - b * kBlock),
-                                x_units + r * row_units + b * kXBlockUnits);
-    }
-  }
-}
-
-// The packed blocks read in place; x rounded to Q8_0 blocks (quantize_activations), read where it lies.
+// The packed blocks read in place; x rounded to Q8_0 blocks (quantize_activations_q8_0), read where it lies.
 struct Q8VnniWeights {
   static constexpr int64_t kPanelCols = cpu::kPanelCols;
   static constexpr int64_t kMaxTileRows = kVnniTileRows;
@@ -277,16 +275,36 @@ struct Q8VnniWeights {
 
 }  // namespace
 
-LinearQ8Path best_linear_q8_0_path() {
+bool cpu_has_avx512_vnni() {
 #if defined(__x86_64__)
   static const bool has_vnni = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vnni");
   }();
-  if (has_vnni) return LinearQ8Path::avx512_vnni;
+  return has_vnni;
+#else
+  return false;
 #endif
-  return LinearQ8Path::f32;
+}
+
+const uint32_t* quantize_activations_q8_0(ConstMatrixView x) {
+#if defined(__x86_64__)
+  if (!cpu_has_avx512_vnni()) return nullptr;
+  const int64_t in_blocks = ceil_div(x.cols, kBlock);
+  // The calling thread's buffer, grown to the largest call (prefill of 4k rows x 2048 inputs: 10 MiB).
+  static thread_local std::vector<uint32_t> x_units;
+  x_units.resize(std::max(x_units.size(), static_cast<size_t>(x.rows * in_blocks * kXBlockUnits)));
+  quantize_activations(x, in_blocks, x_units.data());
+  return x_units.data();
+#else
+  (void)x;
+  return nullptr;
+#endif
+}
+
+LinearQ8Path best_linear_q8_0_path() {
+  return cpu_has_avx512_vnni() ? LinearQ8Path::avx512_vnni : LinearQ8Path::f32;
 }
 
 const char* linear_q8_0_path_name(LinearQ8Path path) {
@@ -365,11 +383,8 @@ void linear_packed_q8_0(ConstMatrixView x, const uint8_t* packed, int64_t out_fe
   const int64_t in_blocks = ceil_div(x.cols, kBlock);
 #if defined(__x86_64__)
   if (path == LinearQ8Path::avx512_vnni && best_linear_q8_0_path() == LinearQ8Path::avx512_vnni) {
-    // The calling thread's buffer, grown to the largest call (prefill of 4k rows x 2048 inputs: 10 MiB).
-    static thread_local std::vector<uint32_t> x_units;
-    x_units.resize(std::max(x_units.size(), static_cast<size_t>(x.rows * in_blocks * kXBlockUnits)));
-    quantize_activations(x, in_blocks, x_units.data());
-    LinearDriver<Q8VnniWeights>::run(Q8VnniWeights{packed, in_blocks, x_units.data()}, x, out_features, bias, out);
+    const uint32_t* x_units = quantize_activations_q8_0(x);
+    LinearDriver<Q8VnniWeights>::run(Q8VnniWeights{packed, in_blocks, x_units}, x, out_features, bias, out);
     return;
   }
 #endif
