@@ -337,30 +337,41 @@ void BM_LinearBf16VsF32(benchmark::State& state) {
   state.counters["bf16_speedup"] = f32_seconds / bf16_seconds;
 }
 
-// Q8_0 weights, the kernel's two paths alternately in the same iterations: f32 activations (weights dequantized
-// in registers, FMA) and int8 activations (avx512-vnni: x rounded to Q8_0 blocks, vpdpbusd). Args: rows (3960:
-// the study's prefill; 1-32: decode), in_features, out_features. Counters: gflops of each, vnni_speedup.
+// Q8_0 (or Q4_0) weights, the kernel's two paths alternately in the same iterations: f32 activations (weights
+// dequantized in registers, FMA) and int8 activations (avx512-vnni: x rounded to Q8_0 blocks, vpdpbusd). Args:
+// rows (3960: the study's prefill; 1-32: decode), in_features, out_features, q4_0 (1: Q4_0 weights).
+// Counters: gflops of each, vnni_speedup.
 void BM_LinearQ8VnniVsF32(benchmark::State& state) {
   const int64_t rows = state.range(0);
   const int64_t in = state.range(1);
   const int64_t out = state.range(2);
+  const bool q4_0 = state.range(3) == 1;
   const kernels::cpu::LinearQ8Path best = kernels::cpu::best_linear_q8_0_path();
-  state.SetLabel(std::to_string(in) + "x" + std::to_string(out) + " " + kernels::cpu::linear_q8_0_path_name(best));
-  const ops::PackedWeight packed(random_tensor({out, in}, 3, -0.05f, 0.05f), ops::WeightType::q8_0);
+  state.SetLabel(std::string(q4_0 ? "q4_0 " : "q8_0 ") + std::to_string(in) + "x" + std::to_string(out) + " " +
+                 kernels::cpu::linear_q8_0_path_name(best));
+  const ops::PackedWeight packed(random_tensor({out, in}, 3, -0.05f, 0.05f),
+                                 q4_0 ? ops::WeightType::q4_0 : ops::WeightType::q8_0);
   const auto* bytes = static_cast<const uint8_t*>(packed.data());
   const Tensor bias = random_tensor({out}, 4);
   const Tensor x = random_tensor({rows, in}, 5);
   Tensor result({rows, out});
+  const auto run = [&](kernels::cpu::LinearQ8Path path) {
+    if (q4_0) {
+      kernels::cpu::linear_packed_blocks(QuantType::q4_0, x.matrix(), bytes, out, bias.data<float>(), result.matrix(),
+                                         path);
+    } else {
+      kernels::cpu::linear_packed_q8_0(x.matrix(), bytes, out, bias.data<float>(), result.matrix(), path);
+    }
+  };
   using Clock = std::chrono::steady_clock;
   double f32_seconds = 0.0;
   double vnni_seconds = 0.0;
   for (auto _ : state) {
     auto start = Clock::now();
-    kernels::cpu::linear_packed_q8_0(x.matrix(), bytes, out, bias.data<float>(), result.matrix(),
-                                     kernels::cpu::LinearQ8Path::f32);
+    run(kernels::cpu::LinearQ8Path::f32);
     f32_seconds += std::chrono::duration<double>(Clock::now() - start).count();
     start = Clock::now();
-    kernels::cpu::linear_packed_q8_0(x.matrix(), bytes, out, bias.data<float>(), result.matrix(), best);
+    run(best);
     vnni_seconds += std::chrono::duration<double>(Clock::now() - start).count();
   }
   const double flops = 2.0 * static_cast<double>(rows * in * out) * static_cast<double>(state.iterations());
@@ -529,13 +540,16 @@ BENCHMARK(BM_LinearVsSgemm)
     ->UseRealTime();
 BENCHMARK(BM_LinearBf16VsF32)->ArgName("shape")->DenseRange(0, 4)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LinearQ8VnniVsF32)
-    ->ArgNames({"rows", "in", "out"})
-    ->Args({3960, 576, 1536})
-    ->Args({3960, 1536, 576})
-    ->Args({3960, 576, 576})
-    ->Args({1, 576, 1536})
-    ->Args({8, 576, 1536})
-    ->Args({32, 576, 1536})
+    ->ArgNames({"rows", "in", "out", "q4_0"})
+    ->Args({3960, 576, 1536, 0})
+    ->Args({3960, 1536, 576, 0})
+    ->Args({3960, 576, 576, 0})
+    ->Args({1, 576, 1536, 0})
+    ->Args({8, 576, 1536, 0})
+    ->Args({32, 576, 1536, 0})
+    ->Args({3960, 576, 1536, 1})
+    ->Args({32, 576, 1536, 1})
+    ->Args({1, 576, 1536, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_MemoryBandwidth)->Iterations(5)->Unit(benchmark::kMillisecond)->UseRealTime();

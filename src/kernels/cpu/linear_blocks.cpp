@@ -6,7 +6,8 @@
 // nibbles), int8 otherwise. The tile kernel dequantizes in registers: w = step * q (exact in f32) - offset (one
 // rounding, as gguf-py's dequantizer), then the f32 FMA chain: the result is bit for bit the f32 kernel's on the
 // dequantized weight, and the driver (linear_driver.h) keeps it batch-invariant. Memory: 0.63 B/value (Q4_0),
-// 0.75 (Q4_1, Q4_K), 1.13 (Q5_0), 1.25 (Q5_1, Q5_K, Q6_K), against 4 for f32; activations stay f32.
+// 0.75 (Q4_1, Q4_K), 1.13 (Q5_0), 1.25 (Q5_1, Q5_K, Q6_K), against 4 for f32; activations stay f32, but for Q4_0
+// on the int8 path (AVX512-VNNI, below): x rounded to Q8_0 blocks and exact int32 block dot products.
 #include <algorithm>
 #include <array>
 #include <bit>
