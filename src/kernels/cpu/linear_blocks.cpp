@@ -186,6 +186,8 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void q4_0_vnni_tile(const
   const auto* x = static_cast<const uint32_t*>(x_data);
   const auto* chunks = static_cast<const uint8_t*>(weights);
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+  // The masked conversion below, all lanes on: the unmasked one trips GCC 12's -Wuninitialized inside
+  // avx512fintrin.h when the file is built without -march=native.
   __m512 acc[kRows][3];
   for (int r = 0; r < kRows; ++r) {
     for (int v = 0; v < 3; ++v) acc[r][v] = _mm512_loadu_ps(init != nullptr ? init + v * 16 : c + r * c_stride + v * 16);
@@ -219,7 +221,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void q4_0_vnni_tile(const
       const __m512 x_scale = _mm512_set1_ps(std::bit_cast<float>(x_units[r * x_stride + 8]));
       for (int v = 0; v < 3; ++v) {
         const __m512 step = _mm512_loadu_ps(reinterpret_cast<const float*>(chunk) + v * 16);
-        acc[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][v]), _mm512_mul_ps(x_scale, step), acc[r][v]);
+        acc[r][v] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xffff, dot[r][v]), _mm512_mul_ps(x_scale, step), acc[r][v]);
       }
     }
   }

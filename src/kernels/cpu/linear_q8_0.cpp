@@ -151,6 +151,28 @@ constexpr int kVnniTileRows = 4;  // 4 x 3 int32 + 4 x 3 f32 accumulators + 3 we
 // a few percent faster. Not part of the arithmetic here: the f32 sums are stored and reloaded exactly.
 constexpr int64_t kVnniDepthBlock = 512;
 
+// (GCC 12 warns "used uninitialized" inside avx512fintrin.h's unmasked conversions, max and reductions when the
+// file is built without -march=native: the masked forms, with all lanes on, are the same instructions.)
+constexpr __mmask16 kAllLanes = 0xffff;
+
+// The largest of 16 lanes, and the sum of 16 int32 lanes (both exact in any order).
+__attribute__((target("avx512f"))) float max_of_lanes(__m512 v) {
+  const __m256 low = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0x0f, _mm512_castps_pd(v), 0));
+  const __m256 high = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0x0f, _mm512_castps_pd(v), 1));
+  const __m256 m8 = _mm256_max_ps(low, high);
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  return _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+}
+__attribute__((target("avx512f"))) int32_t sum_of_lanes(__m512i v) {
+  const __m256i s8 =
+      _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0x0f, v, 0), _mm512_maskz_extracti64x4_epi64(0x0f, v, 1));
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+  return _mm_cvtsi128_si32(s4);
+}
+
 // llama.cpp's quantize_row_q8_0 for x86 (ggml-cpu/arch/x86/quants.c) on count <= 32 values (zero past count):
 // amax = max |x|, dx = amax / 127 rounded to f16, q = round-to-nearest-even(x * (127 / amax)) (the multiplier is
 // 127 / amax, not 1 / dx: the quants do not see the f16 rounding of the scale). Writes kXBlockUnits units.
@@ -162,19 +184,19 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_activation_block(const
                                        : static_cast<__mmask16>((1u << (count - 16)) - 1u);
   const __m512 v0 = _mm512_maskz_loadu_ps(low, values);
   const __m512 v1 = _mm512_maskz_loadu_ps(high, values + 16);
-  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+  const float amax = max_of_lanes(_mm512_maskz_max_ps(kAllLanes, _mm512_abs_ps(v0), _mm512_abs_ps(v1)));
   // A NaN would drop out of the max and round to 0: make the block's scale NaN instead, so that the row's
   // outputs are NaN as on the f32 path (an infinity gives scale inf and quants 0: NaN outputs too).
   const bool has_nan = (_mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q)) != 0;
   const float scale = has_nan ? std::numeric_limits<float>::quiet_NaN() : f16_to_f32(f32_to_f16(amax / 127.0f));
   const __m512 multiplier = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
   constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  const __m512i q0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, multiplier), kRound);
-  const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, multiplier), kRound);
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(target), _mm512_cvtepi32_epi8(q0));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(target + 4), _mm512_cvtepi32_epi8(q1));
+  const __m512i q0 = _mm512_maskz_cvt_roundps_epi32(kAllLanes, _mm512_mul_ps(v0, multiplier), kRound);
+  const __m512i q1 = _mm512_maskz_cvt_roundps_epi32(kAllLanes, _mm512_mul_ps(v1, multiplier), kRound);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(target), _mm512_maskz_cvtepi32_epi8(kAllLanes, q0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(target + 4), _mm512_maskz_cvtepi32_epi8(kAllLanes, q1));
   target[8] = std::bit_cast<uint32_t>(scale);
-  target[9] = static_cast<uint32_t>(-128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)));
+  target[9] = static_cast<uint32_t>(-128 * sum_of_lanes(_mm512_add_epi32(q0, q1)));
 }
 
 // Every row rounded once per call, before the task loop (rounding per task would repeat it for every group of
@@ -227,12 +249,12 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const void
     }
     __m512 scale[kVectors];
     for (int v = 0; v < kVectors; ++v) {
-      scale[v] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block) + v));
+      scale[v] = _mm512_maskz_cvtph_ps(kAllLanes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block) + v));
     }
     for (int r = 0; r < kRows; ++r) {
       const __m512 x_scale = _mm512_set1_ps(std::bit_cast<float>(x_units[r * x_stride + 8]));
       for (int v = 0; v < kVectors; ++v) {
-        acc[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][v]), _mm512_mul_ps(x_scale, scale[v]), acc[r][v]);
+        acc[r][v] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(kAllLanes, dot[r][v]), _mm512_mul_ps(x_scale, scale[v]), acc[r][v]);
       }
     }
   }
