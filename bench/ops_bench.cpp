@@ -16,6 +16,8 @@
 //     machine's read bandwidth (BM_MemoryBandwidth: all threads summing a 1 GiB buffer, best of 5).
 //     BM_LinearBf16VsF32: the nested batch with the weight in bf16 and in f32, alternately in the same
 //     iterations; counters gflops of each, bf16_speedup; the label names the bf16 kernel path that ran.
+//     BM_LinearQ8VnniVsF32: Q8_0 weights, the f32-activation and int8-activation (avx512-vnni) paths alternately
+//     at prefill (3960 rows) and decode (1-32 rows) shapes; counter vnni_speedup.
 //     BM_SgemmBatchInvariance: a measurement, not a timing: how many rows of a plain dnnl_sgemm change their
 //     bits when computed in a batch of M = 1 or 37 instead of 3960.
 // (d) One benchmark per elementwise kernel at the workload's sizes; counters bytes_per_second, items_per_second.
@@ -36,6 +38,7 @@
 
 #include "jagged/nested_tensor.h"
 #include "jagged/ops.h"
+#include "kernels/linear.h"
 
 namespace {
 namespace hn = hwy::HWY_NAMESPACE;
@@ -334,6 +337,49 @@ void BM_LinearBf16VsF32(benchmark::State& state) {
   state.counters["bf16_speedup"] = f32_seconds / bf16_seconds;
 }
 
+// Q8_0 (or Q4_0) weights, the kernel's two paths alternately in the same iterations: f32 activations (weights
+// dequantized in registers, FMA) and int8 activations (avx512-vnni: x rounded to Q8_0 blocks, vpdpbusd). Args:
+// rows (3960: the study's prefill; 1-32: decode), in_features, out_features, q4_0 (1: Q4_0 weights).
+// Counters: gflops of each, vnni_speedup.
+void BM_LinearQ8VnniVsF32(benchmark::State& state) {
+  const int64_t rows = state.range(0);
+  const int64_t in = state.range(1);
+  const int64_t out = state.range(2);
+  const bool q4_0 = state.range(3) == 1;
+  const kernels::cpu::LinearQ8Path best = kernels::cpu::best_linear_q8_0_path();
+  state.SetLabel(std::string(q4_0 ? "q4_0 " : "q8_0 ") + std::to_string(in) + "x" + std::to_string(out) + " " +
+                 kernels::cpu::linear_q8_0_path_name(best));
+  const ops::PackedWeight packed(random_tensor({out, in}, 3, -0.05f, 0.05f),
+                                 q4_0 ? ops::WeightType::q4_0 : ops::WeightType::q8_0);
+  const auto* bytes = static_cast<const uint8_t*>(packed.data());
+  const Tensor bias = random_tensor({out}, 4);
+  const Tensor x = random_tensor({rows, in}, 5);
+  Tensor result({rows, out});
+  const auto run = [&](kernels::cpu::LinearQ8Path path) {
+    if (q4_0) {
+      kernels::cpu::linear_packed_blocks(QuantType::q4_0, x.matrix(), bytes, out, bias.data<float>(), result.matrix(),
+                                         path);
+    } else {
+      kernels::cpu::linear_packed_q8_0(x.matrix(), bytes, out, bias.data<float>(), result.matrix(), path);
+    }
+  };
+  using Clock = std::chrono::steady_clock;
+  double f32_seconds = 0.0;
+  double vnni_seconds = 0.0;
+  for (auto _ : state) {
+    auto start = Clock::now();
+    run(kernels::cpu::LinearQ8Path::f32);
+    f32_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+    start = Clock::now();
+    run(best);
+    vnni_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  const double flops = 2.0 * static_cast<double>(rows * in * out) * static_cast<double>(state.iterations());
+  state.counters["f32_gflops"] = flops / f32_seconds * 1e-9;
+  state.counters["vnni_gflops"] = flops / vnni_seconds * 1e-9;
+  state.counters["vnni_speedup"] = f32_seconds / vnni_seconds;
+}
+
 // How many of the first M rows differ in bits between a plain sgemm call of M rows and one of all 3960.
 void BM_SgemmBatchInvariance(benchmark::State& state) {
   const LayerShape& shape = kLayerShapes[state.range(0)];
@@ -493,6 +539,19 @@ BENCHMARK(BM_LinearVsSgemm)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_LinearBf16VsF32)->ArgName("shape")->DenseRange(0, 4)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LinearQ8VnniVsF32)
+    ->ArgNames({"rows", "in", "out", "q4_0"})
+    ->Args({3960, 576, 1536, 0})
+    ->Args({3960, 1536, 576, 0})
+    ->Args({3960, 576, 576, 0})
+    ->Args({1, 576, 1536, 0})
+    ->Args({8, 576, 1536, 0})
+    ->Args({32, 576, 1536, 0})
+    ->Args({3960, 576, 1536, 1})
+    ->Args({32, 576, 1536, 1})
+    ->Args({1, 576, 1536, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_MemoryBandwidth)->Iterations(5)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LinearSmallBatch)
     ->ArgNames({"shape", "rows", "mode"})

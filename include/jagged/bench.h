@@ -39,7 +39,8 @@ struct BenchTarget {
   // Decoders: writes the model as one GGUF file for llama.cpp (export_gguf), or, for a model loaded from a GGUF
   // file, links that file (so llama.cpp runs the same quantized types). Empty for encoders.
   std::function<void(const std::filesystem::path&)> export_gguf;
-  // Decoders: how the projections are stored, e.g. "q5_0 x13, f32 x8, q8_0 x1" (a GGUF file keeps its types),
+  // Decoders: how the projections are stored and the kernel path of each type, e.g. "q5_0 x13 (...), f32 x8
+  // (f32-fma (own GEMM)), q8_0 x1 (avx512-vnni)" (a GGUF file keeps its types),
   // and whether any is of a GGUF block type (what llama.cpp then runs is that file, with the same blocks).
   std::string projection_types;
   bool quantized_projections = false;

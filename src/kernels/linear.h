@@ -64,22 +64,39 @@ void linear_packed_bf16(ConstMatrixView x, const uint32_t* packed, int64_t out_f
                         MatrixView out, LinearBf16Path path);
 
 // Q8_0 weights (llama.cpp's block: 32 int8 values q and an f16 scale d, w = d * q). Layout: panels of
-// kLinearQ8PanelCols output features; per block of 32 inputs, the panel's 48 f16 scales then [32, 48] int8
-// (kLinearQ8PanelBlockBytes), zero past in_features and out_features. Arithmetic: the weight is dequantized in
-// registers (exact) and the rest is the f32 kernel's: the result equals linear_packed on the dequantized weight.
+// kLinearQ8PanelCols output features; per block of 32 inputs (kLinearQ8PanelBlockBytes), the panel's 48 f16
+// scales, then 8 groups of 4 inputs, each [48, 4] bytes: output j's 32-bit lane holds q[j, 4g .. 4g + 3] + 128 as
+// u8 (vpdpbusd's operand: unsigned bytes, 4 per lane); q = 0 past in_features, everything zero past out_features.
+// Two paths read it (LinearQ8Path):
+// - avx512_vnni: x rounded to Q8_0 blocks per row as llama.cpp's quantize_row_q8_0 (dx = max |x| / 127 held as
+//   f16, qx = round-to-nearest-even(x * 127 / max |x|)), exact int32 block dot products, and per output
+//   acc = fma(float(dot), dx * d, acc) for the blocks in order, stored at fixed depth blocks: llama.cpp's
+//   arithmetic per block; batch-invariant (a row's blocks depend on its values only). The rounding of x costs
+//   at most half a step, dx / 2, per value.
+// - f32: the weight dequantized in registers (exact) and the f32 kernel's FMA chain on f32 x: the result equals
+//   linear_packed on the dequantized weight, bit for bit.
 inline constexpr int64_t kLinearQ8PanelCols = 48;
 inline constexpr int64_t kQ8Block = 32;
+inline constexpr int64_t kLinearQ8Group = 4;
 inline constexpr int64_t kLinearQ8PanelBlockBytes = kLinearQ8PanelCols * 2 + kQ8Block * kLinearQ8PanelCols;
-// llama.cpp's quantize_row_q8_0 on one block: d = max |v| / 127, q = round(v / d), d stored as f16. count <= 32
-// values (the rest of the block is zero).
+enum class LinearQ8Path {
+  avx512_vnni,  // int8 activations, vpdpbusd (AVX512-VNNI + AVX512BW)
+  f32,          // f32 activations, weights dequantized in registers (any CPU)
+};
+// The fastest path this CPU runs (cpuid, at run time).
+LinearQ8Path best_linear_q8_0_path();
+const char* linear_q8_0_path_name(LinearQ8Path path);
+// llama.cpp's quantize_row_q8_0_ref on one block (how Q8_0 weights are made): d = max |v| / 127,
+// q = round(v / d) (half away from zero), d stored as f16. count <= 32 values (the rest of the block is zero).
 void quantize_q8_0_block(const float* values, int64_t count, uint16_t& scale, int8_t* quants);
 int64_t packed_linear_q8_0_bytes(int64_t out_features, int64_t in_features);
 void pack_linear_weight_q8_0(const float* weight, int64_t out_features, int64_t in_features, uint8_t* packed);
 void unpack_linear_weight_q8_0(const uint8_t* packed, int64_t out_features, int64_t in_features, float* weight);
 // Q8_0 rows as a GGUF file holds them ([out_features, in_features / 32] blocks of 34 bytes) -> packed, losslessly.
 void pack_linear_weight_q8_0_blocks(const uint8_t* rows, int64_t out_features, int64_t in_features, uint8_t* packed);
+// A path the CPU lacks falls back to f32.
 void linear_packed_q8_0(ConstMatrixView x, const uint8_t* packed, int64_t out_features, const float* bias,
-                        MatrixView out);
+                        MatrixView out, LinearQ8Path path);
 
 // The other GGUF block types (core/quant_blocks.h: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), repacked losslessly
 // for the kernel (linear_blocks.cpp): per panel of 48 output features and group of 32 inputs (16 for Q6_K), the
@@ -93,8 +110,10 @@ void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_
                                uint8_t* packed);
 void unpack_linear_weight_blocks(QuantType type, const uint8_t* packed, int64_t out_features, int64_t in_features,
                                  float* weight);
+// path: Q4_0 has an int8 path too (avx512_vnni: x rounded to Q8_0 blocks as for Q8_0, exact int32 block dot
+// products of the nibbles, llama.cpp's arithmetic per block); the other types, and f32, keep x in f32.
 void linear_packed_blocks(QuantType type, ConstMatrixView x, const uint8_t* packed, int64_t out_features,
-                          const float* bias, MatrixView out);
+                          const float* bias, MatrixView out, LinearQ8Path path);
 }  // namespace cpu
 
 }  // namespace jagged::kernels

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -40,6 +41,17 @@ bool overlap(ConstMatrixView a, ConstMatrixView b) {
   const int64_t period = a.row_stride * element;
   const int64_t offset = (((b_begin - a_begin) % period) + period) % period;
   return offset < a.cols * element || offset + b.cols * element > period;
+}
+
+// The Q8_0 kernel path: the CPU's best unless JAGGED_Q8_ACTIVATIONS=f32 (int8, the default, or f32).
+kernels::cpu::LinearQ8Path q8_0_path() {
+  const char* activations = std::getenv("JAGGED_Q8_ACTIVATIONS");
+  if (activations == nullptr || *activations == '\0' || std::string_view(activations) == "int8") {
+    return kernels::cpu::best_linear_q8_0_path();
+  }
+  if (std::string_view(activations) == "f32") return kernels::cpu::LinearQ8Path::f32;
+  throw InvalidArgument(concat("JAGGED_Q8_ACTIVATIONS='", activations, "': use int8 (activations rounded to Q8_0 ",
+                               "blocks where the CPU has AVX512-VNNI, the default) or f32"));
 }
 
 constexpr WeightType kWeightTypes[] = {WeightType::f32,  WeightType::bf16, WeightType::q8_0, WeightType::q4_0,
@@ -143,8 +155,10 @@ std::string linear_path(WeightType type) {
   switch (type) {
     case WeightType::f32: return "f32-fma (own GEMM)";
     case WeightType::bf16: return kernels::cpu::linear_bf16_path_name(kernels::cpu::best_linear_bf16_path());
-    case WeightType::q8_0: return "q8_0 (int8 blocks dequantized to f32 registers, FMA)";
+    case WeightType::q8_0: return kernels::cpu::linear_q8_0_path_name(q8_0_path());
     case WeightType::q4_0:
+      if (q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni) return "avx512-vnni";
+      [[fallthrough]];
     case WeightType::q4_1:
     case WeightType::q5_0:
     case WeightType::q5_1:
@@ -323,11 +337,11 @@ void linear(ConstMatrixView x, const PackedWeight& weight, const Tensor* bias, M
       return;
     case WeightType::q8_0:
       kernels::cpu::linear_packed_q8_0(x, static_cast<const uint8_t*>(weight.data()), weight.out_features(),
-                                       bias_data(bias), out);
+                                       bias_data(bias), out, q8_0_path());
       return;
     default:
       kernels::cpu::linear_packed_blocks(*block_type(weight.type()), x, static_cast<const uint8_t*>(weight.data()),
-                                         weight.out_features(), bias_data(bias), out);
+                                         weight.out_features(), bias_data(bias), out, q8_0_path());
       return;
   }
 }

@@ -74,6 +74,8 @@ TEST(LinearBlocks, KTypesCannotBeQuantizedFromF32) {
 }
 
 TEST(LinearBlocks, MatchesReferenceAndF32KernelOnTheDequantizedWeight) {
+  // Q8_0 on its f32-activation path (the int8 one rounds x: linear_q8_0_test).
+  const testing::ScopedEnv f32_activations("JAGGED_Q8_ACTIVATIONS", "f32");
   for (const QuantType type : kQuantTypes) {
     const int64_t values = quant_layout(type).values;
     struct Features {
@@ -112,6 +114,8 @@ TEST(LinearBlocks, StackedPartsKeepTheirTypes) {
   EXPECT_EQ(stacked.parts()[1].type(), ops::WeightType::q8_0);
   const Tensor bias = testing::random_tensor({67}, 4);
   const Tensor x = testing::random_tensor({130, 64}, 5);
+  // The Q8_0 part on its f32-activation path (the int8 one rounds x: linear_q8_0_test).
+  const testing::ScopedEnv f32_activations("JAGGED_Q8_ACTIVATIONS", "f32");
   Tensor actual({130, 67});
   ops::linear(x, stacked, &bias, actual);
   // The same as one weight of the dequantized rows: each output column's chain does not see the others.

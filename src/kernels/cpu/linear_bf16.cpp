@@ -288,6 +288,7 @@ struct Bf16Weights {
     convert_x_block(x, row_begin, row_end, pair_begin, pairs, x_pairs);
     return x_pairs;
   }
+  static int64_t x_block_stride() { return kDepthPairs; }
   const void* block(int64_t panel, int64_t pair_begin) const {
     return packed + (panel * in_pairs + pair_begin) * kPanelCols;
   }

@@ -6,9 +6,11 @@
 // nibbles), int8 otherwise. The tile kernel dequantizes in registers: w = step * q (exact in f32) - offset (one
 // rounding, as gguf-py's dequantizer), then the f32 FMA chain: the result is bit for bit the f32 kernel's on the
 // dequantized weight, and the driver (linear_driver.h) keeps it batch-invariant. Memory: 0.63 B/value (Q4_0),
-// 0.75 (Q4_1, Q4_K), 1.13 (Q5_0), 1.25 (Q5_1, Q5_K, Q6_K), against 4 for f32; activations stay f32.
+// 0.75 (Q4_1, Q4_K), 1.13 (Q5_0), 1.25 (Q5_1, Q5_K, Q6_K), against 4 for f32; activations stay f32, but for Q4_0
+// on the int8 path (AVX512-VNNI, below): x rounded to Q8_0 blocks and exact int32 block dot products.
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <utility>
 
@@ -16,8 +18,13 @@
 
 #include "core/quant_blocks.h"
 #include "kernels/cpu/linear_driver.h"
+#include "kernels/cpu/linear_int8.h"
 #include "kernels/cpu/linear_tasks.h"
 #include "kernels/linear.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace jagged::kernels::cpu {
 
@@ -42,6 +49,7 @@ struct GroupFormat {
   bool nibbles;   // 4-bit quants, two inputs per byte
   bool offsets;   // a per-group offset (the types with a min)
   int bias;       // added to a stored nibble to get the centred quant (Q4_0: -8)
+  bool interleaved = false;  // Q4_0: nibbles in vpdpbusd's order (quant_position)
   int64_t chunk_bytes() const {
     return (offsets ? 2 : 1) * kPanelCols * 4 + group * kPanelCols / (nibbles ? 2 : 1);
   }
@@ -49,7 +57,7 @@ struct GroupFormat {
 
 GroupFormat group_format(QuantType type) {
   switch (type) {
-    case QuantType::q4_0: return {32, true, false, -8};
+    case QuantType::q4_0: return {32, true, false, -8, true};
     case QuantType::q4_1: return {32, true, true, 0};
     case QuantType::q4_k: return {32, true, true, 0};
     case QuantType::q5_0: return {32, false, false, 0};
@@ -61,9 +69,23 @@ GroupFormat group_format(QuantType type) {
   return {32, false, false, 0};
 }
 
+// Where input k of a group of output j sits: byte and nibble shift from the group's quants. Nibbles: row k / 2
+// of 48 bytes, low nibble for even k. Interleaved (Q4_0): 4 lanes of 48 x 32 bits; lane (k % 16) / 4, byte k % 4
+// of output j's 32 bits, low nibble for k < 16: so a lane masked with 0x0f (or shifted by 4) holds 4 consecutive
+// inputs per output as u8, what vpdpbusd multiplies (the int8 path below).
+struct QuantPosition {
+  int64_t byte;
+  int shift;
+};
+QuantPosition quant_position(const GroupFormat& format, int64_t k, int64_t j) {
+  if (format.interleaved) return {((k % 16) / 4) * kPanelCols * 4 + j * 4 + k % 4, static_cast<int>((k / 16) * 4)};
+  if (format.nibbles) return {(k / 2) * kPanelCols + j, static_cast<int>((k % 2) * 4)};
+  return {k * kPanelCols + j, 0};
+}
+
 // acc = init or the tile of c; acc += x[r, k] * (step q - offset)[k, :] for k < depth, groups from `weights`
 // (the depth block's first); c = acc.
-template <int kRows, int64_t kGroup, bool kNibbles, bool kOffsets, int kBias>
+template <int kRows, int64_t kGroup, bool kNibbles, bool kOffsets, int kBias, bool kInterleaved>
 void block_tile(const void* x_data, int64_t x_stride, const void* weights, int64_t depth, const float* init,
                 float* c, int64_t c_stride) {
   constexpr int64_t kChunkBytes = (kOffsets ? 2 : 1) * kPanelCols * 4 + kGroup * kPanelCols / (kNibbles ? 2 : 1);
@@ -92,7 +114,13 @@ void block_tile(const void* x_data, int64_t x_stride, const void* weights, int64
       FloatVec w[kVectors];
       for (int v = 0; v < kVectors; ++v) {
         FloatVec q;
-        if constexpr (kNibbles) {
+        if constexpr (kInterleaved) {
+          const auto lanes = hn::LoadU(d32, reinterpret_cast<const int32_t*>(quants + ((k % 16) / 4) * kPanelCols * 4) +
+                                                v * kLanes);
+          const auto nibble = hn::And(hn::ShiftRightSame(lanes, static_cast<int>(8 * (k % 4) + 4 * (k / 16))),
+                                      hn::Set(d32, 0x0f));
+          q = hn::ConvertTo(df, hn::Add(nibble, hn::Set(d32, kBias)));
+        } else if constexpr (kNibbles) {
           const auto bytes = hn::PromoteTo(d32, hn::LoadU(du8, quants + (k / 2) * kPanelCols + v * kLanes));
           const auto nibble = (k % 2) != 0 ? hn::ShiftRight<4>(bytes) : hn::And(bytes, hn::Set(d32, 0x0f));
           q = hn::ConvertTo(df, hn::Add(nibble, hn::Set(d32, kBias)));
@@ -114,21 +142,22 @@ void block_tile(const void* x_data, int64_t x_stride, const void* weights, int64
   }
 }
 
-template <int64_t kGroup, bool kNibbles, bool kOffsets, int kBias, int... kRows>
+template <int64_t kGroup, bool kNibbles, bool kOffsets, int kBias, bool kInterleaved, int... kRows>
 constexpr auto make_tiles(std::integer_sequence<int, kRows...>) {
-  return std::array<LinearTileKernel, sizeof...(kRows)>{&block_tile<kRows + 1, kGroup, kNibbles, kOffsets, kBias>...};
+  return std::array<LinearTileKernel, sizeof...(kRows)>{
+      &block_tile<kRows + 1, kGroup, kNibbles, kOffsets, kBias, kInterleaved>...};
 }
 
-template <int64_t kGroup, bool kNibbles, bool kOffsets, int kBias>
+template <int64_t kGroup, bool kNibbles, bool kOffsets, int kBias, bool kInterleaved = false>
 const LinearTileKernel* tiles_of() {
   static constexpr auto kTiles =
-      make_tiles<kGroup, kNibbles, kOffsets, kBias>(std::make_integer_sequence<int, kTileRows>{});
+      make_tiles<kGroup, kNibbles, kOffsets, kBias, kInterleaved>(std::make_integer_sequence<int, kTileRows>{});
   return kTiles.data();
 }
 
 const LinearTileKernel* tiles_for(QuantType type) {
   switch (type) {
-    case QuantType::q4_0: return tiles_of<32, true, false, -8>();
+    case QuantType::q4_0: return tiles_of<32, true, false, -8, true>();
     case QuantType::q4_1:
     case QuantType::q4_k: return tiles_of<32, true, true, 0>();
     case QuantType::q5_1:
@@ -139,6 +168,99 @@ const LinearTileKernel* tiles_for(QuantType type) {
   }
   return nullptr;
 }
+
+#if defined(__x86_64__)
+// ---- Q4_0 with int8 activations (AVX512-VNNI), as llama.cpp's vec_dot_q4_0_q8_0 per block ----
+// x rounded to Q8_0 blocks (linear_int8.h); per block, dot = sum over the 4 lanes of vpdpbusd(nibble, qx) for
+// the low and the high nibbles - 8 sum(qx) (the stored nibble is q + 8: the offset taken back per row, with no
+// byte of the weight added), exact in int32; acc = fma(float(dot), dx * step, acc), blocks in order.
+constexpr int kVnniTileRows = 4;  // 4 x 3 int32 + 4 x 3 f32 accumulators + 6 nibble vectors + 2 broadcasts
+constexpr int64_t kVnniDepthBlock = 512;
+constexpr int64_t kQ4ChunkBytes = kPanelCols * 4 + 32 * kPanelCols / 2;
+
+template <int kRows>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void q4_0_vnni_tile(const void* x_data, int64_t x_stride,
+                                                                             const void* weights, int64_t depth,
+                                                                             const float* init, float* c,
+                                                                             int64_t c_stride) {
+  const auto* x = static_cast<const uint32_t*>(x_data);
+  const auto* chunks = static_cast<const uint8_t*>(weights);
+  const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+  // The masked conversion below, all lanes on: the unmasked one trips GCC 12's -Wuninitialized inside
+  // avx512fintrin.h when the file is built without -march=native.
+  __m512 acc[kRows][3];
+  for (int r = 0; r < kRows; ++r) {
+    for (int v = 0; v < 3; ++v) acc[r][v] = _mm512_loadu_ps(init != nullptr ? init + v * 16 : c + r * c_stride + v * 16);
+  }
+  for (int64_t b = 0; b < ceil_div(depth, 32); ++b) {
+    const uint8_t* chunk = chunks + b * kQ4ChunkBytes;
+    const uint32_t* x_units = x + b * kInt8XBlockUnits;
+    __m512i dot[kRows][3];
+    for (int r = 0; r < kRows; ++r) {
+      // -8 sum(qx): a sixteenth of the stored -128 sum(qx), exactly.
+      const __m512i correction = _mm512_set1_epi32(static_cast<int32_t>(x_units[r * x_stride + 9]) / 16);
+      for (int v = 0; v < 3; ++v) dot[r][v] = correction;
+    }
+    for (int64_t lane = 0; lane < 4; ++lane) {
+      __m512i low[3];
+      __m512i high[3];
+      for (int v = 0; v < 3; ++v) {
+        const __m512i bytes = _mm512_loadu_si512(chunk + kPanelCols * 4 + lane * kPanelCols * 4 + v * 64);
+        low[v] = _mm512_and_si512(bytes, low_nibbles);
+        high[v] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low_nibbles);
+      }
+      for (int r = 0; r < kRows; ++r) {
+        const __m512i x_low = _mm512_set1_epi32(static_cast<int>(x_units[r * x_stride + lane]));
+        const __m512i x_high = _mm512_set1_epi32(static_cast<int>(x_units[r * x_stride + 4 + lane]));
+        for (int v = 0; v < 3; ++v) {
+          dot[r][v] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(dot[r][v], low[v], x_low), high[v], x_high);
+        }
+      }
+    }
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 x_scale = _mm512_set1_ps(std::bit_cast<float>(x_units[r * x_stride + 8]));
+      for (int v = 0; v < 3; ++v) {
+        const __m512 step = _mm512_loadu_ps(reinterpret_cast<const float*>(chunk) + v * 16);
+        acc[r][v] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xffff, dot[r][v]), _mm512_mul_ps(x_scale, step), acc[r][v]);
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    for (int v = 0; v < 3; ++v) _mm512_storeu_ps(c + r * c_stride + v * 16, acc[r][v]);
+  }
+}
+
+template <int... kRows>
+constexpr auto make_q4_0_vnni_tiles(std::integer_sequence<int, kRows...>) {
+  return std::array<LinearTileKernel, sizeof...(kRows)>{&q4_0_vnni_tile<kRows + 1>...};
+}
+constexpr auto kQ4VnniTiles = make_q4_0_vnni_tiles(std::make_integer_sequence<int, kVnniTileRows>{});
+
+// The Q4_0 chunks read in place; x rounded once per call (quantize_activations_q8_0), read where it lies.
+struct Q4VnniWeights {
+  static constexpr int64_t kPanelCols = cpu::kPanelCols;
+  static constexpr int64_t kMaxTileRows = kVnniTileRows;
+  static constexpr int64_t kDepthBlock = kVnniDepthBlock;
+  static constexpr int64_t kTaskRows = cpu::kTaskRows;
+  static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
+  static constexpr bool kXInPlace = false;
+  const uint8_t* packed;
+  int64_t in_blocks;
+  const uint32_t* x_units;  // [rows, in_blocks * kInt8XBlockUnits]
+  static int64_t depth(int64_t in_features) { return in_features; }
+  const uint32_t* x_block(ConstMatrixView, int64_t row_begin, int64_t, int64_t depth_begin, int64_t) const {
+    return x_units + row_begin * x_block_stride() + depth_begin / 32 * kInt8XBlockUnits;
+  }
+  int64_t x_block_stride() const { return in_blocks * kInt8XBlockUnits; }
+  const void* block(int64_t panel, int64_t depth_begin) const {
+    return packed + (panel * in_blocks + depth_begin / 32) * kQ4ChunkBytes;
+  }
+  const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin); }
+  int64_t block_bytes(int64_t depth) const { return ceil_div(depth, 32) * kQ4ChunkBytes; }
+  static int tile_rows() { return kVnniTileRows; }
+  static LinearTileKernel tile(int rows) { return kQ4VnniTiles[static_cast<size_t>(rows - 1)]; }
+};
+#endif
 
 struct GroupWeights : LinearInPlaceFormat<kPanelCols, kTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels> {
   const uint8_t* packed;
@@ -187,10 +309,11 @@ void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_
         if (format.offsets) std::memcpy(chunk + (kPanelCols + j) * 4, &offsets[g], 4);
         for (int64_t k = 0; k < format.group; ++k) {
           const int q = quants[g * format.group + k];
+          const QuantPosition at = quant_position(format, k, j);
           if (format.nibbles) {
-            chunk[quant_offset + (k / 2) * kPanelCols + j] |= static_cast<uint8_t>((q - format.bias) << ((k % 2) * 4));
+            chunk[quant_offset + at.byte] |= static_cast<uint8_t>((q - format.bias) << at.shift);
           } else {
-            chunk[quant_offset + k * kPanelCols + j] = static_cast<uint8_t>(static_cast<int8_t>(q));
+            chunk[quant_offset + at.byte] = static_cast<uint8_t>(static_cast<int8_t>(q));
           }
         }
       }
@@ -212,9 +335,9 @@ void unpack_linear_weight_blocks(QuantType type, const uint8_t* packed, int64_t 
       float offset = 0.0f;
       std::memcpy(&step, chunk + j * 4, 4);
       if (format.offsets) std::memcpy(&offset, chunk + (kPanelCols + j) * 4, 4);
-      const int q = format.nibbles
-                        ? ((chunk[quant_offset + (k / 2) * kPanelCols + j] >> ((k % 2) * 4)) & 0x0f) + format.bias
-                        : static_cast<int8_t>(chunk[quant_offset + k * kPanelCols + j]);
+      const QuantPosition at = quant_position(format, k, j);
+      const int q = format.nibbles ? ((chunk[quant_offset + at.byte] >> at.shift) & 0x0f) + format.bias
+                                   : static_cast<int8_t>(chunk[quant_offset + at.byte]);
       const float scaled = step * static_cast<float>(q);
       weight[o * in_features + i] = scaled - offset;
     }
@@ -222,7 +345,15 @@ void unpack_linear_weight_blocks(QuantType type, const uint8_t* packed, int64_t 
 }
 
 void linear_packed_blocks(QuantType type, ConstMatrixView x, const uint8_t* packed, int64_t out_features,
-                          const float* bias, MatrixView out) {
+                          const float* bias, MatrixView out, LinearQ8Path path) {
+#if defined(__x86_64__)
+  if (type == QuantType::q4_0 && path == LinearQ8Path::avx512_vnni && cpu_has_avx512_vnni()) {
+    const uint32_t* x_units = quantize_activations_q8_0(x);
+    LinearDriver<Q4VnniWeights>::run(Q4VnniWeights{packed, ceil_div(x.cols, 32), x_units}, x, out_features, bias, out);
+    return;
+  }
+#endif
+  (void)path;  // the other types, or a CPU without VNNI: f32 activations
   const GroupWeights weights{{}, packed, group_format(type), groups_per_row(type, x.cols), tiles_for(type)};
   LinearDriver<GroupWeights>::run(weights, x, out_features, bias, out);
 }

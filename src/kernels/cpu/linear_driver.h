@@ -7,7 +7,8 @@
 //   int64_t depth(in_features) const                    the depth in the kernel's units (bf16: pairs)
 //   const uint32_t* x_block(x, row_begin, row_end, depth_begin, depth) const
 //                                                       kXInPlace false: the task's rows of this depth block
-//                                                       converted, [rows, kDepthBlock] (4-byte units)
+//                                                       converted, rows x_block_stride() 4-byte units apart
+//   int64_t x_block_stride() const                      (kXInPlace false) that row stride
 //   const void* block(panel, depth_begin) const          one panel's weights of one depth block as its tile
 //                                                       kernel reads them
 //   const void* next_block(panel, depth_begin) const     one to prefetch ahead (nullptr: none)
@@ -47,6 +48,7 @@ struct LinearInPlaceFormat {
   static int tile_rows() { return TileRows; }
   static int64_t depth(int64_t in_features) { return in_features; }
   static const uint32_t* x_block(ConstMatrixView, int64_t, int64_t, int64_t, int64_t) { return nullptr; }
+  static int64_t x_block_stride() { return 0; }
 };
 
 template <class Weights>
@@ -129,9 +131,9 @@ class LinearDriver {
     for (int64_t r = row_begin; r < row_end; r += tile_rows) {
       const int64_t rows = std::min<int64_t>(tile_rows, row_end - r);
       const LinearTileKernel kernel = weights_.tile(static_cast<int>(rows));
+      const int64_t x_stride = Weights::kXInPlace ? x_.row_stride : weights_.x_block_stride();
       const void* x = Weights::kXInPlace ? static_cast<const void*>(x_.row(r) + depth_begin)
-                                         : static_cast<const void*>(x_block + (r - row_begin) * kDepthBlock);
-      const int64_t x_stride = Weights::kXInPlace ? x_.row_stride : kDepthBlock;
+                                         : static_cast<const void*>(x_block + (r - row_begin) * x_stride);
       float* c = out_.row(r) + col_begin;
       // The next tile's rows are short streams (depth floats each) that the hardware prefetcher does not pick
       // up in time: ask for them while this tile computes.
