@@ -39,6 +39,9 @@ WeightType parse_weight_type(std::string_view name);
 // has AVX512-VNNI, unless the environment says JAGGED_Q8_ACTIVATIONS=f32 (activations stay f32, weights
 // dequantized in registers: bit-equal to the f32 kernel on the dequantized weight); read at each call.
 std::string linear_path(WeightType type);
+// The relative error with which that path rounds activations before its products: 0 (kept f32), 2^-9 (bf16),
+// 1/254 (int8 blocks: half a step of max|x| / 127).
+double linear_activation_rounding(WeightType type);
 
 // A linear layer's weight [out_features, in_features], converted to its storage type and rearranged once into
 // the GEMM kernel's panel layout so that no forward pass repacks it (models pack at load). Owns its copy: the

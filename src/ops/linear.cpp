@@ -1,6 +1,7 @@
 #include "kernels/linear.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -168,6 +169,16 @@ std::string linear_path(WeightType type) {
       return concat(weight_type_name(type), " (blocks dequantized to f32 registers, FMA)");
   }
   return "unknown";
+}
+
+double linear_activation_rounding(WeightType type) {
+  switch (type) {
+    case WeightType::bf16: return std::ldexp(1.0, -9);
+    case WeightType::q8_0:
+    case WeightType::q4_0:
+      return q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni ? 1.0 / 254.0 : 0.0;
+    default: return 0.0;
+  }
 }
 
 PackedWeight::PackedWeight(const Tensor& weight, WeightType type) : type_(type) {

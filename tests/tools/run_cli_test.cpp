@@ -33,6 +33,17 @@ TEST_F(JaggedCli, ParityPassesOnASyntheticModel) {
   EXPECT_NE(result.out.find("PASS"), std::string::npos) << result.out;
 }
 
+// Every storage type: alone vs nested bit-identical; padded within the tolerance its activation rounding sets
+// (int8 blocks on VNNI, bf16) or 1e-4.
+TEST_F(JaggedCli, ParityPassesForEveryWeightType) {
+  for (const char* dtype : {"bf16", "q8_0", "q4_0"}) {
+    const CliResult result =
+        run(concat("parity --model synthetic:tiny --batch 6 --min-len 1 --max-len 70 --seed 3 --dtype ", dtype));
+    ASSERT_EQ(result.exit_code, 0) << dtype << result.err << result.out;
+    EXPECT_NE(result.out.find("alone: bit-identical)"), std::string::npos) << result.out;
+  }
+}
+
 TEST_F(JaggedCli, ParityFailsAboveAnImpossibleTolerance) {
   const CliResult result = run("parity --model synthetic:tiny --batch 6 --max-len 70 --tol 1e-30");
   EXPECT_EQ(result.exit_code, 1) << result.out;
