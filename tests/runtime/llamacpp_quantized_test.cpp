@@ -44,10 +44,15 @@ class QuantizedStories260K : public ::testing::Test {
     const fs::path source = folder / concat("stories260K-f32-", getpid(), ".gguf");
     export_gguf(f32, tokenizer_.get(), source);
     for (const char* type : {"Q8_0", "Q4_K_M"}) {
+      // ctest -j runs this fixture's tests in parallel processes: each quantizes to its own file and renames it
+      // into place (atomic), so no test reads a file another is still writing.
       const fs::path target = folder / concat("stories260K-", type, ".gguf");
+      const fs::path partial = folder / concat("stories260K-", type, "-", getpid(), ".gguf");
       const std::string command = concat("'", llama_quantize_path().string(), "' '", source.string(), "' '",
-                                         target.string(), "' ", type, " > '", target.string(), ".log' 2>&1");
+                                         partial.string(), "' ", type, " > '", partial.string(), ".log' 2>&1");
       ASSERT_EQ(std::system(command.c_str()), 0) << command;
+      fs::remove(partial.string() + ".log");
+      fs::rename(partial, target);
       files_.push_back(target);
     }
     fs::remove(source);
