@@ -39,6 +39,17 @@ using Sequences = std::vector<std::vector<llama_token>>;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+// This process's peak resident set (VmHWM, bytes). Not getrusage: a child spawned with vfork semantics
+// (posix_spawn) inherits its parent's maximum across exec, so jagged's size would read as llama.cpp's.
+int64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:   1234 kB"
+  }
+  return 0;
+}
+
 struct Options {
   std::string mode;
   std::string model;
@@ -419,6 +430,7 @@ int main(int argc, char** argv) {
     report["threads"] = options.threads;
     report["kv_type"] = options.kv_f32 ? "f32" : "f16";
     report["system_info"] = llama_print_system_info();
+    report["peak_rss_bytes"] = peak_rss_bytes();
     std::cout << report.dump(2) << "\n";
     return 0;
   } catch (const std::exception& error) {

@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 
 #include <atomic>
+#include <fstream>
+#include <string>
 #include <cstdlib>
 #include <new>
 
@@ -53,6 +55,12 @@ void free_bytes(void* pointer, size_t bytes) noexcept {
 
 }  // namespace core
 int64_t process_peak_rss_bytes() {
+  // VmHWM, not getrusage: a process started by posix_spawn/vfork inherits its parent's maximum across exec.
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:   1234 kB"
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB

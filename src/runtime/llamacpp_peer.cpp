@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,8 +88,7 @@ Json run_driver(const std::vector<std::string>& args, const fs::path& report) {
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) throw Error(concat("could not start ", driver.string(), ": ", std::strerror(spawned)));
   int status = 0;
-  rusage usage{};
-  while (wait4(pid, &status, 0, &usage) < 0) {
+  while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) throw Error(concat("waiting for ", driver.string(), ": ", std::strerror(errno)));
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -100,9 +98,7 @@ Json run_driver(const std::vector<std::string>& args, const fs::path& report) {
   }
   std::ifstream in(report);
   try {
-    Json parsed = Json::parse(in);
-    parsed["peak_rss_bytes"] = static_cast<int64_t>(usage.ru_maxrss) * 1024;  // the driver's whole life, KiB
-    return parsed;
+    return Json::parse(in);
   } catch (const Json::exception& error) {
     throw Error(concat("llama.cpp's driver wrote an unreadable report: ", error.what()));
   }
