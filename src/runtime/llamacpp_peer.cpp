@@ -152,7 +152,7 @@ LlamaCppDecodeResult decode_result(const Json& report) {
   if (report.contains("generated_ids")) {
     result.generated_ids = report["generated_ids"].get<std::vector<std::vector<int32_t>>>();
   }
-  result.peak_rss_bytes = report.at("peak_rss_bytes").get<int64_t>();
+  result.peak_rss_bytes = report.value("peak_rss_bytes", int64_t{0});  // 0 from a driver built before it reported it
   result.report_json = report.dump(2);
   return result;
 }
@@ -213,7 +213,7 @@ LlamaCppPrefillResult run_llamacpp_prefill(const fs::path& gguf, const std::vect
   logits.seekg(0);
   logits.read(reinterpret_cast<char*>(result.last_logits.data()), static_cast<std::streamsize>(bytes));
   if (!logits) throw Error("llama.cpp's driver wrote no logits");
-  result.peak_rss_bytes = report.at("peak_rss_bytes").get<int64_t>();
+  result.peak_rss_bytes = report.value("peak_rss_bytes", int64_t{0});  // 0 from a driver built before it reported it
   result.report_json = report.dump(2);
   return result;
 }
