@@ -17,31 +17,9 @@
 #include "jagged/threads.h"
 #include "kernels/linear.h"
 #include "testing/ragged.h"
+#include "testing/scoped_env.h"
 
 namespace jagged::testing {
-
-// Sets an environment variable for a scope, e.g. JAGGED_Q8_ACTIVATIONS=f32 (ops::linear's Q8_0 path, read at
-// each call), restoring the old value after.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 // Whether two views hold the same floats, bit for bit.
 inline bool rows_bit_equal(ConstMatrixView a, ConstMatrixView b) {

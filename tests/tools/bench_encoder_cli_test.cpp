@@ -8,6 +8,7 @@
 
 #include "jagged/bert.h"
 #include "testing/cli.h"
+#include "testing/scoped_env.h"
 
 namespace jagged {
 namespace {
@@ -24,28 +25,6 @@ class BenchEncoderCli : public testing::CliTest {
     if (result.exit_code != 0) return nlohmann::json::object();
     return nlohmann::json::parse(testing::read_text(json));
   }
-};
-
-// Sets an environment variable for the commands run in one scope (the binary inherits it).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
 };
 
 bool succeeds(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()) == 0; }
@@ -119,11 +98,11 @@ TEST_F(BenchEncoderCli, CompareOnnxFailsClearlyBeforeAnyWork) {
   expect_error("bench --model synthetic:tiny --compare-onnx", "BERT-family encoders only");
   expect_error("bench --model synthetic:no-such-model --compare-onnx", "unknown synthetic model");
   {
-    const ScopedEnv no_node("PATH", (directory_ / "empty-path").string());
+    const testing::ScopedEnv no_node("PATH", (directory_ / "empty-path").string());
     expect_error("bench --model synthetic:bert-tiny --compare-onnx", "needs node");
   }
   if (succeeds("node --version")) {
-    const ScopedEnv no_package("JAGGED_BENCH_DEPS", (directory_ / "no-deps").string());
+    const testing::ScopedEnv no_package("JAGGED_BENCH_DEPS", (directory_ / "no-deps").string());
     expect_error("bench --model synthetic:bert-tiny --compare-onnx", "onnxruntime-node");
   }
 }

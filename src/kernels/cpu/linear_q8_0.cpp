@@ -268,31 +268,8 @@ constexpr auto make_vnni_tiles(std::integer_sequence<int, kRows...>) {
   return std::array<LinearTileKernel, sizeof...(kRows)>{&vnni_tile<kRows + 1>...};
 }
 constexpr auto kVnniTiles = make_vnni_tiles(std::make_integer_sequence<int, kVnniTileRows>{});
-
-// The packed blocks read in place; x rounded to Q8_0 blocks (quantize_activations_q8_0), read where it lies.
-struct Q8VnniWeights {
-  static constexpr int64_t kPanelCols = cpu::kPanelCols;
-  static constexpr int64_t kMaxTileRows = kVnniTileRows;
-  static constexpr int64_t kDepthBlock = kVnniDepthBlock;
-  static constexpr int64_t kTaskRows = cpu::kTaskRows;
-  static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
-  static constexpr bool kXInPlace = false;
-  const uint8_t* packed;
-  int64_t in_blocks;
-  const uint32_t* x_units;  // [rows, in_blocks * kXBlockUnits]
-  static int64_t depth(int64_t in_features) { return in_features; }
-  const uint32_t* x_block(ConstMatrixView, int64_t row_begin, int64_t, int64_t depth_begin, int64_t) const {
-    return x_units + row_begin * x_block_stride() + depth_begin / kBlock * kXBlockUnits;
-  }
-  int64_t x_block_stride() const { return in_blocks * kXBlockUnits; }
-  const void* block(int64_t panel, int64_t depth_begin) const {
-    return packed + (panel * in_blocks + depth_begin / kBlock) * kBlockBytes;
-  }
-  const void* next_block(int64_t panel, int64_t depth_begin) const { return block(panel, depth_begin); }
-  int64_t block_bytes(int64_t depth) const { return ceil_div(depth, kBlock) * kBlockBytes; }
-  static int tile_rows() { return kVnniTileRows; }
-  static LinearTileKernel tile(int rows) { return kVnniTiles[static_cast<size_t>(rows - 1)]; }
-};
+using Q8VnniWeights =
+    Int8BlockWeights<kPanelCols, kBlockBytes, kVnniDepthBlock, kTaskRows, kMaxTaskPanels, kVnniTileRows, kVnniTiles>;
 #endif
 
 }  // namespace
