@@ -196,7 +196,9 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_activation_block(const
   _mm_storeu_si128(reinterpret_cast<__m128i*>(target), _mm512_maskz_cvtepi32_epi8(kAllLanes, q0));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(target + 4), _mm512_maskz_cvtepi32_epi8(kAllLanes, q1));
   target[8] = std::bit_cast<uint32_t>(scale);
-  target[9] = static_cast<uint32_t>(-128 * sum_of_lanes(_mm512_add_epi32(q0, q1)));
+  // -128 sum(qx) in wrapping u32 arithmetic: the same bits for finite x (|sum| <= 32 * 127), and no signed
+  // overflow for a NaN block, whose conversions give INT_MIN (its scale is NaN: the row's outputs are NaN anyway).
+  target[9] = static_cast<uint32_t>(sum_of_lanes(_mm512_add_epi32(q0, q1))) * static_cast<uint32_t>(-128);
 }
 
 // Every row rounded once per call, before the task loop (rounding per task would repeat it for every group of
