@@ -3,10 +3,10 @@
 #include <sys/resource.h>
 
 #include <atomic>
-#include <fstream>
-#include <string>
 #include <cstdlib>
+#include <fstream>
 #include <new>
+#include <string>
 
 #include "jagged/memory.h"
 
@@ -54,6 +54,7 @@ void free_bytes(void* pointer, size_t bytes) noexcept {
 }
 
 }  // namespace core
+
 int64_t process_peak_rss_bytes() {
   // VmHWM, not getrusage: a process started by posix_spawn/vfork inherits its parent's maximum across exec.
   std::ifstream status("/proc/self/status");

@@ -55,6 +55,12 @@ kernels::cpu::LinearQ8Path q8_0_path() {
                                "blocks where the CPU has AVX512-VNNI, the default) or f32"));
 }
 
+// Whether ops::linear rounds the activations of this type's products to Q8_0 blocks (the int8 path).
+bool takes_int8_activations(WeightType type) {
+  return (type == WeightType::q8_0 || type == WeightType::q4_0) &&
+         q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni;
+}
+
 constexpr WeightType kWeightTypes[] = {WeightType::f32,  WeightType::bf16, WeightType::q8_0, WeightType::q4_0,
                                        WeightType::q4_1, WeightType::q5_0, WeightType::q5_1, WeightType::q4_k,
                                        WeightType::q5_k, WeightType::q6_k};
@@ -153,13 +159,14 @@ WeightType parse_weight_type(std::string_view name) {
 }
 
 std::string linear_path(WeightType type) {
+  if (takes_int8_activations(type)) {
+    return kernels::cpu::linear_q8_0_path_name(kernels::cpu::LinearQ8Path::avx512_vnni);
+  }
   switch (type) {
     case WeightType::f32: return "f32-fma (own GEMM)";
     case WeightType::bf16: return kernels::cpu::linear_bf16_path_name(kernels::cpu::best_linear_bf16_path());
     case WeightType::q8_0: return kernels::cpu::linear_q8_0_path_name(q8_0_path());
     case WeightType::q4_0:
-      if (q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni) return "avx512-vnni";
-      [[fallthrough]];
     case WeightType::q4_1:
     case WeightType::q5_0:
     case WeightType::q5_1:
@@ -172,13 +179,8 @@ std::string linear_path(WeightType type) {
 }
 
 double linear_activation_rounding(WeightType type) {
-  switch (type) {
-    case WeightType::bf16: return std::ldexp(1.0, -9);
-    case WeightType::q8_0:
-    case WeightType::q4_0:
-      return q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni ? 1.0 / 254.0 : 0.0;
-    default: return 0.0;
-  }
+  if (type == WeightType::bf16) return std::ldexp(1.0, -9);
+  return takes_int8_activations(type) ? 1.0 / 254.0 : 0.0;
 }
 
 PackedWeight::PackedWeight(const Tensor& weight, WeightType type) : type_(type) {

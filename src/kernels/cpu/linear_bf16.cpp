@@ -355,11 +355,9 @@ bool amx_agrees_with_vector_path() {
   std::vector<float> amx(kRows * kOut);
   std::vector<float> vector(kRows * kOut);
   const ConstMatrixView x_view{x.data(), kRows, kIn, kIn};
-  const Bf16Weights amx_weights{packed, ceil_div(kIn, 2), tile_set(LinearBf16Path::amx_bf16)};
-  const Bf16Weights vector_weights{packed, ceil_div(kIn, 2), tile_set(vector_path())};
-  LinearDriver<Bf16Weights>::run(amx_weights, x_view, kOut, bias.data(), MatrixView{amx.data(), kRows, kOut, kOut});
-  LinearDriver<Bf16Weights>::run(vector_weights, x_view, kOut, bias.data(),
-                                 MatrixView{vector.data(), kRows, kOut, kOut});
+  linear_packed_bf16(x_view, packed, kOut, bias.data(), MatrixView{amx.data(), kRows, kOut, kOut},
+                     LinearBf16Path::amx_bf16);
+  linear_packed_bf16(x_view, packed, kOut, bias.data(), MatrixView{vector.data(), kRows, kOut, kOut}, vector_path());
   for (size_t i = 0; i < amx.size(); ++i) {
     // |sum| <= kIn products of magnitude <= 1 plus the bias: (kIn + 2) f32 roundings of each path.
     if (!(std::fabs(amx[i] - vector[i]) <= 2.0f * (kIn + 2) * kIn * 1.2e-7f)) return false;
