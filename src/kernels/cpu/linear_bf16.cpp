@@ -22,6 +22,7 @@
 #include "kernels/linear.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -303,8 +304,12 @@ struct Bf16Weights {
 bool amx_bf16_available() {
 #if defined(__x86_64__)
   static const bool available = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16") && amx_permitted();
+    // cpuid leaf 7 directly: clang 14's __builtin_cpu_supports does not know the AMX feature names.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    const bool amx_bf16 = (edx >> 22) & 1u;
+    const bool amx_tile = (edx >> 24) & 1u;
+    return amx_tile && amx_bf16 && amx_permitted();
   }();
   return available;
 #else
