@@ -107,6 +107,7 @@ class LlamaModel {
   struct Activations;
 
   void validate_tokens(const NestedTensor& token_ids) const;
+  const ops::PackedWeight& embedding_table() const { return embedding_is_output_ ? output_ : embedding_; }
   void run_layers(Activations& act, const ForwardOptions& options) const;
 
   LlamaConfig config_;
@@ -114,9 +115,12 @@ class LlamaModel {
   WeightMap weights_;
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
-  const Tensor* embedding_ = nullptr;    // [vocab_size, model_dim]
   const Tensor* output_norm_ = nullptr;  // [model_dim]
   ops::PackedWeight output_;             // [vocab_size, model_dim] (a packed copy of the embedding when tied)
+  // The lookup table [vocab_size, model_dim], kept as the file has it (f32, or its block type), packed: rows are
+  // unpacked exactly at lookup. Undefined when the tied head holds the same values (embedding_is_output_).
+  ops::PackedWeight embedding_;
+  bool embedding_is_output_ = false;
 };
 
 // Loads a Llama-family model from a llama2.c .bin, a Hugging Face directory or a GGUF file.

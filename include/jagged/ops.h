@@ -18,6 +18,10 @@ namespace jagged::ops {
 // out[t] = table[token_ids[t]]. token_ids [num_tokens] i32; table [vocab_size, dim] f32; out [num_tokens, dim].
 // Throws on an id outside [0, vocab_size).
 void embedding(const Tensor& token_ids, const Tensor& table, Tensor& out);
+class PackedWeight;
+// The same lookup from a packed weight [vocab_size, dim] (a table kept quantized, or shared with a tied LM
+// head): each row unpacked exactly, as PackedWeight::unpack_row.
+void embedding(const Tensor& token_ids, const PackedWeight& table, Tensor& out);
 
 // How a linear layer's weight is stored in memory (and so which kernel multiplies by it). Activations stay f32
 // between ops whatever the type.
@@ -66,6 +70,8 @@ class PackedWeight {
   // The weight back in its plain layout [out_features, in_features] f32 (for export; bf16 and the block types
   // widen exactly).
   Tensor unpack() const;
+  // Row `row` of it (values [in_features] f32), the same values: the embedding lookup of a tied table.
+  void unpack_row(int64_t row, float* values) const;
 
  private:
   void pack_blocks(const Tensor& weight);  // a block dtype's weight, in its own type

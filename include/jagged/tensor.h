@@ -61,6 +61,7 @@ class Tensor {
   // next read brings them back from the file); no-op for any other tensor. Called once a copy has been made
   // (packing), so a weight is resident once.
   void release_file_pages() const;
+  bool file_backed() const { return file_backed_; }
 
   bool defined() const { return defined_; }
   const Shape& shape() const { return shape_; }

@@ -32,8 +32,8 @@ namespace cpu {
 int64_t packed_linear_floats(int64_t out_features, int64_t in_features);
 // weight [out_features, in_features] -> packed [packed_linear_floats(...)].
 void pack_linear_weight(const float* weight, int64_t out_features, int64_t in_features, float* packed);
-// The inverse: packed -> weight [out_features, in_features].
-void unpack_linear_weight(const float* packed, int64_t out_features, int64_t in_features, float* weight);
+// The inverse, one row of the weight at a time: row `row` -> values [in_features].
+void unpack_linear_row(const float* packed, int64_t in_features, int64_t row, float* values);
 
 // out = x * weight^T + bias with the weight packed as above (64-byte aligned). x and out must not overlap.
 void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features, const float* bias, MatrixView out);
@@ -59,6 +59,7 @@ int64_t packed_linear_bf16_pairs(int64_t out_features, int64_t in_features);
 // weight [out_features, in_features] f32 -> packed [packed_linear_bf16_pairs(...)] (rounded to nearest even).
 void pack_linear_weight_bf16(const float* weight, int64_t out_features, int64_t in_features, uint32_t* packed);
 void unpack_linear_weight_bf16(const uint32_t* packed, int64_t out_features, int64_t in_features, float* weight);
+void unpack_linear_row_bf16(const uint32_t* packed, int64_t in_features, int64_t row, float* values);
 // packed: 64-byte aligned. A path the CPU lacks falls back to the portable one.
 void linear_packed_bf16(ConstMatrixView x, const uint32_t* packed, int64_t out_features, const float* bias,
                         MatrixView out, LinearBf16Path path);
@@ -92,6 +93,7 @@ void quantize_q8_0_block(const float* values, int64_t count, uint16_t& scale, in
 int64_t packed_linear_q8_0_bytes(int64_t out_features, int64_t in_features);
 void pack_linear_weight_q8_0(const float* weight, int64_t out_features, int64_t in_features, uint8_t* packed);
 void unpack_linear_weight_q8_0(const uint8_t* packed, int64_t out_features, int64_t in_features, float* weight);
+void unpack_linear_row_q8_0(const uint8_t* packed, int64_t in_features, int64_t row, float* values);
 // Q8_0 rows as a GGUF file holds them ([out_features, in_features / 32] blocks of 34 bytes) -> packed, losslessly.
 void pack_linear_weight_q8_0_blocks(const uint8_t* rows, int64_t out_features, int64_t in_features, uint8_t* packed);
 // A path the CPU lacks falls back to f32.
@@ -108,8 +110,8 @@ int64_t packed_linear_blocks_bytes(QuantType type, int64_t out_features, int64_t
 // rows: [out_features, quant_row_bytes(type, in_features)] bytes, the blocks of each row in order.
 void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_features, int64_t in_features,
                                uint8_t* packed);
-void unpack_linear_weight_blocks(QuantType type, const uint8_t* packed, int64_t out_features, int64_t in_features,
-                                 float* weight);
+void unpack_linear_row_blocks(QuantType type, const uint8_t* packed, int64_t in_features, int64_t row,
+                              float* values);
 // path: Q4_0 has an int8 path too (avx512_vnni: x rounded to Q8_0 blocks as for Q8_0, exact int32 block dot
 // products of the nibbles, llama.cpp's arithmetic per block); the other types, and f32, keep x in f32.
 void linear_packed_blocks(QuantType type, ConstMatrixView x, const uint8_t* packed, int64_t out_features,

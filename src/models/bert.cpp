@@ -114,6 +114,7 @@ BertModel::BertModel(BertConfig config, WeightMap weights, ops::WeightType weigh
     weights_.erase("cls.weight");
     classifier_bias_ = &require_weight(weights_, "cls.bias", {c.num_labels});
   }
+  models::own_file_backed(weights_);  // the tables and norms: see LlamaModel
 }
 
 WeightMap BertModel::canonical_weights() const {

@@ -57,20 +57,18 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
   const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;
   const int64_t kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
 
-  // A GGUF file's quantized embedding table: the tied LM head keeps its blocks, the lookup table is widened.
-  if (const Tensor& table = require_matrix(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
-      is_block_dtype(table.dtype())) {
-    if (c.tied_output) output_ = ops::PackedWeight(table, weight_type);
-    weights_["token_embd.weight"] = models::widen_to_f32(table);
-  }
-  embedding_ = &require_weight(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
-  output_norm_ = &require_weight(weights_, "output_norm.weight", {c.model_dim});
-  if (!output_.defined()) {
-    output_ = ops::PackedWeight(
-        c.tied_output ? *embedding_ : require_matrix(weights_, "output.weight", {c.vocab_size, c.model_dim}),
-        weight_type);
-  }
+  // One copy of the table in memory: a tied head packed without rounding (the table's own block type, or f32)
+  // serves the lookups too; otherwise the table is packed apart in its own type (a quantized table never widened).
+  const Tensor& table = require_matrix(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
+  const bool table_exact_in_head = is_block_dtype(table.dtype()) || weight_type == ops::WeightType::f32;
+  output_ = ops::PackedWeight(
+      c.tied_output ? table : require_matrix(weights_, "output.weight", {c.vocab_size, c.model_dim}), weight_type);
+  embedding_is_output_ = c.tied_output && table_exact_in_head;
+  if (!embedding_is_output_) embedding_ = ops::PackedWeight(table, ops::WeightType::f32);
+  table.release_file_pages();
+  weights_.erase("token_embd.weight");
   weights_.erase("output.weight");
+  output_norm_ = &require_weight(weights_, "output_norm.weight", {c.model_dim});
 
   for (int i = 0; i < c.num_layers; ++i) {
     Layer layer;
@@ -101,6 +99,9 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
     layers_.push_back(std::move(layer));
   }
   inv_freq_ = ops::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
+  // The norms leave the file mapping too: reading them later would fault the mapping's pages back in, whole
+  // folios at a time (2 MiB here: a few norms made the whole released file resident again).
+  models::own_file_backed(weights_);
 }
 
 std::vector<ops::WeightType> LlamaModel::projection_types() const {
@@ -128,7 +129,7 @@ WeightMap LlamaModel::canonical_weights() const {
   const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;
   const int64_t kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
   WeightMap out;
-  out["token_embd.weight"] = embedding_->clone();
+  out["token_embd.weight"] = embedding_table().unpack();
   out["output_norm.weight"] = output_norm_->clone();
   if (!c.tied_output) out["output.weight"] = output_.unpack();
   for (int i = 0; i < c.num_layers; ++i) {
@@ -154,7 +155,7 @@ WeightMap LlamaModel::canonical_weights() const {
 }
 
 int64_t LlamaModel::parameter_count() const {
-  int64_t count = embedding_->numel() + output_norm_->numel() + (config_.tied_output ? 0 : output_.numel());
+  int64_t count = embedding_table().numel() + output_norm_->numel() + (config_.tied_output ? 0 : output_.numel());
   for (const Layer& layer : layers_) {
     count += layer.wqkv.numel() + (layer.bqkv.defined() ? layer.bqkv.numel() : 0) + layer.wo.numel() +
              layer.w_gate_up.numel() + layer.w_down.numel() + layer.attn_norm->numel() + layer.ffn_norm->numel();
@@ -209,7 +210,7 @@ Tensor LlamaModel::forward(const NestedTensor& token_ids, const ForwardOptions& 
   act.mlp = Tensor({act.rows, c.ffn_dim});
   {
     StageTimer timer(options.profile, "embedding");
-    ops::embedding(options.layout == BatchLayout::nested ? token_ids.values() : ids, *embedding_, act.x);
+    ops::embedding(options.layout == BatchLayout::nested ? token_ids.values() : ids, embedding_table(), act.x);
   }
 
   run_layers(act, options);
@@ -402,7 +403,7 @@ ConstMatrixView LlamaModel::forward(const TokenBatch& batch, std::span<const Pag
   Tensor mlp = first_rows(ws.mlp_, rows);
   {
     StageTimer timer(profile, "embedding");
-    ops::embedding(token_ids, *embedding_, x);
+    ops::embedding(token_ids, embedding_table(), x);
   }
   const int64_t q_dim = int64_t{c.num_heads} * c.head_dim;
   const int64_t kv_dim = int64_t{c.num_kv_heads} * c.head_dim;

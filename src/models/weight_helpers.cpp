@@ -57,12 +57,13 @@ ops::PackedWeight pack_fused(std::initializer_list<const Tensor*> parts, ops::We
   return ops::PackedWeight::stack(std::move(packed));
 }
 
-Tensor widen_to_f32(const Tensor& tensor) {
-  const std::optional<QuantType> type = quant_type_of(tensor.dtype());
-  if (!type) return tensor.clone();
-  Tensor out(tensor.shape());
-  dequantize_row(*type, static_cast<const uint8_t*>(tensor.raw_data()), tensor.numel(), out.data<float>());
-  return out;
+void own_file_backed(WeightMap& weights) {
+  for (auto& [name, tensor] : weights) {
+    if (!tensor.file_backed()) continue;
+    Tensor copy = tensor.clone();
+    tensor.release_file_pages();
+    tensor = std::move(copy);
+  }
 }
 
 Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end) {

@@ -24,8 +24,9 @@ const Tensor& require_matrix(const WeightMap& weights, const std::string& name, 
 // gives attn_v more bits than attn_q in some layers) are widened to f32, exactly, and stack as f32.
 Tensor concat_rows(std::initializer_list<const Tensor*> parts);
 
-// A block dtype's tensor widened to f32 (exactly, core/quant_blocks); an f32 tensor copied.
-Tensor widen_to_f32(const Tensor& tensor);
+// Every tensor still borrowed from a file mapping replaced by its own copy, the mapping's pages released: after
+// loading, nothing reads the file again (pointers to the map's tensors stay valid).
+void own_file_backed(WeightMap& weights);
 
 // A fused projection (QKV, gate and up) packed for ops::linear: the parts' rows stacked into one packed weight when
 // they share a dtype; else each part packed in its own type (ops::PackedWeight::stack), never widened.

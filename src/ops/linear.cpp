@@ -295,34 +295,29 @@ void PackedWeight::pack_blocks(const Tensor& weight) {
 Tensor PackedWeight::unpack() const {
   Tensor weight({out_features_, in_features_});
   if (!defined()) return weight;
-  if (!parts_.empty()) {
-    auto* out = static_cast<std::byte*>(weight.raw_data());
-    for (const PackedWeight& part : parts_) {
-      const Tensor rows = part.unpack();
-      std::memcpy(out, rows.raw_data(), rows.nbytes());
-      out += rows.nbytes();
-    }
-    return weight;
+  for (int64_t row = 0; row < out_features_; ++row) unpack_row(row, weight.data<float>() + row * in_features_);
+  return weight;
+}
+
+void PackedWeight::unpack_row(int64_t row, float* values) const {
+  if (row < 0 || row >= out_features_) {
+    throw InvalidArgument(concat("PackedWeight::unpack_row: row ", row, " is outside [0, ", out_features_, ")"));
+  }
+  for (const PackedWeight& part : parts_) {
+    if (row < part.out_features()) return part.unpack_row(row, values);
+    row -= part.out_features();
   }
   switch (type_) {
     case WeightType::f32:
-      kernels::cpu::unpack_linear_weight(static_cast<const float*>(data()), out_features_, in_features_,
-                                         weight.data<float>());
-      break;
+      return kernels::cpu::unpack_linear_row(static_cast<const float*>(data()), in_features_, row, values);
     case WeightType::bf16:
-      kernels::cpu::unpack_linear_weight_bf16(static_cast<const uint32_t*>(data()), out_features_, in_features_,
-                                              weight.data<float>());
-      break;
+      return kernels::cpu::unpack_linear_row_bf16(static_cast<const uint32_t*>(data()), in_features_, row, values);
     case WeightType::q8_0:
-      kernels::cpu::unpack_linear_weight_q8_0(static_cast<const uint8_t*>(data()), out_features_, in_features_,
-                                              weight.data<float>());
-      break;
+      return kernels::cpu::unpack_linear_row_q8_0(static_cast<const uint8_t*>(data()), in_features_, row, values);
     default:
-      kernels::cpu::unpack_linear_weight_blocks(*block_type(type_), static_cast<const uint8_t*>(data()),
-                                                out_features_, in_features_, weight.data<float>());
-      break;
+      return kernels::cpu::unpack_linear_row_blocks(*block_type(type_), static_cast<const uint8_t*>(data()),
+                                                    in_features_, row, values);
   }
-  return weight;
 }
 
 void linear(ConstMatrixView x, const PackedWeight& weight, const Tensor* bias, MatrixView out) {

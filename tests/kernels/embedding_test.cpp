@@ -76,5 +76,41 @@ TEST(Embedding, RejectsBadShapesAndTypes) {
   EXPECT_THROW(ops::embedding(ids, table_1d, out), InvalidArgument);
 }
 
+// A packed table (a tied head, a quantized table): each looked-up row is the packed weight's row, unpacked exactly,
+// for every storage type, a stack of parts of different types, and rows past a 48-row panel.
+TEST(Embedding, FromAPackedTableEqualsTheLookupInItsUnpackedValues) {
+  const int32_t vocab_size = 101;
+  const int64_t dim = 96;
+  const Tensor table = testing::random_tensor({vocab_size, dim}, 5);
+  std::vector<ops::PackedWeight> tables;
+  for (const char* type : {"f32", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}) {
+    tables.emplace_back(table, ops::parse_weight_type(type));
+  }
+  std::vector<ops::PackedWeight> parts;
+  parts.emplace_back(testing::random_tensor({50, dim}, 6), ops::WeightType::q8_0);
+  parts.emplace_back(testing::random_tensor({vocab_size - 50, dim}, 7), ops::WeightType::q5_0);
+  tables.push_back(ops::PackedWeight::stack(std::move(parts)));
+  for (const ops::PackedWeight& packed : tables) {
+    const Tensor unpacked = packed.unpack();
+    for (const auto& length_case : testing::ragged_length_cases()) {
+      const int64_t num_tokens = NestedTensor::from_lengths(length_case.lengths, {1}).num_tokens();
+      const Tensor ids = random_ids(num_tokens, vocab_size, 8);
+      Tensor expected({num_tokens, dim});
+      Tensor actual({num_tokens, dim});
+      ops::embedding(ids, unpacked, expected);
+      ops::embedding(ids, packed, actual);
+      EXPECT_EQ(std::memcmp(actual.data<float>(), expected.data<float>(), actual.nbytes()), 0)
+          << ops::weight_type_name(packed.type()) << (packed.parts().empty() ? "" : " stack") << ", "
+          << length_case.name;
+    }
+    Tensor out({2, dim});
+    EXPECT_THROW(ops::embedding(Tensor::from_ints(std::vector<int32_t>{0, vocab_size}, {2}), packed, out),
+                 InvalidArgument);
+  }
+  Tensor out({1, dim});
+  EXPECT_THROW(ops::embedding(Tensor::from_ints(std::vector<int32_t>{0}, {1}), ops::PackedWeight(), out),
+               InvalidArgument);
+}
+
 }  // namespace
 }  // namespace jagged

@@ -103,11 +103,9 @@ void pack_linear_weight(const float* weight, int64_t out_features, int64_t in_fe
   }
 }
 
-void unpack_linear_weight(const float* packed, int64_t out_features, int64_t in_features, float* weight) {
-  for (int64_t o = 0; o < out_features; ++o) {
-    const float* panel = packed + (o / kPanelCols) * in_features * kPanelCols + o % kPanelCols;
-    for (int64_t k = 0; k < in_features; ++k) weight[o * in_features + k] = panel[k * kPanelCols];
-  }
+void unpack_linear_row(const float* packed, int64_t in_features, int64_t row, float* values) {
+  const float* panel = packed + (row / kPanelCols) * in_features * kPanelCols + row % kPanelCols;
+  for (int64_t k = 0; k < in_features; ++k) values[k] = panel[k * kPanelCols];
 }
 
 void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features, const float* bias, MatrixView out) {

@@ -414,15 +414,16 @@ void pack_linear_weight_bf16(const float* weight, int64_t out_features, int64_t 
   }
 }
 
-void unpack_linear_weight_bf16(const uint32_t* packed, int64_t out_features, int64_t in_features, float* weight) {
-  const int64_t in_pairs = ceil_div(in_features, 2);
-  for (int64_t o = 0; o < out_features; ++o) {
-    const uint32_t* panel = packed + (o / kPanelCols) * in_pairs * kPanelCols + o % kPanelCols;
-    for (int64_t i = 0; i < in_features; ++i) {
-      const uint32_t pair = panel[(i / 2) * kPanelCols];
-      weight[o * in_features + i] = std::bit_cast<float>(i % 2 == 0 ? pair << 16 : pair & 0xffff0000u);
-    }
+void unpack_linear_row_bf16(const uint32_t* packed, int64_t in_features, int64_t row, float* values) {
+  const uint32_t* panel = packed + (row / kPanelCols) * ceil_div(in_features, 2) * kPanelCols + row % kPanelCols;
+  for (int64_t i = 0; i < in_features; ++i) {
+    const uint32_t pair = panel[(i / 2) * kPanelCols];
+    values[i] = std::bit_cast<float>(i % 2 == 0 ? pair << 16 : pair & 0xffff0000u);
   }
+}
+
+void unpack_linear_weight_bf16(const uint32_t* packed, int64_t out_features, int64_t in_features, float* weight) {
+  for (int64_t o = 0; o < out_features; ++o) unpack_linear_row_bf16(packed, in_features, o, weight + o * in_features);
 }
 
 void linear_packed_bf16(ConstMatrixView x, const uint32_t* packed, int64_t out_features, const float* bias,

@@ -298,26 +298,24 @@ void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_
   }
 }
 
-void unpack_linear_weight_blocks(QuantType type, const uint8_t* packed, int64_t out_features, int64_t in_features,
-                                 float* weight) {
+void unpack_linear_row_blocks(QuantType type, const uint8_t* packed, int64_t in_features, int64_t row,
+                              float* values) {
   const GroupFormat format = group_format(type);
   const int64_t in_groups = groups_per_row(type, in_features);
   const int64_t quant_offset = (format.offsets ? 2 : 1) * kPanelCols * 4;
-  for (int64_t o = 0; o < out_features; ++o) {
-    const int64_t j = o % kPanelCols;
-    for (int64_t i = 0; i < in_features; ++i) {
-      const uint8_t* chunk = packed + ((o / kPanelCols) * in_groups + i / format.group) * format.chunk_bytes();
-      const int64_t k = i % format.group;
-      float step = 0.0f;
-      float offset = 0.0f;
-      std::memcpy(&step, chunk + j * 4, 4);
-      if (format.offsets) std::memcpy(&offset, chunk + (kPanelCols + j) * 4, 4);
-      const QuantPosition at = quant_position(format, k, j);
-      const int q = format.nibbles ? ((chunk[quant_offset + at.byte] >> at.shift) & 0x0f) + format.bias
-                                   : static_cast<int8_t>(chunk[quant_offset + at.byte]);
-      const float scaled = step * static_cast<float>(q);
-      weight[o * in_features + i] = scaled - offset;
-    }
+  const int64_t j = row % kPanelCols;
+  for (int64_t i = 0; i < in_features; ++i) {
+    const uint8_t* chunk = packed + ((row / kPanelCols) * in_groups + i / format.group) * format.chunk_bytes();
+    const int64_t k = i % format.group;
+    float step = 0.0f;
+    float offset = 0.0f;
+    std::memcpy(&step, chunk + j * 4, 4);
+    if (format.offsets) std::memcpy(&offset, chunk + (kPanelCols + j) * 4, 4);
+    const QuantPosition at = quant_position(format, k, j);
+    const int q = format.nibbles ? ((chunk[quant_offset + at.byte] >> at.shift) & 0x0f) + format.bias
+                                 : static_cast<int8_t>(chunk[quant_offset + at.byte]);
+    const float scaled = step * static_cast<float>(q);
+    values[i] = scaled - offset;
   }
 }
 

@@ -350,19 +350,20 @@ void pack_linear_weight_q8_0(const float* weight, int64_t out_features, int64_t 
   // Past out_features the panel stays zero: scales 0, so the stored bytes (q + 128 = 0) never count.
 }
 
-void unpack_linear_weight_q8_0(const uint8_t* packed, int64_t out_features, int64_t in_features, float* weight) {
+void unpack_linear_row_q8_0(const uint8_t* packed, int64_t in_features, int64_t row, float* values) {
   const int64_t in_blocks = ceil_div(in_features, kBlock);
-  for (int64_t o = 0; o < out_features; ++o) {
-    const int64_t panel = o / kPanelCols;
-    const int64_t j = o % kPanelCols;
-    for (int64_t i = 0; i < in_features; ++i) {
-      const uint8_t* block = packed + (panel * in_blocks + i / kBlock) * kBlockBytes;
-      uint16_t scale = 0;
-      std::memcpy(&scale, block + j * 2, 2);
-      const auto q = static_cast<int8_t>(block[quant_offset(i % kBlock, j)] ^ 0x80u);
-      weight[o * in_features + i] = f16_to_f32(scale) * static_cast<float>(q);
-    }
+  const int64_t j = row % kPanelCols;
+  for (int64_t i = 0; i < in_features; ++i) {
+    const uint8_t* block = packed + ((row / kPanelCols) * in_blocks + i / kBlock) * kBlockBytes;
+    uint16_t scale = 0;
+    std::memcpy(&scale, block + j * 2, 2);
+    const auto q = static_cast<int8_t>(block[quant_offset(i % kBlock, j)] ^ 0x80u);
+    values[i] = f16_to_f32(scale) * static_cast<float>(q);
   }
+}
+
+void unpack_linear_weight_q8_0(const uint8_t* packed, int64_t out_features, int64_t in_features, float* weight) {
+  for (int64_t o = 0; o < out_features; ++o) unpack_linear_row_q8_0(packed, in_features, o, weight + o * in_features);
 }
 
 void pack_linear_weight_q8_0_blocks(const uint8_t* rows, int64_t out_features, int64_t in_features, uint8_t* packed) {
