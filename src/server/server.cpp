@@ -5,6 +5,11 @@
 #include "jagged/server.h"
 
 #include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <atomic>
 #include <csignal>
@@ -12,6 +17,8 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "jagged/error.h"
 #include "jagged/model_spec.h"
@@ -56,6 +63,56 @@ class HttpServer : public httplib::Server {
  public:
   void raise_listen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
 };
+
+// The address and port of a socket's local or peer end.
+std::pair<std::string, int> endpoint(int fd, bool peer) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  auto* raw = reinterpret_cast<sockaddr*>(&address);
+  if ((peer ? ::getpeername(fd, raw, &length) : ::getsockname(fd, raw, &length)) != 0) return {"", -1};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (address.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
+    ::inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
+    return {text, ntohs(v4->sin_port)};
+  }
+  if (address.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address);
+    ::inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
+    return {text, ntohs(v6->sin6_port)};
+  }
+  return {"", -1};
+}
+
+// The socket of a request's connection: the one of this process whose peer is the request's remote end and whose
+// local port is the server's (cpp-httplib 0.11 gives handlers no access to it). -1 if none matches. The
+// connection stays open, and so its descriptor ours, while the handler runs.
+int connection_socket(const httplib::Request& request, int server_port) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (endpoint(fd, true) == std::pair<std::string, int>(request.remote_addr, request.remote_port) &&
+        endpoint(fd, false).second == server_port) {
+      return fd;
+    }
+  }
+  return -1;
+}
+
+// Whether the client on `fd` has closed or reset its connection: a peek that reads end of file or an error. (A
+// byte waiting is a pipelined request: still there. A client that shuts down only its sending side before reading
+// the answer reads as gone; HTTP clients keep both sides open.)
+bool client_gone(int fd) {
+  if (fd < 0) return false;
+  char byte = 0;
+  const ssize_t got = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
 
 }  // namespace
 
@@ -240,10 +297,18 @@ void Server::Impl::completions(const httplib::Request& request, httplib::Respons
   OpenResponse open(open_responses);
   server::ChoiceBuilder choice(tokenizer.get(), parsed.generation.prompt.back(), parsed.generation.logprobs, chat);
   FinishReason finish = FinishReason::none;
+  const int client_socket = connection_socket(request, bound_port);
+  bool cancelled = false;
   while (finish == FinishReason::none) {  // ends: every request finishes (max_tokens, context, or cancelled)
-    for (const RequestEvent& event : stream->wait(std::chrono::milliseconds(200))) {
+    const std::vector<RequestEvent> events = stream->wait(std::chrono::milliseconds(200));
+    for (const RequestEvent& event : events) {
       choice.add(event);
       if (event.finish != FinishReason::none) finish = event.finish;
+    }
+    // A client gone before its whole answer: cancelled, its blocks freed at the engine's next step.
+    if (!cancelled && client_gone(client_socket)) {
+      loop->cancel(stream->id());
+      cancelled = true;
     }
   }
   if (!stream->error().empty()) throw ApiError(500, stream->error());

@@ -90,6 +90,26 @@ inline double metric(const std::string& text, const std::string& name) {
   return -1;
 }
 
+// A connected socket that has sent `POST path` with `body` and reads nothing yet (-1 on failure); the caller
+// closes it.
+inline int send_and_keep_open(int port, const std::string& path, const nlohmann::json& body) {
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (sock < 0) return -1;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const std::string payload = body.dump();
+  const std::string request = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(payload.size()) + "\r\n\r\n" + payload;
+  if (::connect(sock, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      ::send(sock, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+    ::close(sock);
+    return -1;
+  }
+  return sock;
+}
+
 // A client that sends a streaming request, reads until the first event arrives, then closes its socket.
 inline bool start_stream_and_vanish(int port, const nlohmann::json& body) {
   const int sock = ::socket(AF_INET, SOCK_STREAM, 0);

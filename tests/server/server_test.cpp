@@ -337,6 +337,34 @@ TEST(ServerLifecycle, LoadingKeyQueueAndShutdown) {
   EXPECT_EQ(testing::http_request(port, "GET", "/health").status, -1);  // no longer listening
 }
 
+// A client that goes away while waiting for a whole (not streamed) answer: the request is cancelled (it would
+// otherwise end by length, 500 tokens at 20 ms a step), and its blocks are free again.
+TEST(ServerLifecycle, ClientGoneBeforeAWholeAnswerCancelsIt) {
+  JAGGED_REQUIRE_PATH(stories_dir() / "stories260K.bin");
+  ServerOptions options = stories_options();
+  options.step_delay_ms = 20;
+  Server server(options);
+  server.start();
+  server.load();
+  const int port = server.port();
+  const auto metrics = [&] { return testing::http_request(port, "GET", "/metrics").body; };
+  const double cancelled_before = testing::metric(metrics(), "jagged_requests_finished_total{reason=\"cancelled\"}");
+  const int sock = testing::send_and_keep_open(
+      port, "/v1/completions", {{"prompt", "Once upon a time"}, {"max_tokens", 500}, {"ignore_eos", true}});
+  ASSERT_GE(sock, 0);
+  ASSERT_TRUE(testing::eventually([&] { return testing::metric(metrics(), "jagged_requests_running") == 1; }, 10.0));
+  ::close(sock);
+  std::string after;
+  EXPECT_TRUE(testing::eventually([&] {
+    after = metrics();
+    return testing::metric(after, "jagged_requests_in_flight") == 0;
+  }, 20.0)) << after;
+  EXPECT_EQ(testing::metric(after, "jagged_kv_blocks_used"), 0) << after;
+  EXPECT_EQ(testing::metric(after, "jagged_requests_finished_total{reason=\"cancelled\"}"), cancelled_before + 1)
+      << after;
+  server.shutdown();
+}
+
 // The `jagged serve` process: prints its port, serves, and exits 0 on SIGTERM.
 TEST(ServeCommand, ServesAndExitsZeroOnSigterm) {
   JAGGED_REQUIRE_PATH(stories_dir() / "stories260K.bin");
