@@ -57,7 +57,7 @@ kernels::cpu::LinearQ8Path q8_0_path() {
 
 // Whether ops::linear rounds the activations of this type's products to Q8_0 blocks (the int8 path).
 bool takes_int8_activations(WeightType type) {
-  return (type == WeightType::q8_0 || type == WeightType::q4_0) &&
+  return (type == WeightType::q8_0 || type == WeightType::q4_0 || type == WeightType::q5_0) &&
          q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni;
 }
 

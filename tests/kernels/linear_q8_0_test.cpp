@@ -1,7 +1,7 @@
-// Q8_0 (and Q4_0) weights: llama.cpp's quantization; the f32-activation path (bit-equal to the f32 kernel on the
-// dequantized weight); the int8-activation path (avx512-vnni: activations rounded to Q8_0 blocks as llama.cpp does) bit-equal
-// to a scalar model of that arithmetic and within the activation rounding of the f64 reference; batch invariance
-// of both.
+// Q8_0 (and Q4_0, Q5_0) weights: llama.cpp's quantization; the f32-activation path (bit-equal to the f32 kernel
+// on the dequantized weight); the int8-activation path (avx512-vnni: activations rounded to Q8_0 blocks as
+// llama.cpp does) bit-equal to a scalar model of that arithmetic and within the activation rounding of the f64
+// reference; batch invariance of both.
 #include <gtest/gtest.h>
 
 #include <cfloat>
@@ -263,51 +263,57 @@ TEST(LinearQ8_0, Int8PathRoundsActivationsToNearestEven) {
   for (int64_t o = 0; o < count; ++o) EXPECT_EQ(actual.data<float>()[o], expected[o]) << values[o];
 }
 
-// Q4_0 weights (random nibbles, finite scales) on the int8 path: llama.cpp's vec_dot_q4_0_q8_0 per block, bit-equal
-// to the scalar model with q = nibble - 8, within the activation bound of the f64 reference, and what ops::linear
-// runs by default on this CPU.
-TEST(LinearQ8_0, Q4_0Int8PathEqualsScalarModelAndIsWithinActivationRounding) {
+// Q4_0 and Q5_0 weights (random quant bits, finite scales) on the int8 path: llama.cpp's vec_dot_q4_0_q8_0 and
+// vec_dot_q5_0_q8_0 per block, bit-equal to the scalar model with q = nibble - 8 (q = 5 bits - 16), within the
+// activation bound of the f64 reference, and what ops::linear runs by default on this CPU.
+TEST(LinearQ8_0, Q4_0AndQ5_0Int8PathsEqualScalarModelAndAreWithinActivationRounding) {
   if (!has_vnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI: the int8-activation path is not run here";
-  for (const Features features : {Features{32, 3}, Features{64, 96}, Features{320, 49}, Features{576, 40},
-                                  Features{1024, 100}}) {
-    Tensor blocks({features.out, features.in}, dtype_of(QuantType::q4_0));
-    std::mt19937 random(static_cast<uint32_t>(features.in));
-    auto* bytes = static_cast<uint8_t*>(blocks.raw_data());
-    for (size_t i = 0; i < blocks.nbytes(); ++i) bytes[i] = static_cast<uint8_t>(random());
-    std::uniform_real_distribution<float> scale_of(-0.05f, 0.05f);
-    Q8Rows w{features.out, features.in, features.in / 32, {}, {}};
-    for (int64_t block = 0; block < features.out * features.in / 32; ++block) {
-      const uint16_t scale = f32_to_f16(scale_of(random));
-      std::memcpy(bytes + block * 18, &scale, 2);
-      float steps[1];
-      float offsets[1];
-      int8_t quants[32];
-      decode_block_groups(QuantType::q4_0, bytes + block * 18, steps, offsets, quants);
-      w.scales.push_back(steps[0]);
-      w.quants.insert(w.quants.end(), quants, quants + 32);
-    }
-    const ops::PackedWeight packed(blocks);
-    ASSERT_EQ(packed.type(), ops::WeightType::q4_0);
-    const Tensor dequantized = packed.unpack();
-    const Tensor bias = testing::random_tensor({features.out}, 23);
-    for (const auto& length_case : testing::ragged_length_cases()) {
-      const int64_t rows = NestedTensor::from_lengths(length_case.lengths, {features.in}).num_tokens();
-      const Tensor x = testing::random_tensor({rows, features.in}, 21, -2.0f, 2.0f);
-      const std::string where = length_case.name + " in " + std::to_string(features.in);
-      Tensor actual({rows, features.out});
-      kernels::cpu::linear_packed_blocks(QuantType::q4_0, x.matrix(), static_cast<const uint8_t*>(packed.data()),
-                                         features.out, bias.data<float>(), actual.matrix(), LinearQ8Path::avx512_vnni);
-      const Tensor model = int8_reference(quantize_activations(x.matrix()), w, bias.data<float>());
-      EXPECT_TRUE(testing::rows_bit_equal(actual.matrix(), model.matrix())) << where;
-      Tensor expected({rows, features.out});
-      kernels::reference::linear(x.matrix(), dequantized.data<float>(), bias.data<float>(), expected.matrix());
-      EXPECT_LE(worst_error_over_activation_bound(x.matrix(), dequantized, bias.data<float>(), actual, expected), 1.0)
-          << where;
-      const testing::ScopedEnv int8("JAGGED_Q8_ACTIVATIONS", "int8");
-      Tensor from_ops({rows, features.out});
-      ops::linear(x, packed, &bias, from_ops);
-      EXPECT_TRUE(testing::rows_bit_equal(from_ops.matrix(), actual.matrix())) << where;
-      EXPECT_EQ(ops::linear_path(ops::WeightType::q4_0), "avx512-vnni");
+  for (const QuantType type : {QuantType::q4_0, QuantType::q5_0}) {
+    const int64_t block_bytes = quant_layout(type).bytes;
+    const ops::WeightType weight_type = ops::weight_type_of_blocks(dtype_of(type));
+    for (const Features features : {Features{32, 3}, Features{64, 96}, Features{320, 49}, Features{576, 40},
+                                    Features{1024, 100}}) {
+      Tensor blocks({features.out, features.in}, dtype_of(type));
+      std::mt19937 random(static_cast<uint32_t>(features.in));
+      auto* bytes = static_cast<uint8_t*>(blocks.raw_data());
+      for (size_t i = 0; i < blocks.nbytes(); ++i) bytes[i] = static_cast<uint8_t>(random());
+      std::uniform_real_distribution<float> scale_of(-0.05f, 0.05f);
+      Q8Rows w{features.out, features.in, features.in / 32, {}, {}};
+      for (int64_t block = 0; block < features.out * features.in / 32; ++block) {
+        const uint16_t scale = f32_to_f16(scale_of(random));
+        std::memcpy(bytes + block * block_bytes, &scale, 2);
+        float steps[1];
+        float offsets[1];
+        int8_t quants[32];
+        decode_block_groups(type, bytes + block * block_bytes, steps, offsets, quants);
+        w.scales.push_back(steps[0]);
+        w.quants.insert(w.quants.end(), quants, quants + 32);
+      }
+      const ops::PackedWeight packed(blocks);
+      ASSERT_EQ(packed.type(), weight_type);
+      const Tensor dequantized = packed.unpack();
+      const Tensor bias = testing::random_tensor({features.out}, 23);
+      for (const auto& length_case : testing::ragged_length_cases()) {
+        const int64_t rows = NestedTensor::from_lengths(length_case.lengths, {features.in}).num_tokens();
+        const Tensor x = testing::random_tensor({rows, features.in}, 21, -2.0f, 2.0f);
+        const std::string where = std::string(quant_layout(type).name) + " " + length_case.name + " in " +
+                                  std::to_string(features.in);
+        Tensor actual({rows, features.out});
+        kernels::cpu::linear_packed_blocks(type, x.matrix(), static_cast<const uint8_t*>(packed.data()), features.out,
+                                           bias.data<float>(), actual.matrix(), LinearQ8Path::avx512_vnni);
+        const Tensor model = int8_reference(quantize_activations(x.matrix()), w, bias.data<float>());
+        EXPECT_TRUE(testing::rows_bit_equal(actual.matrix(), model.matrix())) << where;
+        Tensor expected({rows, features.out});
+        kernels::reference::linear(x.matrix(), dequantized.data<float>(), bias.data<float>(), expected.matrix());
+        EXPECT_LE(worst_error_over_activation_bound(x.matrix(), dequantized, bias.data<float>(), actual, expected),
+                  1.0)
+            << where;
+        const testing::ScopedEnv int8("JAGGED_Q8_ACTIVATIONS", "int8");
+        Tensor from_ops({rows, features.out});
+        ops::linear(x, packed, &bias, from_ops);
+        EXPECT_TRUE(testing::rows_bit_equal(from_ops.matrix(), actual.matrix())) << where;
+        EXPECT_EQ(ops::linear_path(weight_type), "avx512-vnni");
+      }
     }
   }
 }

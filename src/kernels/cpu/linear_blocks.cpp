@@ -1,4 +1,5 @@
-// The GEMM for the GGUF block types other than Q8_0 (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K). At packing every
+// The GEMM for the GGUF block types other than Q8_0 (Q4_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K; Q5_0 is packed and run as
+// Q8_0, see packs_as_q8_0). At packing every
 // block is split into groups of 32 values (16 for Q6_K) with an f32 step and offset each (decode_block_groups:
 // w = step * q - offset) and the quants are laid out for the tile kernel like Q8_0's: per group of a 48-wide
 // panel, the 48 steps, the 48 offsets (types with a min only), then the quants one input at a time, 48 side by
@@ -6,13 +7,14 @@
 // nibbles), int8 otherwise. The tile kernel dequantizes in registers: w = step * q (exact in f32) - offset (one
 // rounding, as gguf-py's dequantizer), then the f32 FMA chain: the result is bit for bit the f32 kernel's on the
 // dequantized weight, and the driver (linear_driver.h) keeps it batch-invariant. Memory: 0.63 B/value (Q4_0),
-// 0.75 (Q4_1, Q4_K), 1.13 (Q5_0), 1.25 (Q5_1, Q5_K, Q6_K), against 4 for f32; activations stay f32, but for Q4_0
+// 0.75 (Q4_1, Q4_K), 1.06 (Q5_0, as Q8_0), 1.25 (Q5_1, Q5_K, Q6_K), against 4 for f32; activations stay f32, but for Q4_0
 // on the int8 path (AVX512-VNNI, below): x rounded to Q8_0 blocks and exact int32 block dot products.
 #include <algorithm>
 #include <array>
 #include <bit>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include <hwy/highway.h>
 
@@ -60,10 +62,10 @@ GroupFormat group_format(QuantType type) {
     case QuantType::q4_0: return {32, true, false, -8, true};
     case QuantType::q4_1: return {32, true, true, 0};
     case QuantType::q4_k: return {32, true, true, 0};
-    case QuantType::q5_0: return {32, false, false, 0};
     case QuantType::q5_1: return {32, false, true, 0};
     case QuantType::q5_k: return {32, false, true, 0};
     case QuantType::q6_k: return {16, false, false, 0};
+    case QuantType::q5_0:  // packed as Q8_0 (packs_as_q8_0)
     case QuantType::q8_0: return {32, false, false, 0};
   }
   return {32, false, false, 0};
@@ -163,7 +165,7 @@ const LinearTileKernel* tiles_for(QuantType type) {
     case QuantType::q5_1:
     case QuantType::q5_k: return tiles_of<32, false, true, 0>();
     case QuantType::q6_k: return tiles_of<16, false, false, 0>();
-    case QuantType::q5_0:
+    case QuantType::q5_0:  // packed as Q8_0 (packs_as_q8_0)
     case QuantType::q8_0: return tiles_of<32, false, false, 0>();
   }
   return nullptr;
@@ -252,6 +254,28 @@ struct GroupWeights : LinearInPlaceFormat<kPanelCols, kTileRows, kDepthBlock, kT
   int64_t block_bytes(int64_t depth) const { return ceil_div(depth, format.group) * format.chunk_bytes(); }
 };
 
+// Q5_0 is a Q8_0 block with quants in [-16, 15] (same f16 scale, w = d * q): packed losslessly in Q8_0's panel
+// format, it takes Q8_0's kernels, the int8 path (llama.cpp's vec_dot_q5_0_q8_0 per block: the exact int32 dot of
+// q and qx, times dx * d) and the f32 one. At 1.06 B/value against the file's 0.69: the 5-bit quants are not
+// unpacked in the GEMM's inner loop.
+bool packs_as_q8_0(QuantType type) { return type == QuantType::q5_0; }
+
+// Q5_0 rows [out_features, ceil(in_features / 32)] of 22-byte blocks -> Q8_0 rows of 34-byte blocks.
+std::vector<uint8_t> q5_0_rows_as_q8_0(const uint8_t* rows, int64_t out_features, int64_t in_features) {
+  const int64_t blocks = out_features * ceil_div(in_features, 32);
+  std::vector<uint8_t> q8_rows(static_cast<size_t>(blocks * 34));
+  float step = 0.0f;
+  float offset = 0.0f;
+  int8_t quants[32];
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* block = rows + b * quant_layout(QuantType::q5_0).bytes;
+    decode_block_groups(QuantType::q5_0, block, &step, &offset, quants);
+    std::memcpy(q8_rows.data() + b * 34, block, 2);  // the f16 scale d, as stored
+    std::memcpy(q8_rows.data() + b * 34 + 2, quants, 32);
+  }
+  return q8_rows;
+}
+
 int64_t groups_per_row(QuantType type, int64_t in_features) {
   return quant_row_bytes(type, in_features) / quant_layout(type).bytes * quant_layout(type).values /
          group_format(type).group;
@@ -260,11 +284,16 @@ int64_t groups_per_row(QuantType type, int64_t in_features) {
 }  // namespace
 
 int64_t packed_linear_blocks_bytes(QuantType type, int64_t out_features, int64_t in_features) {
+  if (packs_as_q8_0(type)) return packed_linear_q8_0_bytes(out_features, in_features);
   return ceil_div(out_features, kPanelCols) * groups_per_row(type, in_features) * group_format(type).chunk_bytes();
 }
 
 void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_features, int64_t in_features,
                                uint8_t* packed) {
+  if (packs_as_q8_0(type)) {
+    const std::vector<uint8_t> q8_rows = q5_0_rows_as_q8_0(rows, out_features, in_features);
+    return pack_linear_weight_q8_0_blocks(q8_rows.data(), out_features, in_features, packed);
+  }
   const QuantLayout& layout = quant_layout(type);
   const GroupFormat format = group_format(type);
   const int64_t in_blocks = ceil_div(in_features, layout.values);
@@ -300,6 +329,7 @@ void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_
 
 void unpack_linear_row_blocks(QuantType type, const uint8_t* packed, int64_t in_features, int64_t row,
                               float* values) {
+  if (packs_as_q8_0(type)) return unpack_linear_row_q8_0(packed, in_features, row, values);
   const GroupFormat format = group_format(type);
   const int64_t in_groups = groups_per_row(type, in_features);
   const int64_t quant_offset = (format.offsets ? 2 : 1) * kPanelCols * 4;
@@ -321,6 +351,7 @@ void unpack_linear_row_blocks(QuantType type, const uint8_t* packed, int64_t in_
 
 void linear_packed_blocks(QuantType type, ConstMatrixView x, const uint8_t* packed, int64_t out_features,
                           const float* bias, MatrixView out, LinearQ8Path path) {
+  if (packs_as_q8_0(type)) return linear_packed_q8_0(x, packed, out_features, bias, out, path);
 #if defined(__x86_64__)
   if (type == QuantType::q4_0 && path == LinearQ8Path::avx512_vnni && cpu_has_avx512_vnni()) {
     const uint32_t* x_units = quantize_activations_q8_0(x);
