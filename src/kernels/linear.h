@@ -113,8 +113,11 @@ void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_
 void unpack_linear_row_blocks(QuantType type, const uint8_t* packed, int64_t in_features, int64_t row,
                               float* values);
 // Q5_0 is packed in Q8_0's format (its quants are Q8_0 quants in [-16, 15], same scale) and runs Q8_0's kernels.
-// path: Q4_0 and Q5_0 have an int8 path too (avx512_vnni: x rounded to Q8_0 blocks as for Q8_0, exact int32 block dot
-// products of the nibbles, llama.cpp's arithmetic per block); the other types, and f32, keep x in f32.
+// Whether a type has the int8 path (avx512_vnni: x rounded to Q8_0 blocks, exact int32 block dot products):
+// Q8_0, Q5_0, Q4_0, Q4_1, Q4_K; the others keep x in f32 on every path.
+bool has_int8_linear_path(QuantType type);
+// path: the types above take it where it is avx512_vnni (Q4_0 and Q5_0 with llama.cpp's arithmetic per block;
+// Q4_1 and Q4_K with their offsets applied per block as dx sum(qx) offset); the others, and f32, keep x in f32.
 void linear_packed_blocks(QuantType type, ConstMatrixView x, const uint8_t* packed, int64_t out_features,
                           const float* bias, MatrixView out, LinearQ8Path path);
 }  // namespace cpu

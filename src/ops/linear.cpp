@@ -55,12 +55,6 @@ kernels::cpu::LinearQ8Path q8_0_path() {
                                "blocks where the CPU has AVX512-VNNI, the default) or f32"));
 }
 
-// Whether ops::linear rounds the activations of this type's products to Q8_0 blocks (the int8 path).
-bool takes_int8_activations(WeightType type) {
-  return (type == WeightType::q8_0 || type == WeightType::q4_0 || type == WeightType::q5_0) &&
-         q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni;
-}
-
 constexpr WeightType kWeightTypes[] = {WeightType::f32,  WeightType::bf16, WeightType::q8_0, WeightType::q4_0,
                                        WeightType::q4_1, WeightType::q5_0, WeightType::q5_1, WeightType::q4_k,
                                        WeightType::q5_k, WeightType::q6_k};
@@ -80,6 +74,12 @@ std::optional<QuantType> block_type(WeightType type) {
     case WeightType::q6_k: return QuantType::q6_k;
   }
   return std::nullopt;
+}
+
+// Whether ops::linear rounds the activations of this type's products to Q8_0 blocks (the int8 path).
+bool takes_int8_activations(WeightType type) {
+  const std::optional<QuantType> quant = block_type(type);
+  return quant && kernels::cpu::has_int8_linear_path(*quant) && q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni;
 }
 
 void check_weight(const Tensor& weight) {

@@ -1,4 +1,4 @@
-// Q8_0 (and Q4_0, Q5_0) weights: llama.cpp's quantization; the f32-activation path (bit-equal to the f32 kernel
+// Q8_0 (and Q4_0, Q5_0, Q4_1, Q4_K) weights: llama.cpp's quantization; the f32-activation path (bit-equal to the f32 kernel
 // on the dequantized weight); the int8-activation path (avx512-vnni: activations rounded to Q8_0 blocks as
 // llama.cpp does) bit-equal to a scalar model of that arithmetic and within the activation rounding of the f64
 // reference; batch invariance of both.
@@ -66,11 +66,12 @@ struct Q8Rows {
   int64_t rows = 0, in = 0, blocks = 0;
   std::vector<float> scales;   // [rows, blocks] the f16 scale widened
   std::vector<int8_t> quants;  // [rows, blocks * 32], 0 past in
+  std::vector<float> offsets;  // [rows, blocks] w = scale q - offset (Q4_1, Q4_K), or empty
 };
 
 // Weight rows quantized by llama.cpp's reference quantizer (quantize_q8_0_block), with the file's 34-byte blocks.
 Q8Rows quantize_weight(const Tensor& weight, std::vector<uint8_t>& file_rows) {
-  Q8Rows w{weight.dim(0), weight.dim(1), (weight.dim(1) + 31) / 32, {}, {}};
+  Q8Rows w{weight.dim(0), weight.dim(1), (weight.dim(1) + 31) / 32, {}, {}, {}};
   w.scales.resize(static_cast<size_t>(w.rows * w.blocks));
   w.quants.resize(static_cast<size_t>(w.rows * w.blocks * 32));
   file_rows.assign(static_cast<size_t>(w.rows * w.blocks * 34), 0);
@@ -92,7 +93,7 @@ Q8Rows quantize_weight(const Tensor& weight, std::vector<uint8_t>& file_rows) {
 // llama.cpp's quantize_row_q8_0 on x86 (ggml-cpu/arch/x86/quants.c), in scalar code: per block of 32,
 // amax = max |x|, d = f16(amax / 127), q = nearest-even(x * (127 / amax)).
 Q8Rows quantize_activations(ConstMatrixView x) {
-  Q8Rows q{x.rows, x.cols, (x.cols + 31) / 32, {}, {}};
+  Q8Rows q{x.rows, x.cols, (x.cols + 31) / 32, {}, {}, {}};
   q.scales.resize(static_cast<size_t>(q.rows * q.blocks));
   q.quants.assign(static_cast<size_t>(q.rows * q.blocks * 32), 0);
   for (int64_t r = 0; r < q.rows; ++r) {
@@ -113,7 +114,8 @@ Q8Rows quantize_activations(ConstMatrixView x) {
 }
 
 // The int8 path's arithmetic in scalar code: per output, from the bias, acc = fma(float(dot), dx * dw, acc) with
-// dot the exact int32 dot product of block b's quants, b in order (llama.cpp's vec_dot_q8_0_q8_0 per block).
+// dot the exact int32 dot product of block b's quants, b in order (llama.cpp's vec_dot_q8_0_q8_0 per block); with
+// offsets, then acc = fma(-(dx * sum(qx)), offset, acc).
 Tensor int8_reference(const Q8Rows& x, const Q8Rows& w, const float* bias) {
   Tensor out({x.rows, w.rows});
   for (int64_t r = 0; r < x.rows; ++r) {
@@ -125,8 +127,13 @@ Tensor int8_reference(const Q8Rows& x, const Q8Rows& w, const float* bias) {
           dot += int32_t{x.quants[static_cast<size_t>((r * x.blocks + b) * 32 + k)]} *
                  int32_t{w.quants[static_cast<size_t>((o * w.blocks + b) * 32 + k)]};
         }
-        const float scale = x.scales[static_cast<size_t>(r * x.blocks + b)] * w.scales[static_cast<size_t>(o * w.blocks + b)];
-        acc = std::fma(static_cast<float>(dot), scale, acc);
+        const float dx = x.scales[static_cast<size_t>(r * x.blocks + b)];
+        acc = std::fma(static_cast<float>(dot), dx * w.scales[static_cast<size_t>(o * w.blocks + b)], acc);
+        if (!w.offsets.empty()) {
+          int32_t sum = 0;
+          for (int64_t k = 0; k < 32; ++k) sum += x.quants[static_cast<size_t>((r * x.blocks + b) * 32 + k)];
+          acc = std::fma(-(dx * static_cast<float>(sum)), w.offsets[static_cast<size_t>(o * w.blocks + b)], acc);
+        }
       }
       out.data<float>()[r * w.rows + o] = acc;
     }
@@ -224,7 +231,7 @@ TEST(LinearQ8_0, Int8PathExactOverTheWholeQuantRange) {
   std::mt19937 random(5);
   std::vector<uint8_t> file_rows(static_cast<size_t>(out * in / 32 * 34));
   for (auto& byte : file_rows) byte = static_cast<uint8_t>(random());
-  Q8Rows w{out, in, in / 32, {}, {}};
+  Q8Rows w{out, in, in / 32, {}, {}, {}};
   for (int64_t block = 0; block < out * in / 32; ++block) {
     uint8_t* bytes = file_rows.data() + block * 34;
     const uint16_t scale = f32_to_f16(std::ldexp(1.0f, static_cast<int>(random() % 8) - 10));
@@ -263,31 +270,41 @@ TEST(LinearQ8_0, Int8PathRoundsActivationsToNearestEven) {
   for (int64_t o = 0; o < count; ++o) EXPECT_EQ(actual.data<float>()[o], expected[o]) << values[o];
 }
 
-// Q4_0 and Q5_0 weights (random quant bits, finite scales) on the int8 path: llama.cpp's vec_dot_q4_0_q8_0 and
-// vec_dot_q5_0_q8_0 per block, bit-equal to the scalar model with q = nibble - 8 (q = 5 bits - 16), within the
-// activation bound of the f64 reference, and what ops::linear runs by default on this CPU.
-TEST(LinearQ8_0, Q4_0AndQ5_0Int8PathsEqualScalarModelAndAreWithinActivationRounding) {
+// The 4- and 5-bit types on the int8 path (random quant bits, finite scales and mins): Q4_0 and Q5_0 as llama.cpp's
+// vec_dot_q4_0_q8_0 / vec_dot_q5_0_q8_0 per block (q = nibble - 8, 5 bits - 16), Q4_1 and Q4_K with their per-32
+// offsets; bit-equal to the scalar model, within the activation bound of the f64 reference, and what ops::linear
+// runs by default on this CPU.
+TEST(LinearQ8_0, BlockTypesInt8PathsEqualScalarModelAndAreWithinActivationRounding) {
   if (!has_vnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI: the int8-activation path is not run here";
-  for (const QuantType type : {QuantType::q4_0, QuantType::q5_0}) {
-    const int64_t block_bytes = quant_layout(type).bytes;
+  for (const QuantType type : {QuantType::q4_0, QuantType::q5_0, QuantType::q4_1, QuantType::q4_k}) {
+    const QuantLayout& layout = quant_layout(type);
+    const bool with_offsets = type == QuantType::q4_1 || type == QuantType::q4_k;
     const ops::WeightType weight_type = ops::weight_type_of_blocks(dtype_of(type));
-    for (const Features features : {Features{32, 3}, Features{64, 96}, Features{320, 49}, Features{576, 40},
-                                    Features{1024, 100}}) {
+    const std::vector<Features> shapes =
+        layout.values == 256 ? std::vector<Features>{{256, 3}, {512, 96}, {1024, 49}}
+                             : std::vector<Features>{{32, 3}, {64, 96}, {320, 49}, {576, 40}, {1024, 100}};
+    for (const Features features : shapes) {
       Tensor blocks({features.out, features.in}, dtype_of(type));
       std::mt19937 random(static_cast<uint32_t>(features.in));
       auto* bytes = static_cast<uint8_t*>(blocks.raw_data());
       for (size_t i = 0; i < blocks.nbytes(); ++i) bytes[i] = static_cast<uint8_t>(random());
       std::uniform_real_distribution<float> scale_of(-0.05f, 0.05f);
-      Q8Rows w{features.out, features.in, features.in / 32, {}, {}};
-      for (int64_t block = 0; block < features.out * features.in / 32; ++block) {
-        const uint16_t scale = f32_to_f16(scale_of(random));
-        std::memcpy(bytes + block * block_bytes, &scale, 2);
-        float steps[1];
-        float offsets[1];
-        int8_t quants[32];
-        decode_block_groups(type, bytes + block * block_bytes, steps, offsets, quants);
-        w.scales.push_back(steps[0]);
-        w.quants.insert(w.quants.end(), quants, quants + 32);
+      Q8Rows w{features.out, features.in, features.in / 32, {}, {}, {}};
+      for (int64_t block = 0; block < features.out * features.in / layout.values; ++block) {
+        uint8_t* at = bytes + block * layout.bytes;
+        for (int half = 0; half < (with_offsets ? 2 : 1); ++half) {  // d (and m or dmin)
+          const uint16_t value = f32_to_f16(scale_of(random));
+          std::memcpy(at + 2 * half, &value, 2);
+        }
+        float steps[8];
+        float offsets[8];
+        int8_t quants[256];
+        decode_block_groups(type, at, steps, offsets, quants);
+        for (int64_t g = 0; g < layout.values / 32; ++g) {
+          w.scales.push_back(steps[g]);
+          if (with_offsets) w.offsets.push_back(offsets[g]);
+        }
+        w.quants.insert(w.quants.end(), quants, quants + layout.values);
       }
       const ops::PackedWeight packed(blocks);
       ASSERT_EQ(packed.type(), weight_type);
@@ -296,7 +313,7 @@ TEST(LinearQ8_0, Q4_0AndQ5_0Int8PathsEqualScalarModelAndAreWithinActivationRound
       for (const auto& length_case : testing::ragged_length_cases()) {
         const int64_t rows = NestedTensor::from_lengths(length_case.lengths, {features.in}).num_tokens();
         const Tensor x = testing::random_tensor({rows, features.in}, 21, -2.0f, 2.0f);
-        const std::string where = std::string(quant_layout(type).name) + " " + length_case.name + " in " +
+        const std::string where = std::string(layout.name) + " " + length_case.name + " in " +
                                   std::to_string(features.in);
         Tensor actual({rows, features.out});
         kernels::cpu::linear_packed_blocks(type, x.matrix(), static_cast<const uint8_t*>(packed.data()), features.out,

@@ -51,7 +51,7 @@ struct GroupFormat {
   bool nibbles;   // 4-bit quants, two inputs per byte
   bool offsets;   // a per-group offset (the types with a min)
   int bias;       // added to a stored nibble to get the centred quant (Q4_0: -8)
-  bool interleaved = false;  // Q4_0: nibbles in vpdpbusd's order (quant_position)
+  bool interleaved = false;  // Q4_0, Q4_1, Q4_K: nibbles in vpdpbusd's order (quant_position)
   int64_t chunk_bytes() const {
     return (offsets ? 2 : 1) * kPanelCols * 4 + group * kPanelCols / (nibbles ? 2 : 1);
   }
@@ -60,8 +60,8 @@ struct GroupFormat {
 GroupFormat group_format(QuantType type) {
   switch (type) {
     case QuantType::q4_0: return {32, true, false, -8, true};
-    case QuantType::q4_1: return {32, true, true, 0};
-    case QuantType::q4_k: return {32, true, true, 0};
+    case QuantType::q4_1:
+    case QuantType::q4_k: return {32, true, true, 0, true};
     case QuantType::q5_1: return {32, false, true, 0};
     case QuantType::q5_k: return {32, false, true, 0};
     case QuantType::q6_k: return {16, false, false, 0};
@@ -72,7 +72,7 @@ GroupFormat group_format(QuantType type) {
 }
 
 // Where input k of a group of output j sits: byte and nibble shift from the group's quants. Nibbles: row k / 2
-// of 48 bytes, low nibble for even k. Interleaved (Q4_0): 4 lanes of 48 x 32 bits; lane (k % 16) / 4, byte k % 4
+// of 48 bytes, low nibble for even k. Interleaved (the 4-bit types): 4 lanes of 48 x 32 bits; lane (k % 16) / 4, byte k % 4
 // of output j's 32 bits, low nibble for k < 16: so a lane masked with 0x0f (or shifted by 4) holds 4 consecutive
 // inputs per output as u8, what vpdpbusd multiplies (the int8 path below).
 struct QuantPosition {
@@ -161,7 +161,7 @@ const LinearTileKernel* tiles_for(QuantType type) {
   switch (type) {
     case QuantType::q4_0: return tiles_of<32, true, false, -8, true>();
     case QuantType::q4_1:
-    case QuantType::q4_k: return tiles_of<32, true, true, 0>();
+    case QuantType::q4_k: return tiles_of<32, true, true, 0, true>();
     case QuantType::q5_1:
     case QuantType::q5_k: return tiles_of<32, false, true, 0>();
     case QuantType::q6_k: return tiles_of<16, false, false, 0>();
@@ -172,22 +172,28 @@ const LinearTileKernel* tiles_for(QuantType type) {
 }
 
 #if defined(__x86_64__)
-// ---- Q4_0 with int8 activations (AVX512-VNNI), as llama.cpp's vec_dot_q4_0_q8_0 per block ----
+// ---- 4-bit types with int8 activations (AVX512-VNNI): Q4_0 as llama.cpp's vec_dot_q4_0_q8_0 per block; Q4_1 and
+// Q4_K (a step and an offset per group of 32) likewise ----
 // x rounded to Q8_0 blocks (linear_int8.h); per block, dot = sum over the 4 lanes of vpdpbusd(nibble, qx) for
-// the low and the high nibbles - 8 sum(qx) (the stored nibble is q + 8: the offset taken back per row, with no
-// byte of the weight added), exact in int32; acc = fma(float(dot), dx * step, acc), blocks in order.
+// the low and the high nibbles, exact in int32. Q4_0: the stored nibble is q + 8, so dot starts at -8 sum(qx) (the
+// offset taken back per row, with no byte of the weight added); acc = fma(float(dot), dx * step, acc). With an
+// offset (w = step q - offset, q = the nibble): then acc = fma(-(dx * sum(qx)), offset, acc): the exact value of
+// sum_k w_k dx qx_k up to those two roundings. (llama.cpp rounds x to Q8_1 for Q4_1 and to Q8_K blocks of 256 for
+// Q4_K; the activation error bound is the same half step per value.)
 constexpr int kVnniTileRows = 4;  // 4 x 3 int32 + 4 x 3 f32 accumulators + 6 nibble vectors + 2 broadcasts
 constexpr int64_t kVnniDepthBlock = 512;
-constexpr int64_t kQ4ChunkBytes = kPanelCols * 4 + 32 * kPanelCols / 2;
+template <bool kOffsets>
+constexpr int64_t kNibbleChunkBytes = (kOffsets ? 2 : 1) * kPanelCols * 4 + 32 * kPanelCols / 2;
 
-template <int kRows>
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void q4_0_vnni_tile(const void* x_data, int64_t x_stride,
-                                                                             const void* weights, int64_t depth,
-                                                                             const float* init, float* c,
-                                                                             int64_t c_stride) {
+template <int kRows, bool kOffsets>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void nibble_vnni_tile(const void* x_data, int64_t x_stride,
+                                                                               const void* weights, int64_t depth,
+                                                                               const float* init, float* c,
+                                                                               int64_t c_stride) {
   const auto* x = static_cast<const uint32_t*>(x_data);
   const auto* chunks = static_cast<const uint8_t*>(weights);
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+  constexpr int64_t kQuants = (kOffsets ? 2 : 1) * kPanelCols * 4;
   // The masked conversion below, all lanes on: the unmasked one trips GCC 12's -Wuninitialized inside
   // avx512fintrin.h when the file is built without -march=native.
   __m512 acc[kRows][3];
@@ -195,19 +201,20 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void q4_0_vnni_tile(const
     for (int v = 0; v < 3; ++v) acc[r][v] = _mm512_loadu_ps(init != nullptr ? init + v * 16 : c + r * c_stride + v * 16);
   }
   for (int64_t b = 0; b < ceil_div(depth, 32); ++b) {
-    const uint8_t* chunk = chunks + b * kQ4ChunkBytes;
+    const uint8_t* chunk = chunks + b * kNibbleChunkBytes<kOffsets>;
     const uint32_t* x_units = x + b * kInt8XBlockUnits;
     __m512i dot[kRows][3];
     for (int r = 0; r < kRows; ++r) {
-      // -8 sum(qx): a sixteenth of the stored -128 sum(qx), exactly.
-      const __m512i correction = _mm512_set1_epi32(static_cast<int32_t>(x_units[r * x_stride + 9]) / 16);
+      // Q4_0: -8 sum(qx), a sixteenth of the stored -128 sum(qx), exactly.
+      const __m512i correction =
+          _mm512_set1_epi32(kOffsets ? 0 : static_cast<int32_t>(x_units[r * x_stride + 9]) / 16);
       for (int v = 0; v < 3; ++v) dot[r][v] = correction;
     }
     for (int64_t lane = 0; lane < 4; ++lane) {
       __m512i low[3];
       __m512i high[3];
       for (int v = 0; v < 3; ++v) {
-        const __m512i bytes = _mm512_loadu_si512(chunk + kPanelCols * 4 + lane * kPanelCols * 4 + v * 64);
+        const __m512i bytes = _mm512_loadu_si512(chunk + kQuants + lane * kPanelCols * 4 + v * 64);
         low[v] = _mm512_and_si512(bytes, low_nibbles);
         high[v] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low_nibbles);
       }
@@ -220,10 +227,18 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void q4_0_vnni_tile(const
       }
     }
     for (int r = 0; r < kRows; ++r) {
-      const __m512 x_scale = _mm512_set1_ps(std::bit_cast<float>(x_units[r * x_stride + 8]));
+      const float dx = std::bit_cast<float>(x_units[r * x_stride + 8]);
+      const __m512 x_scale = _mm512_set1_ps(dx);
+      // dx sum(qx), sum(qx) from the stored -128 sum(qx) (exact for a finite block).
+      const __m512 x_sum =
+          _mm512_set1_ps(dx * static_cast<float>(-(static_cast<int32_t>(x_units[r * x_stride + 9]) / 128)));
       for (int v = 0; v < 3; ++v) {
         const __m512 step = _mm512_loadu_ps(reinterpret_cast<const float*>(chunk) + v * 16);
         acc[r][v] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xffff, dot[r][v]), _mm512_mul_ps(x_scale, step), acc[r][v]);
+        if constexpr (kOffsets) {
+          const __m512 offset = _mm512_loadu_ps(reinterpret_cast<const float*>(chunk) + kPanelCols + v * 16);
+          acc[r][v] = _mm512_fnmadd_ps(x_sum, offset, acc[r][v]);
+        }
       }
     }
   }
@@ -232,13 +247,15 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void q4_0_vnni_tile(const
   }
 }
 
-template <int... kRows>
-constexpr auto make_q4_0_vnni_tiles(std::integer_sequence<int, kRows...>) {
-  return std::array<LinearTileKernel, sizeof...(kRows)>{&q4_0_vnni_tile<kRows + 1>...};
+template <bool kOffsets, int... kRows>
+constexpr auto make_nibble_vnni_tiles(std::integer_sequence<int, kRows...>) {
+  return std::array<LinearTileKernel, sizeof...(kRows)>{&nibble_vnni_tile<kRows + 1, kOffsets>...};
 }
-constexpr auto kQ4VnniTiles = make_q4_0_vnni_tiles(std::make_integer_sequence<int, kVnniTileRows>{});
-using Q4VnniWeights =
-    Int8BlockWeights<kPanelCols, kQ4ChunkBytes, kVnniDepthBlock, kTaskRows, kMaxTaskPanels, kVnniTileRows, kQ4VnniTiles>;
+template <bool kOffsets>
+constexpr auto kNibbleVnniTiles = make_nibble_vnni_tiles<kOffsets>(std::make_integer_sequence<int, kVnniTileRows>{});
+template <bool kOffsets>
+using NibbleVnniWeights = Int8BlockWeights<kPanelCols, kNibbleChunkBytes<kOffsets>, kVnniDepthBlock, kTaskRows,
+                                           kMaxTaskPanels, kVnniTileRows, kNibbleVnniTiles<kOffsets>>;
 #endif
 
 struct GroupWeights : LinearInPlaceFormat<kPanelCols, kTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels> {
@@ -282,6 +299,20 @@ int64_t groups_per_row(QuantType type, int64_t in_features) {
 }
 
 }  // namespace
+
+bool has_int8_linear_path(QuantType type) {
+  switch (type) {
+    case QuantType::q8_0:
+    case QuantType::q5_0:  // as Q8_0
+    case QuantType::q4_0:
+    case QuantType::q4_1:
+    case QuantType::q4_k: return true;
+    case QuantType::q5_1:
+    case QuantType::q5_k:
+    case QuantType::q6_k: return false;
+  }
+  return false;
+}
 
 int64_t packed_linear_blocks_bytes(QuantType type, int64_t out_features, int64_t in_features) {
   if (packs_as_q8_0(type)) return packed_linear_q8_0_bytes(out_features, in_features);
@@ -353,9 +384,15 @@ void linear_packed_blocks(QuantType type, ConstMatrixView x, const uint8_t* pack
                           const float* bias, MatrixView out, LinearQ8Path path) {
   if (packs_as_q8_0(type)) return linear_packed_q8_0(x, packed, out_features, bias, out, path);
 #if defined(__x86_64__)
-  if (type == QuantType::q4_0 && path == LinearQ8Path::avx512_vnni && cpu_has_avx512_vnni()) {
+  if (has_int8_linear_path(type) && path == LinearQ8Path::avx512_vnni && cpu_has_avx512_vnni()) {
     const uint32_t* x_units = quantize_activations_q8_0(x);
-    LinearDriver<Q4VnniWeights>::run(Q4VnniWeights{packed, ceil_div(x.cols, 32), x_units}, x, out_features, bias, out);
+    if (type == QuantType::q4_0) {
+      using Weights = NibbleVnniWeights<false>;
+      LinearDriver<Weights>::run(Weights{packed, ceil_div(x.cols, 32), x_units}, x, out_features, bias, out);
+    } else {
+      using Weights = NibbleVnniWeights<true>;
+      LinearDriver<Weights>::run(Weights{packed, ceil_div(x.cols, 32), x_units}, x, out_features, bias, out);
+    }
     return;
   }
 #endif
