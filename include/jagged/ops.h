@@ -39,9 +39,9 @@ WeightType weight_type_of_blocks(DType dtype);
 // "f32", "bf16", "q8_0", "q4_0"...; InvalidArgument naming the choices otherwise.
 WeightType parse_weight_type(std::string_view name);
 // The kernel path ops::linear takes for a weight type on this CPU, e.g. "avx512-bf16" (chosen at run time).
-// q8_0, q4_0 and q5_0: "avx512-vnni" (activations rounded to Q8_0 blocks, int8 dot products, as llama.cpp) where
-// cpuid has AVX512-VNNI, unless the environment says JAGGED_Q8_ACTIVATIONS=f32 (activations stay f32, weights
-// dequantized in registers: bit-equal to the f32 kernel on the dequantized weight); read at each call.
+// q8_0, q4_0, q4_1, q4_k and q5_0: "avx512-vnni" (activations rounded to Q8_0 blocks, int8 dot products, as
+// llama.cpp) where cpuid has AVX512-VNNI, unless the environment says JAGGED_Q8_ACTIVATIONS=f32 (activations stay
+// f32, weights dequantized in registers: bit-equal to the f32 kernel on the dequantized weight); read at each call.
 std::string linear_path(WeightType type);
 // The relative error with which that path rounds activations before its products: 0 (kept f32), 2^-9 (bf16),
 // 1/254 (int8 blocks: half a step of max|x| / 127).
