@@ -262,21 +262,32 @@ TEST_F(ServerTest, BadRequestsGetOpenAIErrors) {
   EXPECT_EQ(post_json(port(), "/v1/completions", {{"prompt", "a"}, {"max_tokens", 2}}).status, 200);
 }
 
-// A client that goes away mid-stream: its request is cancelled and its KV blocks are free again.
-TEST_F(ServerTest, ClientGoneMidStreamFreesItsBlocks) {
-  const std::string before = metrics();
-  const double cancelled_before = testing::metric(before, "jagged_requests_finished_total{reason=\"cancelled\"}");
-  // 500 tokens one step at a time: far longer than the client stays.
-  ASSERT_TRUE(testing::start_stream_and_vanish(
-      port(), {{"prompt", "Once upon a time"}, {"max_tokens", 500}, {"ignore_eos", true}, {"stream", true}}));
+double cancelled_count(int port) {
+  return testing::metric(testing::http_request(port, "GET", "/metrics").body,
+                         "jagged_requests_finished_total{reason=\"cancelled\"}");
+}
+
+// After a client went away: nothing in flight or running (within 20 s), its KV blocks free again, one more
+// request finished as cancelled.
+void expect_cancelled_and_freed(int port, double cancelled_before) {
   std::string after;
   EXPECT_TRUE(testing::eventually([&] {
-    after = metrics();
+    after = testing::http_request(port, "GET", "/metrics").body;
     return testing::metric(after, "jagged_requests_in_flight") == 0;
   }, 20.0)) << after;
   EXPECT_EQ(testing::metric(after, "jagged_kv_blocks_used"), 0) << after;
   EXPECT_EQ(testing::metric(after, "jagged_requests_running"), 0) << after;
-  EXPECT_EQ(testing::metric(after, "jagged_requests_finished_total{reason=\"cancelled\"}"), cancelled_before + 1) << after;
+  EXPECT_EQ(testing::metric(after, "jagged_requests_finished_total{reason=\"cancelled\"}"), cancelled_before + 1)
+      << after;
+}
+
+// A client that goes away mid-stream: its request is cancelled and its KV blocks are free again.
+TEST_F(ServerTest, ClientGoneMidStreamFreesItsBlocks) {
+  const double cancelled_before = cancelled_count(port());
+  // 500 tokens one step at a time: far longer than the client stays.
+  ASSERT_TRUE(testing::start_stream_and_vanish(
+      port(), {{"prompt", "Once upon a time"}, {"max_tokens", 500}, {"ignore_eos", true}, {"stream", true}}));
+  expect_cancelled_and_freed(port(), cancelled_before);
 }
 
 TEST_F(ServerTest, MetricsExposeTheEngine) {
@@ -347,21 +358,15 @@ TEST(ServerLifecycle, ClientGoneBeforeAWholeAnswerCancelsIt) {
   server.start();
   server.load();
   const int port = server.port();
-  const auto metrics = [&] { return testing::http_request(port, "GET", "/metrics").body; };
-  const double cancelled_before = testing::metric(metrics(), "jagged_requests_finished_total{reason=\"cancelled\"}");
+  const double cancelled_before = cancelled_count(port);
   const int sock = testing::send_and_keep_open(
       port, "/v1/completions", {{"prompt", "Once upon a time"}, {"max_tokens", 500}, {"ignore_eos", true}});
   ASSERT_GE(sock, 0);
-  ASSERT_TRUE(testing::eventually([&] { return testing::metric(metrics(), "jagged_requests_running") == 1; }, 10.0));
+  ASSERT_TRUE(testing::eventually([&] {
+    return testing::metric(testing::http_request(port, "GET", "/metrics").body, "jagged_requests_running") == 1;
+  }, 10.0));
   ::close(sock);
-  std::string after;
-  EXPECT_TRUE(testing::eventually([&] {
-    after = metrics();
-    return testing::metric(after, "jagged_requests_in_flight") == 0;
-  }, 20.0)) << after;
-  EXPECT_EQ(testing::metric(after, "jagged_kv_blocks_used"), 0) << after;
-  EXPECT_EQ(testing::metric(after, "jagged_requests_finished_total{reason=\"cancelled\"}"), cancelled_before + 1)
-      << after;
+  expect_cancelled_and_freed(port, cancelled_before);
   server.shutdown();
 }
 
