@@ -106,6 +106,9 @@ TEST(Embedding, FromAPackedTableEqualsTheLookupInItsUnpackedValues) {
     Tensor out({2, dim});
     EXPECT_THROW(ops::embedding(Tensor::from_ints(std::vector<int32_t>{0, vocab_size}, {2}), packed, out),
                  InvalidArgument);
+    std::vector<float> row(static_cast<size_t>(dim));
+    EXPECT_THROW(packed.unpack_row(vocab_size, row.data()), InvalidArgument);
+    EXPECT_THROW(packed.unpack_row(-1, row.data()), InvalidArgument);
   }
   Tensor out({1, dim});
   EXPECT_THROW(ops::embedding(Tensor::from_ints(std::vector<int32_t>{0}, {1}), ops::PackedWeight(), out),

@@ -1,14 +1,13 @@
-// The GEMM for the GGUF block types other than Q8_0 (Q4_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K; Q5_0 is packed and run as
-// Q8_0, see packs_as_q8_0). At packing every
-// block is split into groups of 32 values (16 for Q6_K) with an f32 step and offset each (decode_block_groups:
-// w = step * q - offset) and the quants are laid out for the tile kernel like Q8_0's: per group of a 48-wide
-// panel, the 48 steps, the 48 offsets (types with a min only), then the quants one input at a time, 48 side by
-// side: as nibbles for the 4-bit types (row i of bytes holds inputs 2i in the low and 2i + 1 in the high
-// nibbles), int8 otherwise. The tile kernel dequantizes in registers: w = step * q (exact in f32) - offset (one
-// rounding, as gguf-py's dequantizer), then the f32 FMA chain: the result is bit for bit the f32 kernel's on the
-// dequantized weight, and the driver (linear_driver.h) keeps it batch-invariant. Memory: 0.63 B/value (Q4_0),
-// 0.75 (Q4_1, Q4_K), 1.06 (Q5_0, as Q8_0), 1.25 (Q5_1, Q5_K, Q6_K), against 4 for f32; activations stay f32, but for Q4_0
-// on the int8 path (AVX512-VNNI, below): x rounded to Q8_0 blocks and exact int32 block dot products.
+// The GEMM for the GGUF block types other than Q8_0 (Q4_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K; Q5_0 is packed and run
+// as Q8_0, see packs_as_q8_0). At packing every block is split into groups of 32 values (16 for Q6_K) with an f32
+// step and offset each (decode_block_groups: w = step * q - offset) and the quants are laid out for the tile
+// kernel: per group of a 48-wide panel, the 48 steps, the 48 offsets (types with a min only), then the quants, 48
+// outputs side by side: nibbles for the 4-bit types (4 inputs per 32-bit lane, vpdpbusd's order: quant_position),
+// one int8 per input otherwise. The f32 tile kernel dequantizes in registers: w = step * q (exact in f32) - offset
+// (one rounding, as gguf-py's dequantizer), then the f32 FMA chain: the result is bit for bit the f32 kernel's on
+// the dequantized weight, and the driver (linear_driver.h) keeps it batch-invariant. Memory: 0.63 B/value (Q4_0),
+// 0.75 (Q4_1, Q4_K), 1.06 (Q5_0, as Q8_0), 1.25 (Q5_1, Q5_K, Q6_K), against 4 for f32. The 4-bit types also have
+// an int8 path (AVX512-VNNI, below): x rounded to Q8_0 blocks and exact int32 block dot products.
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -48,10 +47,9 @@ static_assert(kPanelCols % kLanes == 0);
 // How a type's groups are stored.
 struct GroupFormat {
   int64_t group;  // values per group: 32, or 16 (Q6_K)
-  bool nibbles;   // 4-bit quants, two inputs per byte
+  bool nibbles;   // 4-bit quants, two inputs per byte, in vpdpbusd's order (quant_position)
   bool offsets;   // a per-group offset (the types with a min)
   int bias;       // added to a stored nibble to get the centred quant (Q4_0: -8)
-  bool interleaved = false;  // Q4_0, Q4_1, Q4_K: nibbles in vpdpbusd's order (quant_position)
   int64_t chunk_bytes() const {
     return (offsets ? 2 : 1) * kPanelCols * 4 + group * kPanelCols / (nibbles ? 2 : 1);
   }
@@ -59,9 +57,9 @@ struct GroupFormat {
 
 GroupFormat group_format(QuantType type) {
   switch (type) {
-    case QuantType::q4_0: return {32, true, false, -8, true};
+    case QuantType::q4_0: return {32, true, false, -8};
     case QuantType::q4_1:
-    case QuantType::q4_k: return {32, true, true, 0, true};
+    case QuantType::q4_k: return {32, true, true, 0};
     case QuantType::q5_1: return {32, false, true, 0};
     case QuantType::q5_k: return {32, false, true, 0};
     case QuantType::q6_k: return {16, false, false, 0};
@@ -71,29 +69,27 @@ GroupFormat group_format(QuantType type) {
   return {32, false, false, 0};
 }
 
-// Where input k of a group of output j sits: byte and nibble shift from the group's quants. Nibbles: row k / 2
-// of 48 bytes, low nibble for even k. Interleaved (the 4-bit types): 4 lanes of 48 x 32 bits; lane (k % 16) / 4, byte k % 4
-// of output j's 32 bits, low nibble for k < 16: so a lane masked with 0x0f (or shifted by 4) holds 4 consecutive
-// inputs per output as u8, what vpdpbusd multiplies (the int8 path below).
+// Where input k of a group of output j sits: byte and nibble shift from the group's quants. Nibbles: 4 lanes of
+// 48 x 32 bits; lane (k % 16) / 4, byte k % 4 of output j's 32 bits, low nibble for k < 16: so a lane masked with
+// 0x0f (or shifted by 4) holds 4 consecutive inputs per output as u8, what vpdpbusd multiplies (the int8 path
+// below). int8: row k of 48 bytes.
 struct QuantPosition {
   int64_t byte;
   int shift;
 };
 QuantPosition quant_position(const GroupFormat& format, int64_t k, int64_t j) {
-  if (format.interleaved) return {((k % 16) / 4) * kPanelCols * 4 + j * 4 + k % 4, static_cast<int>((k / 16) * 4)};
-  if (format.nibbles) return {(k / 2) * kPanelCols + j, static_cast<int>((k % 2) * 4)};
+  if (format.nibbles) return {((k % 16) / 4) * kPanelCols * 4 + j * 4 + k % 4, static_cast<int>((k / 16) * 4)};
   return {k * kPanelCols + j, 0};
 }
 
 // acc = init or the tile of c; acc += x[r, k] * (step q - offset)[k, :] for k < depth, groups from `weights`
 // (the depth block's first); c = acc.
-template <int kRows, int64_t kGroup, bool kNibbles, bool kOffsets, int kBias, bool kInterleaved>
+template <int kRows, int64_t kGroup, bool kNibbles, bool kOffsets, int kBias>
 void block_tile(const void* x_data, int64_t x_stride, const void* weights, int64_t depth, const float* init,
                 float* c, int64_t c_stride) {
   constexpr int64_t kChunkBytes = (kOffsets ? 2 : 1) * kPanelCols * 4 + kGroup * kPanelCols / (kNibbles ? 2 : 1);
   const FloatTag df;
   const hn::Rebind<int32_t, FloatTag> d32;
-  const hn::Rebind<uint8_t, FloatTag> du8;
   const hn::Rebind<int8_t, FloatTag> di8;
   const auto* x = static_cast<const float*>(x_data);
   const auto* chunks = static_cast<const uint8_t*>(weights);
@@ -116,15 +112,11 @@ void block_tile(const void* x_data, int64_t x_stride, const void* weights, int64
       FloatVec w[kVectors];
       for (int v = 0; v < kVectors; ++v) {
         FloatVec q;
-        if constexpr (kInterleaved) {
+        if constexpr (kNibbles) {
           const auto lanes = hn::LoadU(d32, reinterpret_cast<const int32_t*>(quants + ((k % 16) / 4) * kPanelCols * 4) +
                                                 v * kLanes);
           const auto nibble = hn::And(hn::ShiftRightSame(lanes, static_cast<int>(8 * (k % 4) + 4 * (k / 16))),
                                       hn::Set(d32, 0x0f));
-          q = hn::ConvertTo(df, hn::Add(nibble, hn::Set(d32, kBias)));
-        } else if constexpr (kNibbles) {
-          const auto bytes = hn::PromoteTo(d32, hn::LoadU(du8, quants + (k / 2) * kPanelCols + v * kLanes));
-          const auto nibble = (k % 2) != 0 ? hn::ShiftRight<4>(bytes) : hn::And(bytes, hn::Set(d32, 0x0f));
           q = hn::ConvertTo(df, hn::Add(nibble, hn::Set(d32, kBias)));
         } else {
           q = hn::ConvertTo(df, hn::PromoteTo(d32, hn::LoadU(di8, reinterpret_cast<const int8_t*>(quants) +
@@ -144,24 +136,23 @@ void block_tile(const void* x_data, int64_t x_stride, const void* weights, int64
   }
 }
 
-template <int64_t kGroup, bool kNibbles, bool kOffsets, int kBias, bool kInterleaved, int... kRows>
+template <int64_t kGroup, bool kNibbles, bool kOffsets, int kBias, int... kRows>
 constexpr auto make_tiles(std::integer_sequence<int, kRows...>) {
-  return std::array<LinearTileKernel, sizeof...(kRows)>{
-      &block_tile<kRows + 1, kGroup, kNibbles, kOffsets, kBias, kInterleaved>...};
+  return std::array<LinearTileKernel, sizeof...(kRows)>{&block_tile<kRows + 1, kGroup, kNibbles, kOffsets, kBias>...};
 }
 
-template <int64_t kGroup, bool kNibbles, bool kOffsets, int kBias, bool kInterleaved = false>
+template <int64_t kGroup, bool kNibbles, bool kOffsets, int kBias>
 const LinearTileKernel* tiles_of() {
   static constexpr auto kTiles =
-      make_tiles<kGroup, kNibbles, kOffsets, kBias, kInterleaved>(std::make_integer_sequence<int, kTileRows>{});
+      make_tiles<kGroup, kNibbles, kOffsets, kBias>(std::make_integer_sequence<int, kTileRows>{});
   return kTiles.data();
 }
 
 const LinearTileKernel* tiles_for(QuantType type) {
   switch (type) {
-    case QuantType::q4_0: return tiles_of<32, true, false, -8, true>();
+    case QuantType::q4_0: return tiles_of<32, true, false, -8>();
     case QuantType::q4_1:
-    case QuantType::q4_k: return tiles_of<32, true, true, 0, true>();
+    case QuantType::q4_k: return tiles_of<32, true, true, 0>();
     case QuantType::q5_1:
     case QuantType::q5_k: return tiles_of<32, false, true, 0>();
     case QuantType::q6_k: return tiles_of<16, false, false, 0>();
