@@ -193,6 +193,9 @@ WeightMap read_weights(const SourceMap& sources, const std::vector<ExpectedTenso
     const SourceTensor& found = sources.at(tensor.name);
     Tensor values = found.read();
     check_finite_weights(values, tensor.name, found.origin, source);
+    // The check read the tensor's pages; until the model packs it (and reads it again), they need not stay: with
+    // every page of the file resident before packing begins, the load would peak at file plus packed copy.
+    values.release_file_pages();
     weights.emplace(tensor.name, std::move(values));
   }
   return weights;

@@ -46,6 +46,21 @@ Tensor random_blocks(QuantType type, int64_t out, int64_t in, uint32_t seed) {
   return weight;
 }
 
+// Packed bytes per 32 values of a row: quants (4, 5, 6 or 8 bits as nibbles, fifth-bit masks or int8) and steps.
+int64_t packed_bytes_per_32_values(QuantType type) {
+  switch (type) {
+    case QuantType::q4_0: return 16 + 2;      // nibbles, f16 d: the file's 18
+    case QuantType::q5_0: return 16 + 4 + 2;  // nibbles, fifth bits, f16 d: the file's 22
+    case QuantType::q4_1: return 16 + 4;      // f16 d and m
+    case QuantType::q5_1: return 16 + 4 + 4;
+    case QuantType::q4_k: return 16 + 8;      // f32 step and offset per 32
+    case QuantType::q5_k: return 16 + 4 + 8;
+    case QuantType::q6_k: return 32 + 8;      // int8, an f32 step per 16
+    case QuantType::q8_0: return 32 + 2;
+  }
+  return 0;
+}
+
 TEST(LinearBlocks, KeptInTheirTypeAndUnpackToTheDequantizedWeight) {
   for (const QuantType type : kQuantTypes) {
     const int64_t in = 2 * quant_layout(type).values;
@@ -56,9 +71,9 @@ TEST(LinearBlocks, KeptInTheirTypeAndUnpackToTheDequantizedWeight) {
     dequantize_row(type, static_cast<const uint8_t*>(blocks.raw_data()), 50 * in, expected.data<float>());
     const Tensor unpacked = packed.unpack();
     EXPECT_EQ(std::memcmp(unpacked.raw_data(), expected.raw_data(), expected.nbytes()), 0) << quant_layout(type).name;
-    // Kept quantized: at most 1.25 bytes per value (int8 quants and an f32 step and offset per 32), over the 96
-    // rows of two 48-wide panels; f32 takes 4.
-    EXPECT_LE(static_cast<double>(packed.nbytes()), 1.25 * 96.0 * static_cast<double>(in)) << quant_layout(type).name;
+    // Kept quantized, over the 96 rows of two 48-wide panels: the file's bytes where the steps are the file's
+    // f16 (Q4_0, Q5_0; Q8_0 in its own format); an f16 or f32 step and offset per 32 otherwise; f32 takes 4.
+    EXPECT_EQ(packed.nbytes(), packed_bytes_per_32_values(type) * 96 * in / 32) << quant_layout(type).name;
   }
 }
 
@@ -91,7 +106,7 @@ TEST(LinearBlocks, MatchesReferenceAndF32KernelOnTheDequantizedWeight) {
 }
 
 TEST(LinearBlocks, RowResultIsIndependentOfBatchAndThreads) {
-  for (const QuantType type : {QuantType::q4_0, QuantType::q4_1, QuantType::q5_0, QuantType::q4_k, QuantType::q6_k}) {
+  for (const QuantType type : kQuantTypes) {
     const Tensor x = testing::random_tensor({300, 512}, 41);
     const ops::PackedWeight weight(random_blocks(type, 200, 512, 42));
     testing::expect_rows_independent_of_batch(weight, x, testing::random_tensor({200}, 43),

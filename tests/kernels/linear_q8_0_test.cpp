@@ -276,9 +276,10 @@ TEST(LinearQ8_0, Int8PathRoundsActivationsToNearestEven) {
 // runs by default on this CPU.
 TEST(LinearQ8_0, BlockTypesInt8PathsEqualScalarModelAndAreWithinActivationRounding) {
   if (!has_vnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI: the int8-activation path is not run here";
-  for (const QuantType type : {QuantType::q4_0, QuantType::q5_0, QuantType::q4_1, QuantType::q4_k}) {
+  for (const QuantType type : {QuantType::q4_0, QuantType::q5_0, QuantType::q4_1, QuantType::q5_1, QuantType::q4_k,
+                               QuantType::q5_k}) {
     const QuantLayout& layout = quant_layout(type);
-    const bool with_offsets = type == QuantType::q4_1 || type == QuantType::q4_k;
+    const bool with_offsets = type != QuantType::q4_0 && type != QuantType::q5_0;
     const ops::WeightType weight_type = ops::weight_type_of_blocks(dtype_of(type));
     const std::vector<Features> shapes =
         layout.values == 256 ? std::vector<Features>{{256, 3}, {512, 96}, {1024, 49}}
