@@ -4,10 +4,6 @@
 #include <cstring>
 #include <optional>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "core/quant_blocks.h"
 
 namespace jagged::models {
@@ -68,11 +64,6 @@ void own_file_backed(WeightMap& weights) {
     tensor.release_file_pages();
     tensor = std::move(copy);
   }
-#if defined(__GLIBC__)
-  // Packing's temporaries (file rows, fused parts) were freed into malloc's heap between long-lived packed weights:
-  // glibc keeps such holes resident (its mmap threshold rises after the first large free). Hand them back.
-  malloc_trim(0);
-#endif
 }
 
 Tensor slice_rows(const Tensor& tensor, int64_t begin, int64_t end) {

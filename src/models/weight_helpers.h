@@ -25,8 +25,7 @@ const Tensor& require_matrix(const WeightMap& weights, const std::string& name, 
 Tensor concat_rows(std::initializer_list<const Tensor*> parts);
 
 // Every tensor still borrowed from a file mapping replaced by its own copy, the mapping's pages released: after
-// loading, nothing reads the file again (pointers to the map's tensors stay valid); the heap freed by packing is
-// returned to the system.
+// loading, nothing reads the file again (pointers to the map's tensors stay valid).
 void own_file_backed(WeightMap& weights);
 
 // A fused projection (QKV, gate and up) packed for ops::linear: the parts' rows stacked into one packed weight when
