@@ -101,23 +101,20 @@ void linear_packed_q8_0(ConstMatrixView x, const uint8_t* packed, int64_t out_fe
                         MatrixView out, LinearQ8Path path);
 
 // The other GGUF block types (core/quant_blocks.h: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), repacked losslessly
-// for the kernel (linear_blocks.cpp): per panel of 48 output features and group of 32 inputs (16 for Q6_K), the
-// 48 f32 steps and offsets of decode_block_groups, then the quants input by input, 48 side by side (nibbles for
-// the 4-bit types, int8 otherwise); zero past out_features. Arithmetic: w = step * q - offset in registers (the
-// dequantized value exactly), then the f32 kernel's FMA chain in the shared driver: the result is linear_packed's
-// on the dequantized weight, bit for bit, so batch-invariant as it is. Activations stay f32.
+// for the kernel (linear_blocks.cpp): per panel of 48 output features and group of 32 inputs, the steps and
+// offsets of decode_block_groups (the file's f16 where it has them), the low 4 bits of the quants as nibbles, 48
+// outputs side by side, and their higher bits as byte masks; zero past out_features. At most the file's bytes per
+// value for Q4_0 and Q5_0, 1.0 for Q6_K.
 int64_t packed_linear_blocks_bytes(QuantType type, int64_t out_features, int64_t in_features);
 // rows: [out_features, quant_row_bytes(type, in_features)] bytes, the blocks of each row in order.
 void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_features, int64_t in_features,
                                uint8_t* packed);
 void unpack_linear_row_blocks(QuantType type, const uint8_t* packed, int64_t in_features, int64_t row,
                               float* values);
-// Q5_0 is packed in Q8_0's format (its quants are Q8_0 quants in [-16, 15], same scale) and runs Q8_0's kernels.
-// Whether a type has the int8 path (avx512_vnni: x rounded to Q8_0 blocks, exact int32 block dot products):
-// Q8_0, Q5_0, Q4_0, Q4_1, Q4_K; the others keep x in f32 on every path.
-bool has_int8_linear_path(QuantType type);
-// path: the types above take it where it is avx512_vnni (Q4_0 and Q5_0 with llama.cpp's arithmetic per block;
-// Q4_1 and Q4_K with their offsets applied per block as dx sum(qx) offset); the others, and f32, keep x in f32.
+// path avx512_vnni (where the CPU has it): x rounded to Q8_0 blocks, exact int32 block dot products (Q4_0 and Q5_0
+// with llama.cpp's arithmetic per block; offsets applied per block as dx sum(qx) offset; Q6_K per half block).
+// f32: w = step * q - offset in registers (the dequantized value exactly), then the f32 kernel's FMA chain in the
+// shared driver: linear_packed's result on the dequantized weight, bit for bit. Both batch-invariant.
 void linear_packed_blocks(QuantType type, ConstMatrixView x, const uint8_t* packed, int64_t out_features,
                           const float* bias, MatrixView out, LinearQ8Path path);
 }  // namespace cpu

@@ -79,7 +79,7 @@ std::optional<QuantType> block_type(WeightType type) {
 // Whether ops::linear rounds the activations of this type's products to Q8_0 blocks (the int8 path).
 bool takes_int8_activations(WeightType type) {
   const std::optional<QuantType> quant = block_type(type);
-  return quant && kernels::cpu::has_int8_linear_path(*quant) && q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni;
+  return quant && q8_0_path() == kernels::cpu::LinearQ8Path::avx512_vnni;  // every block type has the int8 path
 }
 
 void check_weight(const Tensor& weight) {

@@ -55,7 +55,7 @@ int64_t packed_bytes_per_32_values(QuantType type) {
     case QuantType::q5_1: return 16 + 4 + 4;
     case QuantType::q4_k: return 16 + 8;      // f32 step and offset per 32
     case QuantType::q5_k: return 16 + 4 + 8;
-    case QuantType::q6_k: return 32 + 8;      // int8, an f32 step per 16
+    case QuantType::q6_k: return 16 + 8 + 8;  // nibbles, two bit planes, an f32 step per 16
     case QuantType::q8_0: return 32 + 2;
   }
   return 0;

@@ -64,7 +64,7 @@ TEST(LinearQ8_0, QuantizesLikeLlamaCppWithinHalfAStep) {
 
 struct Q8Rows {
   int64_t rows = 0, in = 0, blocks = 0;
-  std::vector<float> scales;   // [rows, blocks] the f16 scale widened
+  std::vector<float> scales;   // [rows, blocks] the f16 scale widened; [rows, blocks, 2]: a scale per half (Q6_K)
   std::vector<int8_t> quants;  // [rows, blocks * 32], 0 past in
   std::vector<float> offsets;  // [rows, blocks] w = scale q - offset (Q4_1, Q4_K), or empty
 };
@@ -115,20 +115,24 @@ Q8Rows quantize_activations(ConstMatrixView x) {
 
 // The int8 path's arithmetic in scalar code: per output, from the bias, acc = fma(float(dot), dx * dw, acc) with
 // dot the exact int32 dot product of block b's quants, b in order (llama.cpp's vec_dot_q8_0_q8_0 per block); with
-// offsets, then acc = fma(-(dx * sum(qx)), offset, acc).
+// a scale per half block (Q6_K), the same per half, low half first; with offsets, then
+// acc = fma(-(dx * sum(qx)), offset, acc).
 Tensor int8_reference(const Q8Rows& x, const Q8Rows& w, const float* bias) {
   Tensor out({x.rows, w.rows});
   for (int64_t r = 0; r < x.rows; ++r) {
     for (int64_t o = 0; o < w.rows; ++o) {
       float acc = bias != nullptr ? bias[o] : 0.0f;
       for (int64_t b = 0; b < x.blocks; ++b) {
-        int32_t dot = 0;
-        for (int64_t k = 0; k < 32; ++k) {
-          dot += int32_t{x.quants[static_cast<size_t>((r * x.blocks + b) * 32 + k)]} *
-                 int32_t{w.quants[static_cast<size_t>((o * w.blocks + b) * 32 + k)]};
-        }
         const float dx = x.scales[static_cast<size_t>(r * x.blocks + b)];
-        acc = std::fma(static_cast<float>(dot), dx * w.scales[static_cast<size_t>(o * w.blocks + b)], acc);
+        const int64_t steps = static_cast<int64_t>(w.scales.size()) / (w.rows * w.blocks);  // 2: Q6_K's halves
+        for (int64_t s = 0; s < steps; ++s) {
+          int32_t dot = 0;
+          for (int64_t k = s * 32 / steps; k < (s + 1) * 32 / steps; ++k) {
+            dot += int32_t{x.quants[static_cast<size_t>((r * x.blocks + b) * 32 + k)]} *
+                   int32_t{w.quants[static_cast<size_t>((o * w.blocks + b) * 32 + k)]};
+          }
+          acc = std::fma(static_cast<float>(dot), dx * w.scales[static_cast<size_t>((o * w.blocks + b) * steps + s)], acc);
+        }
         if (!w.offsets.empty()) {
           int32_t sum = 0;
           for (int64_t k = 0; k < 32; ++k) sum += x.quants[static_cast<size_t>((r * x.blocks + b) * 32 + k)];
@@ -277,9 +281,9 @@ TEST(LinearQ8_0, Int8PathRoundsActivationsToNearestEven) {
 TEST(LinearQ8_0, BlockTypesInt8PathsEqualScalarModelAndAreWithinActivationRounding) {
   if (!has_vnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI: the int8-activation path is not run here";
   for (const QuantType type : {QuantType::q4_0, QuantType::q5_0, QuantType::q4_1, QuantType::q5_1, QuantType::q4_k,
-                               QuantType::q5_k}) {
+                               QuantType::q5_k, QuantType::q6_k}) {
     const QuantLayout& layout = quant_layout(type);
-    const bool with_offsets = type != QuantType::q4_0 && type != QuantType::q5_0;
+    const bool with_offsets = type != QuantType::q4_0 && type != QuantType::q5_0 && type != QuantType::q6_k;
     const ops::WeightType weight_type = ops::weight_type_of_blocks(dtype_of(type));
     const std::vector<Features> shapes =
         layout.values == 256 ? std::vector<Features>{{256, 3}, {512, 96}, {1024, 49}}
@@ -293,15 +297,15 @@ TEST(LinearQ8_0, BlockTypesInt8PathsEqualScalarModelAndAreWithinActivationRoundi
       Q8Rows w{features.out, features.in, features.in / 32, {}, {}, {}};
       for (int64_t block = 0; block < features.out * features.in / layout.values; ++block) {
         uint8_t* at = bytes + block * layout.bytes;
-        for (int half = 0; half < (with_offsets ? 2 : 1); ++half) {  // d (and m or dmin)
+        for (int half = 0; half < (with_offsets ? 2 : 1); ++half) {  // d (and m or dmin); Q6_K's d at 208
           const uint16_t value = f32_to_f16(scale_of(random));
-          std::memcpy(at + 2 * half, &value, 2);
+          std::memcpy(at + (type == QuantType::q6_k ? 208 : 2 * half), &value, 2);
         }
-        float steps[8];
-        float offsets[8];
+        float steps[16];
+        float offsets[16];
         int8_t quants[256];
         decode_block_groups(type, at, steps, offsets, quants);
-        for (int64_t g = 0; g < layout.values / 32; ++g) {
+        for (int64_t g = 0; g < layout.values / quant_group_values(type); ++g) {
           w.scales.push_back(steps[g]);
           if (with_offsets) w.offsets.push_back(offsets[g]);
         }

@@ -1,5 +1,5 @@
 // Activations rounded to Q8_0 blocks for the int8 dot-product paths (AVX512-VNNI) of the quantized GEMMs (Q8_0 in
-// linear_q8_0.cpp, Q4_0 in linear_blocks.cpp), as llama.cpp does for all its quantized types.
+// linear_q8_0.cpp, the other block types in linear_blocks.cpp), as llama.cpp does for all its quantized types.
 #pragma once
 
 #include <array>
@@ -13,9 +13,10 @@
 namespace jagged::kernels::cpu {
 
 // One row's block of 32 inputs, rounded: kInt8XBlockUnits 32-bit units: 8 units of 4 int8 quants qx (inputs 4u ..
-// 4u + 3 in unit u), the scale dx (f32 bits of the f16-rounded value), and -128 sum(qx) (the correction of a
-// weight stored as q + 128; a weight stored as q + 8 takes a sixteenth of it).
-inline constexpr int64_t kInt8XBlockUnits = 10;
+// 4u + 3 in unit u), the scale dx (f32 bits of the f16-rounded value), -128 sum(qx) (the correction of a
+// weight stored as q + 128; a weight stored as q + 8 takes a sixteenth of it), and the sum of qx over inputs
+// 0..15 (Q6_K's first sub-block, with a scale of its own).
+inline constexpr int64_t kInt8XBlockUnits = 11;
 
 // Whether this CPU runs the int8 paths (cpuid: AVX512F, AVX512BW, AVX512-VNNI).
 bool cpu_has_avx512_vnni();

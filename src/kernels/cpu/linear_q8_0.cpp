@@ -198,7 +198,9 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_activation_block(const
   target[8] = std::bit_cast<uint32_t>(scale);
   // -128 sum(qx) in wrapping u32 arithmetic: the same bits for finite x (|sum| <= 32 * 127), and no signed
   // overflow for a NaN block, whose conversions give INT_MIN (its scale is NaN: the row's outputs are NaN anyway).
-  target[9] = static_cast<uint32_t>(sum_of_lanes(_mm512_add_epi32(q0, q1))) * static_cast<uint32_t>(-128);
+  const auto low_sum = static_cast<uint32_t>(sum_of_lanes(q0));
+  target[9] = (low_sum + static_cast<uint32_t>(sum_of_lanes(q1))) * static_cast<uint32_t>(-128);
+  target[10] = low_sum;
 }
 
 // Every row rounded once per call, before the task loop (rounding per task would repeat it for every group of
