@@ -87,12 +87,13 @@ constexpr GroupFormat group_format(QuantType type) {
 // Where the nibble of input k of a group of output j sits: 4 lanes of 48 x 32 bits; lane (k % 16) / 4, byte
 // k % 4 of output j's 32 bits, low nibble for k < 16: so a lane masked with 0x0f (or shifted by 4) holds 4
 // consecutive inputs per output as u8, what vpdpbusd multiplies (the int8 path below).
+constexpr int64_t nibble_lane_begin(int64_t lane) { return lane * kPanelCols * 4; }
 struct QuantPosition {
   int64_t byte;
   int shift;
 };
 constexpr QuantPosition quant_position(int64_t k, int64_t j) {
-  return {((k % 16) / 4) * kPanelCols * 4 + j * 4 + k % 4, static_cast<int>((k / 16) * 4)};
+  return {nibble_lane_begin((k % 16) / 4) + j * 4 + k % 4, static_cast<int>((k / 16) * 4)};
 }
 
 // The 64-bit mask of bit plane `plane` (bit 4 + plane of the quant) holding input k's bit for output j, and the bit:
@@ -157,8 +158,8 @@ void block_tile(const void* x_data, int64_t x_stride, const void* weights, int64
     for (int64_t k = 0; k < count; ++k) {
       FloatVec w[kVectors];
       for (int v = 0; v < kVectors; ++v) {
-        const auto lanes = hn::LoadU(du32, reinterpret_cast<const uint32_t*>(nibbles + quant_position(k - k % 4, 0).byte) +
-                                               v * kLanes);
+        const auto lanes =
+            hn::LoadU(du32, reinterpret_cast<const uint32_t*>(nibbles + nibble_lane_begin((k % 16) / 4)) + v * kLanes);
         auto q = hn::And(hn::ShiftRightSame(lanes, static_cast<int>(8 * (k % 4) + 4 * (k / 16))), hn::Set(du32, 0x0fu));
         for (int plane = 0; plane < kFormat.high_bits; ++plane) {
           uint32_t words[2];
@@ -236,7 +237,7 @@ __attribute__((target("avx512f"))) __m512 load_steps_512(const uint8_t* chunk, i
 // their high bits.
 template <GroupFormat kFormat>
 __attribute__((target("avx512f,avx512bw"))) __m512i stored_quants(const uint8_t* chunk, int64_t lane, int half, int v) {
-  const __m512i bytes = _mm512_loadu_si512(chunk + kFormat.nibbles_begin() + quant_position(lane * 4, v * 16).byte);
+  const __m512i bytes = _mm512_loadu_si512(chunk + kFormat.nibbles_begin() + nibble_lane_begin(lane) + v * 64);
   __m512i quants = _mm512_and_si512(half == 0 ? bytes : _mm512_srli_epi16(bytes, 4), _mm512_set1_epi8(0x0f));
   for (int plane = 0; plane < kFormat.high_bits; ++plane) {
     uint64_t mask = 0;
