@@ -176,6 +176,34 @@ void dequantize_block(QuantType type, const uint8_t* block, float* values) {
 
 int64_t quant_group_values(QuantType type) { return type == QuantType::q6_k ? 16 : 32; }
 
+KBlockScales k_block_scales(QuantType type, const uint8_t* block) {
+  KBlockScales scales;
+  switch (type) {
+    case QuantType::q4_k:
+    case QuantType::q5_k:
+      std::memcpy(&scales.d, block, 2);
+      std::memcpy(&scales.dmin, block + 2, 2);
+      for (int j = 0; j < 8; ++j) {
+        int scale = 0;
+        int min = 0;
+        k_scale_min(block + 4, j, scale, min);
+        scales.sub_scales[j] = static_cast<int8_t>(scale);  // 6 bits
+        scales.sub_mins[j] = static_cast<int8_t>(min);
+      }
+      return scales;
+    case QuantType::q6_k:
+      std::memcpy(&scales.d, block + 208, 2);
+      std::memcpy(scales.sub_scales, block + 192, 16);
+      return scales;
+    case QuantType::q4_0:
+    case QuantType::q4_1:
+    case QuantType::q5_0:
+    case QuantType::q5_1:
+    case QuantType::q8_0: break;
+  }
+  throw InvalidArgument(concat(quant_layout(type).name, " has no super-blocks"));
+}
+
 void decode_block_groups(QuantType type, const uint8_t* block, float* steps, float* offsets, int8_t* quants) {
   switch (type) {
     case QuantType::q4_0:
@@ -208,16 +236,14 @@ void decode_block_groups(QuantType type, const uint8_t* block, float* steps, flo
     }
     case QuantType::q4_k:
     case QuantType::q5_k: {
-      const float d = half(block);
-      const float dmin = half(block + 2);
+      const KBlockScales scales = k_block_scales(type, block);
+      const float d = f16_to_f32(scales.d);
+      const float dmin = f16_to_f32(scales.dmin);
       const uint8_t* qh = type == QuantType::q5_k ? block + 16 : nullptr;
       const uint8_t* qs = block + (qh != nullptr ? 48 : 16);
       for (int j = 0; j < 8; ++j) {
-        int scale = 0;
-        int min = 0;
-        k_scale_min(block + 4, j, scale, min);
-        steps[j] = d * static_cast<float>(scale);
-        offsets[j] = dmin * static_cast<float>(min);
+        steps[j] = d * static_cast<float>(scales.sub_scales[j]);
+        offsets[j] = dmin * static_cast<float>(scales.sub_mins[j]);
         for (int i = 0; i < 32; ++i) {
           int q = (qs[(j / 2) * 32 + i] >> ((j % 2) * 4)) & 0x0f;
           if (qh != nullptr) q |= ((qh[i] >> j) & 1) << 4;
@@ -227,10 +253,10 @@ void decode_block_groups(QuantType type, const uint8_t* block, float* steps, flo
       return;
     }
     case QuantType::q6_k: {
-      const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
-      const float d = half(block + 208);
+      const KBlockScales scales = k_block_scales(type, block);
+      const float d = f16_to_f32(scales.d);
       for (int g = 0; g < 16; ++g) {
-        steps[g] = d * static_cast<float>(scales[g]);
+        steps[g] = d * static_cast<float>(scales.sub_scales[g]);
         offsets[g] = 0.0f;
       }
       for (int e = 0; e < 256; ++e) {

@@ -54,6 +54,17 @@ void dequantize_block(QuantType type, const uint8_t* block, float* values);
 int64_t quant_group_values(QuantType type);
 void decode_block_groups(QuantType type, const uint8_t* block, float* steps, float* offsets, int8_t* quants);
 
+// A K block's steps and offsets as their factors (decode_block_groups' step g = d * sub_scales[g], offset
+// g = dmin * sub_mins[g], each product exact in f32): d and dmin as the file's f16 bits, the 6-bit (Q4_K, Q5_K:
+// 8 of them) or int8 (Q6_K: 16, no mins) sub-block factors. InvalidArgument for a type without super-blocks.
+struct KBlockScales {
+  uint16_t d = 0;
+  uint16_t dmin = 0;
+  int8_t sub_scales[16] = {};
+  int8_t sub_mins[8] = {};
+};
+KBlockScales k_block_scales(QuantType type, const uint8_t* block);
+
 // A row of `count` weights (a multiple of the block's values) -> floats.
 void dequantize_row(QuantType type, const uint8_t* blocks, int64_t count, float* values);
 

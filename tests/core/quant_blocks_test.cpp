@@ -103,6 +103,34 @@ TEST(QuantBlocks, LayoutsMatchGgml) {
   EXPECT_THROW(quantize_block(QuantType::q4_k, nullptr, 0, nullptr), InvalidArgument);
 }
 
+// The K types' factors give back every dequantized value, bit for bit: w = (d sub_scale) q - (dmin sub_min), the
+// products exact in f32 (the packed weights store the factors and multiply them in registers). dequantize_block
+// is separate code (checked against gguf-py).
+TEST(QuantBlocks, KBlockScalesGiveTheDequantizedValues) {
+  for (const QuantType type : {QuantType::q4_k, QuantType::q5_k, QuantType::q6_k}) {
+    const std::vector<uint8_t> blocks = random_blocks(type, 8, 13);
+    for (int64_t b = 0; b < 8; ++b) {
+      const uint8_t* block = blocks.data() + b * quant_layout(type).bytes;
+      float steps[16];
+      float offsets[16];
+      int8_t quants[256];
+      decode_block_groups(type, block, steps, offsets, quants);
+      float expected[256];
+      dequantize_block(type, block, expected);
+      const KBlockScales scales = k_block_scales(type, block);
+      for (int64_t i = 0; i < 256; ++i) {
+        const int64_t g = i / quant_group_values(type);
+        const float step = f16_to_f32(scales.d) * static_cast<float>(scales.sub_scales[g]);
+        const float offset =
+            type == QuantType::q6_k ? 0.0f : f16_to_f32(scales.dmin) * static_cast<float>(scales.sub_mins[g]);
+        const float value = step * static_cast<float>(quants[i]) - offset;
+        EXPECT_EQ(std::memcmp(&value, &expected[i], 4), 0) << quant_layout(type).name << " value " << i;
+      }
+    }
+  }
+  EXPECT_THROW(k_block_scales(QuantType::q4_0, nullptr), InvalidArgument);
+}
+
 TEST(QuantBlocks, DequantizesBitExactlyAsGgufPy) {
   JAGGED_REQUIRE_GGUF_PY();
   const int64_t count = 64;

@@ -53,9 +53,9 @@ int64_t packed_bytes_per_32_values(QuantType type) {
     case QuantType::q5_0: return 16 + 4 + 2;  // nibbles, fifth bits, f16 d: the file's 22
     case QuantType::q4_1: return 16 + 4;      // f16 d and m
     case QuantType::q5_1: return 16 + 4 + 4;
-    case QuantType::q4_k: return 16 + 8;      // f32 step and offset per 32
-    case QuantType::q5_k: return 16 + 4 + 8;
-    case QuantType::q6_k: return 16 + 8 + 8;  // nibbles, two bit planes, an f32 step per 16
+    case QuantType::q4_k: return 16 + 6;      // f16 d and dmin, int8 scale and min per 32
+    case QuantType::q5_k: return 16 + 4 + 6;
+    case QuantType::q6_k: return 16 + 8 + 4;  // nibbles, two bit planes, f16 d, an int8 scale per 16
     case QuantType::q8_0: return 32 + 2;
   }
   return 0;
@@ -71,8 +71,8 @@ TEST(LinearBlocks, KeptInTheirTypeAndUnpackToTheDequantizedWeight) {
     dequantize_row(type, static_cast<const uint8_t*>(blocks.raw_data()), 50 * in, expected.data<float>());
     const Tensor unpacked = packed.unpack();
     EXPECT_EQ(std::memcmp(unpacked.raw_data(), expected.raw_data(), expected.nbytes()), 0) << quant_layout(type).name;
-    // Kept quantized, over the 96 rows of two 48-wide panels: the file's bytes where the steps are the file's
-    // f16 (Q4_0, Q5_0; Q8_0 in its own format); an f16 or f32 step and offset per 32 otherwise; f32 takes 4.
+    // Kept quantized, over the 96 rows of two 48-wide panels: the file's bytes for Q4_0 and Q5_0 (and Q8_0, in
+    // its own format), the file's scale factors per 32 values for the others; f32 takes 4.
     EXPECT_EQ(packed.nbytes(), packed_bytes_per_32_values(type) * 96 * in / 32) << quant_layout(type).name;
   }
 }

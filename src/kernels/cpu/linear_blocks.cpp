@@ -1,15 +1,15 @@
 // The GEMM for the GGUF block types other than Q8_0 (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K). At packing every
 // block is split into groups of 32 values with a step and an offset (decode_block_groups: w = step * q - offset;
-// Q6_K: a step per half group of 16) and laid out for the tile kernels: per group of a 48-wide panel, the 48
-// steps (Q6_K: 2 x 48), the 48 offsets (types with a min only), the low 4 bits of the quants of the 48 outputs
-// side by side, then the bits above them.
-// - Steps and offsets are the file's f16 where the block holds them so (Q4_0, Q4_1, Q5_0, Q5_1: d and m), f32
-//   where they are products (the K types: d * scale, dmin * min, exact in f32 but not in f16).
+// Q6_K: a step per half group of 16) and laid out for the tile kernels: per group of a 48-wide panel, the steps
+// and offsets of the 48 outputs, the low 4 bits of their quants side by side, then the bits above them.
+// - Steps and offsets as the file holds them: its f16 d and m (Q4_0, Q4_1, Q5_0, Q5_1); for the K types the
+//   super-block's f16 d and dmin and the int8 sub-block scale and min, multiplied in registers (an exact product,
+//   decode_block_groups' value).
 // - The low 4 bits are nibbles, 4 inputs per 32-bit lane in vpdpbusd's order (quant_position); each higher bit
 //   (bit 4 of the 5-bit types, bits 4 and 5 of Q6_K) is one bit of a 64-bit byte mask per (lane, nibble half,
 //   16 outputs) (high_bit_position): the int8 kernel adds 16 (or 32) to the bytes a mask selects, one masked add.
-// Memory per value: 0.56 B (Q4_0, as the file), 0.63 (Q4_1), 0.69 (Q5_0, as the file), 0.75 (Q5_1, Q4_K),
-// 0.88 (Q5_K), 1.0 (Q6_K), against 4 for f32.
+// Memory per value: 0.56 B (Q4_0, the file's), 0.63 (Q4_1), 0.69 (Q5_0, the file's; Q4_K), 0.75 (Q5_1),
+// 0.81 (Q5_K), 0.88 (Q6_K), against 4 for f32.
 // Two tile kernels read the same bytes. f32: w = step * q (exact in f32) - offset (one rounding, as gguf-py's
 // dequantizer) in registers, then the f32 FMA chain: bit for bit the f32 kernel's result on the dequantized weight.
 // int8 (AVX512-VNNI): x rounded to Q8_0 blocks and exact int32 block dot products (below). The driver
@@ -58,27 +58,33 @@ static_assert(kPanelCols % kLanes == 0 && kPanelCols % kMaskOutputs == 0 && kMas
 
 // How a type's groups are stored (a structural type: the tile kernels take it as a template argument).
 struct GroupFormat {
-  int high_bits;    // bits above the nibble: 0, 1 (5-bit types) or 2 (Q6_K)
-  int steps;        // 1, or 2 (Q6_K: the low nibbles, inputs 0..15, have a step of their own)
-  bool offsets;     // a per-group offset (the types with a min)
-  bool half_steps;  // steps and offsets as f16 (the file's d and m), else f32
-  int bias;         // added to the stored quant to get decode_block_groups' q (Q4_0: -8, Q5_0: -16, Q6_K: -32)
-  constexpr int64_t step_bytes() const { return (half_steps ? 2 : 4) * kPanelCols; }
-  constexpr int64_t offsets_begin() const { return steps * step_bytes(); }
-  constexpr int64_t nibbles_begin() const { return offsets_begin() + (offsets ? step_bytes() : 0); }
+  int high_bits;       // bits above the nibble: 0, 1 (5-bit types) or 2 (Q6_K)
+  int steps;           // 1, or 2 (Q6_K: the low nibbles, inputs 0..15, have a step of their own)
+  bool offsets;        // a per-group offset (the types with a min)
+  bool scaled_steps;   // the K types: steps (offsets) as f16 d (dmin) times an int8 sub-scale (min), else f16
+  int bias;            // added to the stored quant to get decode_block_groups' q (Q4_0: -8, Q5_0: -16, Q6_K: -32)
+  constexpr int parts() const { return steps + (offsets ? 1 : 0); }  // steps, then the offset
+  // Part p's f16 values (its d or dmin for scaled steps: part 0 and, with offsets, the last) and int8 factors.
+  constexpr int64_t half_begin(int part) const {
+    return (scaled_steps ? (part < steps ? 0 : 1) : part) * kPanelCols * 2;
+  }
+  constexpr int64_t factors_begin(int part) const {
+    return (offsets ? 2 : 1) * kPanelCols * 2 + part * kPanelCols;
+  }
+  constexpr int64_t nibbles_begin() const { return scaled_steps ? factors_begin(parts()) : parts() * kPanelCols * 2; }
   constexpr int64_t high_bits_begin() const { return nibbles_begin() + kNibbleBytes; }
   constexpr int64_t chunk_bytes() const { return high_bits_begin() + high_bits * kMaskBytes; }
 };
 
 constexpr GroupFormat group_format(QuantType type) {
   switch (type) {
-    case QuantType::q4_0: return {0, 1, false, true, -8};
-    case QuantType::q5_0: return {1, 1, false, true, -16};
-    case QuantType::q4_1: return {0, 1, true, true, 0};
-    case QuantType::q5_1: return {1, 1, true, true, 0};
-    case QuantType::q4_k: return {0, 1, true, false, 0};
-    case QuantType::q5_k: return {1, 1, true, false, 0};
-    case QuantType::q6_k: return {2, 2, false, false, -32};
+    case QuantType::q4_0: return {0, 1, false, false, -8};
+    case QuantType::q5_0: return {1, 1, false, false, -16};
+    case QuantType::q4_1: return {0, 1, true, false, 0};
+    case QuantType::q5_1: return {1, 1, true, false, 0};
+    case QuantType::q4_k: return {0, 1, true, true, 0};
+    case QuantType::q5_k: return {1, 1, true, true, 0};
+    case QuantType::q6_k: return {2, 2, false, true, -32};
     case QuantType::q8_0: break;  // linear_q8_0.cpp
   }
   return {0, 1, false, false, 0};
@@ -109,16 +115,20 @@ constexpr HighBitPosition high_bit_position(int plane, int64_t k, int64_t j) {
           static_cast<int>(4 * (j % kMaskOutputs) + k % 4)};
 }
 
-// kVectors vectors of 48 steps (or offsets) from slot `first` of a chunk, f16 or f32 as the format stores them.
+// kVectors vectors of part `part` of a chunk (a step, or the offset): the f16 values, times the int8 factors for
+// scaled steps (an exact product, as decode_block_groups').
 template <GroupFormat kFormat>
-void load_steps(const uint8_t* chunk, int64_t first, FloatVec* out) {
+void load_part(const uint8_t* chunk, int part, FloatVec* out) {
   const FloatTag df;
+  const hn::Rebind<hwy::float16_t, FloatTag> dh;
+  const hn::Rebind<int8_t, FloatTag> di8;
+  const hn::Rebind<int32_t, FloatTag> d32;
   for (int v = 0; v < kVectors; ++v) {
-    if constexpr (kFormat.half_steps) {
-      const hn::Rebind<hwy::float16_t, FloatTag> dh;
-      out[v] = hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(chunk) + first + v * kLanes));
-    } else {
-      out[v] = hn::LoadU(df, reinterpret_cast<const float*>(chunk) + first + v * kLanes);
+    out[v] = hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(chunk + kFormat.half_begin(part)) +
+                                                 v * kLanes));
+    if constexpr (kFormat.scaled_steps) {
+      const auto factors = hn::LoadU(di8, reinterpret_cast<const int8_t*>(chunk + kFormat.factors_begin(part)) + v * kLanes);
+      out[v] = hn::Mul(out[v], hn::ConvertTo(df, hn::PromoteTo(d32, factors)));
     }
   }
 }
@@ -151,8 +161,8 @@ void block_tile(const void* x_data, int64_t x_stride, const void* weights, int64
     const uint8_t* chunk = chunks + group_begin / kGroup * kFormat.chunk_bytes();
     FloatVec step[kFormat.steps][kVectors];
     FloatVec offset[kVectors];
-    for (int s = 0; s < kFormat.steps; ++s) load_steps<kFormat>(chunk, s * kPanelCols, step[s]);
-    if constexpr (kFormat.offsets) load_steps<kFormat>(chunk, kFormat.steps * kPanelCols, offset);
+    for (int s = 0; s < kFormat.steps; ++s) load_part<kFormat>(chunk, s, step[s]);
+    if constexpr (kFormat.offsets) load_part<kFormat>(chunk, kFormat.steps, offset);
     const uint8_t* nibbles = chunk + kFormat.nibbles_begin();
     const int64_t count = std::min(kGroup, depth - group_begin);
     for (int64_t k = 0; k < count; ++k) {
@@ -223,14 +233,14 @@ const LinearTileKernel* tiles_for(QuantType type) {
 constexpr int kVnniTileRows = 4;  // 4 x 3 int32 + 4 x 3 f32 accumulators + 6 nibble vectors + 2 broadcasts
 constexpr int64_t kVnniDepthBlock = 512;
 
-// 16 steps (or offsets) from slot `first`, f16 or f32 as the format stores them.
+// Outputs 16 v .. 16 v + 15 of part `part` (a step, or the offset): as load_part.
 template <GroupFormat kFormat>
-__attribute__((target("avx512f"))) __m512 load_steps_512(const uint8_t* chunk, int64_t first) {
-  if constexpr (kFormat.half_steps) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk + first * 2)));
-  } else {
-    return _mm512_loadu_ps(reinterpret_cast<const float*>(chunk) + first);
-  }
+__attribute__((target("avx512f"))) __m512 load_part_512(const uint8_t* chunk, int part, int v) {
+  const __m512 halves =
+      _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk + kFormat.half_begin(part) + v * 32)));
+  if constexpr (!kFormat.scaled_steps) return halves;
+  const __m128i factors = _mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk + kFormat.factors_begin(part) + v * 16));
+  return _mm512_mul_ps(halves, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(factors)));
 }
 
 // The u8 quants of nibble lane `lane`, low (half 0) or high nibbles, outputs 16 v .. 16 v + 15: the nibbles plus
@@ -314,11 +324,11 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void nibble_vnni_tile(con
         for (int v = 0; v < 3; ++v) {
           // The masked conversion, all lanes on: the unmasked one trips GCC 12's -Wuninitialized inside
           // avx512fintrin.h when the file is built without -march=native.
-          const __m512 step = load_steps_512<kFormat>(chunk, pass * kPanelCols + v * 16);
+          const __m512 step = load_part_512<kFormat>(chunk, pass, v);
           acc[r][v] =
               _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xffff, dot[r][v]), _mm512_mul_ps(x_scale, step), acc[r][v]);
           if constexpr (kFormat.offsets) {
-            acc[r][v] = _mm512_fnmadd_ps(x_sum, load_steps_512<kFormat>(chunk, kPanelCols + v * 16), acc[r][v]);
+            acc[r][v] = _mm512_fnmadd_ps(x_sum, load_part_512<kFormat>(chunk, kFormat.steps, v), acc[r][v]);
           }
         }
       }
@@ -381,29 +391,40 @@ int64_t groups_per_row(QuantType type, int64_t in_features) {
   return quant_row_bytes(type, in_features) / quant_layout(type).bytes * quant_layout(type).values / kGroup;
 }
 
-// A step or offset into slot `slot` of the chunk, f16 (exact: the file's f16 value) or f32.
-void store_step(const GroupFormat& format, float value, uint8_t* chunk, int64_t slot) {
-  if (format.half_steps) {
-    const uint16_t bits = f32_to_f16(value);
-    std::memcpy(chunk + slot * 2, &bits, 2);
-  } else {
-    std::memcpy(chunk + slot * 4, &value, 4);
-  }
+// Part `part` of output j (a step, or the offset): its f16 value and, for scaled steps, its int8 factor.
+void store_part(const GroupFormat& format, uint8_t* chunk, int part, int64_t j, uint16_t half_bits, int8_t factor) {
+  std::memcpy(chunk + format.half_begin(part) + j * 2, &half_bits, 2);
+  if (format.scaled_steps) chunk[format.factors_begin(part) + j] = static_cast<uint8_t>(factor);
 }
-float load_step(const GroupFormat& format, const uint8_t* chunk, int64_t slot) {
-  if (format.half_steps) {
-    uint16_t bits = 0;
-    std::memcpy(&bits, chunk + slot * 2, 2);
-    return f16_to_f32(bits);
-  }
-  float value = 0.0f;
-  std::memcpy(&value, chunk + slot * 4, 4);
-  return value;
+float part_value(const GroupFormat& format, const uint8_t* chunk, int part, int64_t j) {
+  uint16_t half_bits = 0;
+  std::memcpy(&half_bits, chunk + format.half_begin(part) + j * 2, 2);
+  const float value = f16_to_f32(half_bits);
+  if (!format.scaled_steps) return value;
+  return value * static_cast<float>(static_cast<int8_t>(chunk[format.factors_begin(part) + j]));  // exact
 }
 
-// The step slot of input k of output j (two steps: one per nibble half).
-int64_t step_slot(const GroupFormat& format, int64_t k, int64_t j) {
-  return (format.steps == 2 ? k / 16 : 0) * kPanelCols + j;
+// Group g of a block into its chunk, output j: steps and offset, nibbles, high bits.
+void pack_group(QuantType type, const GroupFormat& format, const uint8_t* block, int64_t g, const float* steps,
+                const float* offsets, const int8_t* quants, int64_t j, uint8_t* chunk) {
+  if (format.scaled_steps) {
+    const KBlockScales scales = k_block_scales(type, block);
+    for (int s = 0; s < format.steps; ++s) store_part(format, chunk, s, j, scales.d, scales.sub_scales[g * format.steps + s]);
+    if (format.offsets) store_part(format, chunk, format.steps, j, scales.dmin, scales.sub_mins[g]);
+  } else {  // one step (the file's d) and offset (-m) per group, exact in f16
+    store_part(format, chunk, 0, j, f32_to_f16(steps[g]), 0);
+    if (format.offsets) store_part(format, chunk, 1, j, f32_to_f16(offsets[g]), 0);
+  }
+  for (int64_t k = 0; k < kGroup; ++k) {
+    const int stored = quants[g * kGroup + k] - format.bias;
+    const QuantPosition at = quant_position(k, j);
+    chunk[format.nibbles_begin() + at.byte] |= static_cast<uint8_t>((stored & 0x0f) << at.shift);
+    for (int plane = 0; plane < format.high_bits; ++plane) {
+      if ((stored >> (4 + plane) & 1) == 0) continue;
+      const HighBitPosition bit = high_bit_position(plane, k, j);
+      chunk[format.high_bits_begin() + bit.mask * 8 + bit.bit / 8] |= static_cast<uint8_t>(1u << (bit.bit % 8));
+    }
+  }
 }
 
 }  // namespace
@@ -419,31 +440,18 @@ void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_
   const int64_t in_blocks = ceil_div(in_features, layout.values);
   const int64_t in_groups = groups_per_row(type, in_features);
   const int64_t groups_per_block = layout.values / kGroup;
-  const int64_t values_per_step = kGroup / format.steps;  // decode_block_groups' group: 16 for Q6_K
   std::memset(packed, 0, static_cast<size_t>(packed_linear_blocks_bytes(type, out_features, in_features)));
   float steps[16];
   float offsets[16];
   int8_t quants[256];
   for (int64_t o = 0; o < out_features; ++o) {
     const int64_t panel = o / kPanelCols;
-    const int64_t j = o % kPanelCols;
     for (int64_t b = 0; b < in_blocks; ++b) {
-      decode_block_groups(type, rows + (o * in_blocks + b) * layout.bytes, steps, offsets, quants);
+      const uint8_t* block = rows + (o * in_blocks + b) * layout.bytes;
+      decode_block_groups(type, block, steps, offsets, quants);
       for (int64_t g = 0; g < groups_per_block; ++g) {
         uint8_t* chunk = packed + (panel * in_groups + b * groups_per_block + g) * format.chunk_bytes();
-        for (int64_t k = 0; k < kGroup; ++k) {
-          const int64_t value = g * kGroup + k;
-          store_step(format, steps[value / values_per_step], chunk, step_slot(format, k, j));
-          if (format.offsets) store_step(format, offsets[value / values_per_step], chunk, format.steps * kPanelCols + j);
-          const int stored = quants[value] - format.bias;
-          const QuantPosition at = quant_position(k, j);
-          chunk[format.nibbles_begin() + at.byte] |= static_cast<uint8_t>((stored & 0x0f) << at.shift);
-          for (int plane = 0; plane < format.high_bits; ++plane) {
-            if ((stored >> (4 + plane) & 1) == 0) continue;
-            const HighBitPosition bit = high_bit_position(plane, k, j);
-            chunk[format.high_bits_begin() + bit.mask * 8 + bit.bit / 8] |= static_cast<uint8_t>(1u << (bit.bit % 8));
-          }
-        }
+        pack_group(type, format, block, g, steps, offsets, quants, o % kPanelCols, chunk);
       }
     }
   }
@@ -457,8 +465,8 @@ void unpack_linear_row_blocks(QuantType type, const uint8_t* packed, int64_t in_
   for (int64_t i = 0; i < in_features; ++i) {
     const uint8_t* chunk = packed + ((row / kPanelCols) * in_groups + i / kGroup) * format.chunk_bytes();
     const int64_t k = i % kGroup;
-    const float step = load_step(format, chunk, step_slot(format, k, j));
-    const float offset = format.offsets ? load_step(format, chunk, format.steps * kPanelCols + j) : 0.0f;
+    const float step = part_value(format, chunk, format.steps == 2 ? static_cast<int>(k / 16) : 0, j);
+    const float offset = format.offsets ? part_value(format, chunk, format.steps, j) : 0.0f;
     const QuantPosition at = quant_position(k, j);
     int stored = (chunk[format.nibbles_begin() + at.byte] >> at.shift) & 0x0f;
     for (int plane = 0; plane < format.high_bits; ++plane) {
