@@ -41,10 +41,10 @@ void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& ba
   const int64_t key_block = block_floats(params);
   const int64_t value_block = block_tokens * value_stride;
   const int64_t num_seqs = static_cast<int64_t>(batch.cu_seqlens.size()) - 1;
-  // A decode step writes a few KiB: less than the ~3 us an OpenMP fork and join costs on these VMs.
+  // A key row scatters over head_dim cache lines (K is stored transposed): many rows share the threads, but one
+  // sequence's decode row costs less than the ~3 us an OpenMP fork and join takes on these VMs.
   const int64_t tokens = num_seqs > 0 ? int64_t{batch.cu_seqlens.back()} : 0;
-  const int64_t floats = tokens * params.num_kv_heads * head_dim * 2;
-#pragma omp parallel for schedule(static) if (num_seqs > 1 && floats >= (int64_t{1} << 16))
+#pragma omp parallel for schedule(static) if (num_seqs > 1 && tokens * params.num_kv_heads >= 32)
   for (int64_t seq = 0; seq < num_seqs; ++seq) {
     const SequenceBlock block = paged_sequence(batch, seq);
     const int32_t* table = batch.block_tables.data() + batch.block_table_offsets[seq];
