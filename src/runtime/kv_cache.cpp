@@ -20,8 +20,8 @@ KvCache::KvCache(const LlamaConfig& config, int64_t capacity_tokens)
   const int64_t value_stride = ops::kv_value_stride(config.head_dim);
   key_layer_floats_ = num_blocks_ * config.num_kv_heads * config.head_dim * block_tokens_;
   value_layer_floats_ = num_blocks_ * config.num_kv_heads * block_tokens_ * value_stride;
-  keys_ = Tensor({config.num_layers, num_blocks_, config.num_kv_heads, config.head_dim, block_tokens_});
-  values_ = Tensor({config.num_layers, num_blocks_, config.num_kv_heads, block_tokens_, value_stride});
+  keys_ = Tensor({config.num_layers, config.num_kv_heads, num_blocks_, config.head_dim, block_tokens_});
+  values_ = Tensor({config.num_layers, config.num_kv_heads, num_blocks_, block_tokens_, value_stride});
   free_.reserve(static_cast<size_t>(num_blocks_));
   for (int64_t block = num_blocks_ - 1; block >= 0; --block) free_.push_back(static_cast<int32_t>(block));
   allocated_.assign(static_cast<size_t>(num_blocks_), 0);

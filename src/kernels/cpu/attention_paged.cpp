@@ -53,7 +53,7 @@ void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& ba
       const int64_t cache_block = table[position / block_tokens];
       const int64_t slot = position % block_tokens;
       for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
-        const int64_t base = cache_block * params.num_kv_heads + kv_head;
+        const int64_t base = kv_head * batch.num_blocks + cache_block;
         const float* key = block.head_row(k, i, kv_head, head_dim);
         float* keys_t = layer.keys + base * key_block + slot;
         for (int64_t c = 0; c < head_dim; ++c) keys_t[c * block_tokens] = key[c];
@@ -89,7 +89,7 @@ void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batc
   const int64_t value_block = block_tokens * shape.acc_stride;
   const int64_t count = static_cast<int64_t>(items.size());
   const auto tile_of = [&](const int32_t* table, int64_t kv_head, int64_t key_begin) {
-    const int64_t base = int64_t{table[key_begin / block_tokens]} * params.num_kv_heads + kv_head;
+    const int64_t base = kv_head * batch.num_blocks + table[key_begin / block_tokens];
     return KeyTile{layer.keys + base * key_block, static_cast<size_t>(block_tokens), layer.values + base * value_block};
   };
   const auto prefetch_tile = [&](const KeyTile& tile) {
