@@ -102,9 +102,9 @@ void linear_packed_q8_0(ConstMatrixView x, const uint8_t* packed, int64_t out_fe
 
 // The other GGUF block types (core/quant_blocks.h: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), repacked losslessly
 // for the kernel (linear_blocks.cpp): per panel of 48 output features and group of 32 inputs, the steps and
-// offsets of decode_block_groups (the file's f16 where it has them), the low 4 bits of the quants as nibbles, 48
-// outputs side by side, and their higher bits as byte masks; zero past out_features. At most the file's bytes per
-// value for Q4_0 and Q5_0, 1.0 for Q6_K.
+// offsets of decode_block_groups as the file holds them (f16 d and m; the K types' f16 d, dmin and int8 sub-block
+// factors), the low 4 bits of the quants as nibbles, 48 outputs side by side, and their higher bits as byte masks;
+// zero past out_features. The file's bytes per value for Q4_0 and Q5_0; Q6_K 0.88 against the file's 0.82.
 int64_t packed_linear_blocks_bytes(QuantType type, int64_t out_features, int64_t in_features);
 // rows: [out_features, quant_row_bytes(type, in_features)] bytes, the blocks of each row in order.
 void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_features, int64_t in_features,

@@ -404,16 +404,16 @@ float part_value(const GroupFormat& format, const uint8_t* chunk, int part, int6
   return value * static_cast<float>(static_cast<int8_t>(chunk[format.factors_begin(part) + j]));  // exact
 }
 
-// Group g of a block into its chunk, output j: steps and offset, nibbles, high bits.
-void pack_group(QuantType type, const GroupFormat& format, const uint8_t* block, int64_t g, const float* steps,
+// Group g of a block into its chunk, output j: steps and offset, nibbles, high bits. scales: the block's factors
+// (scaled steps only).
+void pack_group(const GroupFormat& format, const KBlockScales& scales, int64_t g, const float* steps,
                 const float* offsets, const int8_t* quants, int64_t j, uint8_t* chunk) {
   if (format.scaled_steps) {
-    const KBlockScales scales = k_block_scales(type, block);
     for (int s = 0; s < format.steps; ++s) store_part(format, chunk, s, j, scales.d, scales.sub_scales[g * format.steps + s]);
     if (format.offsets) store_part(format, chunk, format.steps, j, scales.dmin, scales.sub_mins[g]);
   } else {  // one step (the file's d) and offset (-m) per group, exact in f16
     store_part(format, chunk, 0, j, f32_to_f16(steps[g]), 0);
-    if (format.offsets) store_part(format, chunk, 1, j, f32_to_f16(offsets[g]), 0);
+    if (format.offsets) store_part(format, chunk, format.steps, j, f32_to_f16(offsets[g]), 0);
   }
   for (int64_t k = 0; k < kGroup; ++k) {
     const int stored = quants[g * kGroup + k] - format.bias;
@@ -449,9 +449,10 @@ void pack_linear_weight_blocks(QuantType type, const uint8_t* rows, int64_t out_
     for (int64_t b = 0; b < in_blocks; ++b) {
       const uint8_t* block = rows + (o * in_blocks + b) * layout.bytes;
       decode_block_groups(type, block, steps, offsets, quants);
+      const KBlockScales scales = format.scaled_steps ? k_block_scales(type, block) : KBlockScales{};
       for (int64_t g = 0; g < groups_per_block; ++g) {
         uint8_t* chunk = packed + (panel * in_groups + b * groups_per_block + g) * format.chunk_bytes();
-        pack_group(type, format, block, g, steps, offsets, quants, o % kPanelCols, chunk);
+        pack_group(format, scales, g, steps, offsets, quants, o % kPanelCols, chunk);
       }
     }
   }
