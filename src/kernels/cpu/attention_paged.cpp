@@ -17,16 +17,6 @@ using namespace attention_block;
 
 int64_t block_floats(const AttentionParams& params) { return params.head_dim * kv_block_tokens(); }
 
-// Asks for `floats` floats to come into L2. A sequence's blocks (K and V of a kv head: 2 x 16 KiB at head_dim 64)
-// lie anywhere in the cache, so the hardware prefetcher starts on each only after its first misses; a decode row
-// does little arithmetic per key, so without this it waits on memory at every block.
-void prefetch_lines(const float* begin, int64_t floats) {
-  const char* bytes = reinterpret_cast<const char*>(begin);
-  for (int64_t offset = 0; offset < floats * static_cast<int64_t>(sizeof(float)); offset += 64) {
-    __builtin_prefetch(bytes + offset, 0, 2);
-  }
-}
-
 }  // namespace
 
 int64_t kv_block_tokens() { return kKeyTile; }
@@ -88,26 +78,30 @@ void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batc
   const int64_t key_block = block_floats(params);
   const int64_t value_block = block_tokens * shape.acc_stride;
   const int64_t count = static_cast<int64_t>(items.size());
-  const auto tile_of = [&](const int32_t* table, int64_t kv_head, int64_t key_begin) {
-    const int64_t base = kv_head * batch.num_blocks + table[key_begin / block_tokens];
+  const auto tile_of = [&](const WorkItem& item, int64_t key_begin) {
+    const int32_t* table = batch.block_tables.data() + batch.block_table_offsets[item.seq];
+    const int64_t base = item.kv_head * batch.num_blocks + table[key_begin / block_tokens];
     return KeyTile{layer.keys + base * key_block, static_cast<size_t>(block_tokens), layer.values + base * value_block};
-  };
-  const auto prefetch_tile = [&](const KeyTile& tile) {
-    prefetch_lines(tile.keys_t, params.head_dim * block_tokens);
-    prefetch_lines(tile.values, block_tokens * shape.acc_stride);
   };
 #pragma omp parallel
   {
     RowScratch scratch = RowScratch::carve(workspace.data() + omp_get_thread_num() * per_thread, shape);
-#pragma omp for schedule(dynamic, 1)
+    // Items in a fixed round robin, so that a thread knows the item it runs next and its first tile is on its way
+    // while this item's last tile computes: a decode item is only a few tiles, anywhere in the cache.
+    const int64_t team = omp_get_num_threads();
+#pragma omp for schedule(static, 1)
     for (int64_t i = 0; i < count; ++i) {
       const WorkItem& item = items[static_cast<size_t>(i)];
       const SequenceBlock block = paged_sequence(batch, item.seq);
-      const int32_t* table = batch.block_tables.data() + batch.block_table_offsets[item.seq];
       const int64_t item_keys = block.key_end(item.query_end - 1, params.causal);
       const auto tile_at = [&](int64_t key_begin) {
-        if (key_begin + block_tokens < item_keys) prefetch_tile(tile_of(table, item.kv_head, key_begin + block_tokens));
-        return tile_of(table, item.kv_head, key_begin);
+        KeyTile tile = tile_of(item, key_begin);
+        const KeyTile next = key_begin + block_tokens < item_keys ? tile_of(item, key_begin + block_tokens)
+                             : i + team < count ? tile_of(items[static_cast<size_t>(i + team)], 0)
+                                                : KeyTile{nullptr, 0, nullptr};
+        tile.next_keys_t = next.keys_t;
+        tile.next_values = next.values;
+        return tile;
       };
       for (int64_t query = item.query_begin; query < item.query_end; query += shape.queries_per_block) {
         const int64_t end = std::min(query + shape.queries_per_block, item.query_end);

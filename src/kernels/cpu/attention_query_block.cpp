@@ -16,30 +16,26 @@ void prefetch(const float* begin, int64_t count) {
 template <size_t kRows>
 void score_block(size_t vectors, const float* const* q_rows, const float* keys_t, size_t keys_stride,
                  size_t head_dim, const int64_t* key_end, int64_t key_begin, float log2_scale, RowState state,
-                 float* probs) {
+                 float* probs, const float* next_keys_t) {
+  const auto run = [&]<size_t kVecs>() {
+    score_softmax_rows<kVecs, kRows>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
+                                     probs, next_keys_t);
+  };
   switch (vectors) {
-    case 1:
-      return score_softmax_rows<1, kRows>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
-                                          probs);
-    case 2:
-      return score_softmax_rows<2, kRows>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
-                                          probs);
-    case 3:
-      return score_softmax_rows<3, kRows>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
-                                          probs);
-    default:
-      return score_softmax_rows<4, kRows>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
-                                          probs);
+    case 1: return run.template operator()<1>();
+    case 2: return run.template operator()<2>();
+    case 3: return run.template operator()<3>();
+    default: return run.template operator()<4>();
   }
 }
 
 // kRows 0: the full P.V kernel (value_rows(vectors) rows); kSmallRows: the narrow one.
 template <size_t kRows>
 void value_block(size_t vectors, bool first, const float* probs, const float* alpha, const float* values,
-                 size_t values_stride, size_t num_keys, float* acc, size_t acc_stride) {
+                 size_t values_stride, size_t num_keys, float* acc, size_t acc_stride, const float* next_values) {
   const auto run = [&]<size_t kVecs>() {
     constexpr size_t rows = kRows == 0 ? value_rows(kVecs) : kRows;
-    accumulate_values<kVecs, rows>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride);
+    accumulate_values<kVecs, rows>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride, next_values);
   };
   switch (vectors) {
     case 1: return run.template operator()<1>();
@@ -152,15 +148,11 @@ void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t
       }
       const size_t key_vectors = static_cast<size_t>((keys + kLanes - 1) / kLanes);
       const RowState state{scratch.row_max + row, scratch.alpha + row, scratch.row_sum + row * kLanes};
-      if (small) {
-        score_block<kSmallRows>(key_vectors, scratch.q_rows + row, tile.keys_t, tile.keys_stride,
-                                static_cast<size_t>(head_dim), scratch.key_end + row, key_begin, problem.log2_scale,
-                                state, probs);
-      } else {
-        score_block<kScoreRows>(key_vectors, scratch.q_rows + row, tile.keys_t, tile.keys_stride,
-                                static_cast<size_t>(head_dim), scratch.key_end + row, key_begin, problem.log2_scale,
-                                state, probs);
-      }
+      // The next tile is asked for once, by the block's first row group.
+      const float* next_keys_t = row == 0 ? tile.next_keys_t : nullptr;
+      const auto score_call = small ? &score_block<kSmallRows> : &score_block<kScoreRows>;
+      score_call(key_vectors, scratch.q_rows + row, tile.keys_t, tile.keys_stride, static_cast<size_t>(head_dim),
+                 scratch.key_end + row, key_begin, problem.log2_scale, state, probs, next_keys_t);
     }
     // acc = alpha * acc + P . V, head_dim in chunks.
     for (int64_t column = 0; column < shape.acc_stride; column += kMaxValueVectors * kLanes) {
@@ -171,9 +163,10 @@ void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t
         const int64_t keys = block_keys(scratch, row, rows_per_block, key_begin);
         if (keys <= 0) continue;  // every row here has alpha 1 and no visible key
         const auto value_call = small ? &value_block<kSmallRows> : &value_block<0>;
+        const float* next_values = row == 0 && tile.next_values != nullptr ? tile.next_values + column : nullptr;
         value_call(vectors, key_begin == 0, scratch.scores + row * kKeyTile, scratch.alpha + row, tile.values + column,
                    static_cast<size_t>(shape.acc_stride), static_cast<size_t>(keys),
-                   scratch.acc + row * shape.acc_stride + column, static_cast<size_t>(shape.acc_stride));
+                   scratch.acc + row * shape.acc_stride + column, static_cast<size_t>(shape.acc_stride), next_values);
       }
     }
   }

@@ -73,10 +73,14 @@ struct RowScratch {
 
 // Where the keys [key_begin, key_begin + kKeyTile) of a sequence are: K transposed [head_dim][keys_stride] (keys
 // along the row), V rows [.][acc_stride] (zeros past head_dim).
+// next_keys_t / next_values (or nullptr): the full tile of the same strides read after this one, which the
+// micro-kernels ask into the caches while they compute on this one.
 struct KeyTile {
   const float* keys_t;
   size_t keys_stride;
   const float* values;
+  const float* next_keys_t = nullptr;
+  const float* next_values = nullptr;
 };
 
 struct QueryBlockProblem {

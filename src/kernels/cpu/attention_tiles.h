@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 namespace jagged::kernels::cpu::attention_tiles {
@@ -84,11 +85,12 @@ HWY_INLINE FloatVec broadcast_lane(FloatVec v, int32_t lane) {
 //   p = 2^(s * log2_scale - max' * log2_scale); sum = alpha * sum + p.
 // Probabilities go to probs[r][0, kKeyTile) (zeros past kVecs * kLanes); the scores never leave the registers.
 // q_rows: kRows pointers to head_dim floats; keys_t [head_dim][keys_stride]: a K tile, transposed;
-// probs [kRows][kKeyTile], aligned; state: the rows' state.
+// probs [kRows][kKeyTile], aligned; state: the rows' state. next_keys_t (or nullptr): a full K tile of the same
+// stride that is read next, asked into the caches a row per step (a burst of prefetches would stall the core).
 template <size_t kVecs, size_t kRows = kScoreRows>
 HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys_t, size_t keys_stride,
                                    size_t head_dim, const int64_t* key_end, int64_t key_begin, float log2_scale,
-                                   RowState state, float* probs) {
+                                   RowState state, float* probs, const float* next_keys_t) {
   const FloatTag d;
   const hn::RebindToSigned<FloatTag> di;
   const float* rows[kRows];
@@ -101,6 +103,10 @@ HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys
     for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::Zero(d);
   }
   for (size_t c = 0; c < head_dim; ++c) {
+    if (next_keys_t != nullptr) {
+      HWY_UNROLL(8)
+      for (size_t v = 0; v < kKeyVectors; ++v) hwy::Prefetch(next_keys_t + c * keys_stride + v * kLanes);
+    }
     FloatVec keys[kVecs];
     HWY_UNROLL(8)
     for (size_t v = 0; v < kVecs; ++v) keys[v] = hn::Load(d, keys_t + c * keys_stride + v * kLanes);
@@ -163,10 +169,12 @@ HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys
 // For r < kRows (value_rows(kVecs), or kSmallRows), the kVecs * kLanes columns at `acc_rows`:
 //   acc[r] = alpha[r] * acc[r] + sum_{j < num_keys} probs[r][j] * values[j]   (first: acc[r] starts at 0)
 // probs [rows][kKeyTile]; values [num_keys][values_stride] (V rows at one head_dim offset, aligned);
-// acc [rows][acc_stride], aligned.
+// acc [rows][acc_stride], aligned. next_values (or nullptr): the same columns of the V tile read next, asked into
+// the caches a row per key.
 template <size_t kVecs, size_t kRows = value_rows(kVecs)>
 HWY_INLINE void accumulate_values(bool first, const float* probs, const float* alpha, const float* values,
-                                  size_t values_stride, size_t num_keys, float* acc_rows, size_t acc_stride) {
+                                  size_t values_stride, size_t num_keys, float* acc_rows, size_t acc_stride,
+                                  const float* next_values) {
   const FloatTag d;
   FloatVec acc[kRows][kVecs];
   HWY_UNROLL(8)
@@ -178,6 +186,10 @@ HWY_INLINE void accumulate_values(bool first, const float* probs, const float* a
     }
   }
   for (size_t j = 0; j < num_keys; ++j) {
+    if (next_values != nullptr) {
+      HWY_UNROLL(8)
+      for (size_t v = 0; v < kVecs; ++v) hwy::Prefetch(next_values + j * values_stride + v * kLanes);
+    }
     FloatVec value[kVecs];
     HWY_UNROLL(8)
     for (size_t v = 0; v < kVecs; ++v) value[v] = hn::Load(d, values + j * values_stride + v * kLanes);

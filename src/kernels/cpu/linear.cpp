@@ -37,10 +37,11 @@ constexpr int64_t kMaxTaskPanels = 4;
 
 
 // acc = init (a panel row of kPanelCols floats) or the tile of c; acc += x[r, k] * panel[k, :] for k < depth;
-// c = acc. x rows are x_stride apart (read in place: kRows sequential streams), c rows c_stride apart.
+// c = acc. x rows are x_stride apart (read in place: kRows sequential streams), c rows c_stride apart;
+// prefetch spread over the depth loop.
 template <int kRows>
 void tile_kernel(const void* x_data, int64_t x_stride, const void* weights, int64_t depth, const float* init,
-                 float* c, int64_t c_stride) {
+                 float* c, int64_t c_stride, TilePrefetch prefetch) {
   const FloatTag d;
   const auto* x = static_cast<const float*>(x_data);
   const auto* panel = static_cast<const float*>(weights);
@@ -50,7 +51,9 @@ void tile_kernel(const void* x_data, int64_t x_stride, const void* weights, int6
       acc[r][v] = init != nullptr ? hn::LoadU(d, init + v * kLanes) : hn::LoadU(d, c + r * c_stride + v * kLanes);
     }
   }
+  const TilePrefetch spread = prefetch.over(depth);
   for (int64_t k = 0; k < depth; ++k) {
+    spread.step(k);
     const float* w = panel + k * kPanelCols;
     FloatVec weights_k[kPanelVectors];
     for (int v = 0; v < kPanelVectors; ++v) weights_k[v] = hn::Load(d, w + v * kLanes);

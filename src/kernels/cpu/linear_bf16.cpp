@@ -63,7 +63,8 @@ constexpr int kAvx512Vectors = static_cast<int>(kPanelCols / 16);
 template <int kRows>
 __attribute__((target("avx512f,avx512bf16"))) void avx512_bf16_tile(const void* x_data, int64_t x_stride,
                                                                      const void* weights, int64_t pairs,
-                                                                     const float* init, float* c, int64_t c_stride) {
+                                                                     const float* init, float* c, int64_t c_stride,
+                                                                     TilePrefetch prefetch) {
   const auto* x = static_cast<const uint32_t*>(x_data);
   const auto* panel = static_cast<const uint32_t*>(weights);
   __m512 acc[kRows][kAvx512Vectors];
@@ -72,7 +73,9 @@ __attribute__((target("avx512f,avx512bf16"))) void avx512_bf16_tile(const void* 
       acc[r][v] = _mm512_loadu_ps(init != nullptr ? init + v * 16 : c + r * c_stride + v * 16);
     }
   }
+  const TilePrefetch spread = prefetch.over(pairs);
   for (int64_t k = 0; k < pairs; ++k) {
+    spread.step(k);
     const uint32_t* w = panel + k * kPanelCols;
     __m512bh weights[kAvx512Vectors];
     for (int v = 0; v < kAvx512Vectors; ++v) weights[v] = (__m512bh)_mm512_load_si512(w + v * 16);
@@ -114,7 +117,9 @@ constexpr int64_t kAmxPairs = 16;  // pairs per A tile row
 template <int kRows>
 __attribute__((target("amx-tile,amx-bf16"))) void amx_bf16_tile(const void* x_data, int64_t x_stride,
                                                                 const void* weights, int64_t pairs,
-                                                                const float* init, float* c, int64_t c_stride) {
+                                                                const float* init, float* c, int64_t c_stride,
+                                                                TilePrefetch prefetch) {
+  prefetch.all();  // a depth step of 16 pairs is too coarse to spread them over
   const auto* x = static_cast<const uint32_t*>(x_data);
   const auto* panel = static_cast<const uint32_t*>(weights);
   constexpr int64_t kPanelBytes = kPanelCols * sizeof(uint32_t);
@@ -191,7 +196,8 @@ bool amx_permitted() {
 // element first (vdpbf16ps's documented order). The panel's columns go in groups of three vectors.
 template <int kRows>
 void portable_tile(const void* x_data, int64_t x_stride, const void* weights, int64_t pairs, const float* init,
-                   float* c, int64_t c_stride) {
+                   float* c, int64_t c_stride, TilePrefetch prefetch) {
+  prefetch.all();
   const auto* x = static_cast<const uint32_t*>(x_data);
   const auto* panel = static_cast<const uint32_t*>(weights);
   const hn::ScalableTag<float> df;

@@ -137,7 +137,7 @@ void load_part(const uint8_t* chunk, int part, FloatVec* out) {
 // (the depth block's first); c = acc.
 template <int kRows, GroupFormat kFormat>
 void block_tile(const void* x_data, int64_t x_stride, const void* weights, int64_t depth, const float* init,
-                float* c, int64_t c_stride) {
+                float* c, int64_t c_stride, TilePrefetch prefetch) {
   const FloatTag df;
   const hn::Rebind<int32_t, FloatTag> d32;
   const hn::RebindToUnsigned<decltype(d32)> du32;
@@ -157,7 +157,9 @@ void block_tile(const void* x_data, int64_t x_stride, const void* weights, int64
   for (int r = 0; r < kRows; ++r) {
     for (int v = 0; v < kVectors; ++v) acc[r][v] = hn::LoadU(df, (init != nullptr ? init : c + r * c_stride) + v * kLanes);
   }
+  const TilePrefetch spread = prefetch.over(ceil_div(depth, kGroup));
   for (int64_t group_begin = 0; group_begin < depth; group_begin += kGroup) {
+    spread.step(group_begin / kGroup);
     const uint8_t* chunk = chunks + group_begin / kGroup * kFormat.chunk_bytes();
     FloatVec step[kFormat.steps][kVectors];
     FloatVec offset[kVectors];
@@ -271,7 +273,7 @@ template <int kRows, GroupFormat kFormat>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void nibble_vnni_tile(const void* x_data, int64_t x_stride,
                                                                                const void* weights, int64_t depth,
                                                                                const float* init, float* c,
-                                                                               int64_t c_stride) {
+                                                                               int64_t c_stride, TilePrefetch prefetch) {
   static_assert(kFormat.bias == 0 || 128 % -kFormat.bias == 0);
   static_assert(kFormat.steps == 1 || !kFormat.offsets);
   const auto* x = static_cast<const uint32_t*>(x_data);
@@ -280,7 +282,9 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void nibble_vnni_tile(con
   for (int r = 0; r < kRows; ++r) {
     for (int v = 0; v < 3; ++v) acc[r][v] = _mm512_loadu_ps(init != nullptr ? init + v * 16 : c + r * c_stride + v * 16);
   }
+  const TilePrefetch spread = prefetch.over(ceil_div(depth, kGroup));
   for (int64_t b = 0; b < ceil_div(depth, kGroup); ++b) {
+    spread.step(b);
     const uint8_t* chunk = chunks + b * kFormat.chunk_bytes();
     const uint32_t* x_units = x + b * kInt8XBlockUnits;
     // One pass over both nibble halves; two steps: a pass per half, each with its own step.

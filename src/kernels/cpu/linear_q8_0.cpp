@@ -67,7 +67,7 @@ static_assert(kPanelCols % kLanes == 0);
 // block's first); c = acc.
 template <int kRows>
 void f32_tile(const void* x_data, int64_t x_stride, const void* weights, int64_t depth, const float* init, float* c,
-              int64_t c_stride) {
+              int64_t c_stride, TilePrefetch prefetch) {
   const FloatTag df;
   const auto* x = static_cast<const float*>(x_data);
   const auto* blocks = static_cast<const uint8_t*>(weights);
@@ -80,7 +80,9 @@ void f32_tile(const void* x_data, int64_t x_stride, const void* weights, int64_t
       acc[r][v] = hn::LoadU(df, (init != nullptr ? init : c + r * c_stride) + v * kLanes);
     }
   }
+  const TilePrefetch spread = prefetch.over(ceil_div(depth, kBlock));
   for (int64_t block_begin = 0; block_begin < depth; block_begin += kBlock) {
+    spread.step(block_begin / kBlock);
     const uint8_t* block = blocks + block_begin / kBlock * kBlockBytes;
     FloatVec scale[kVectors];
     for (int v = 0; v < kVectors; ++v) {
@@ -223,7 +225,7 @@ template <int kRows>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const void* x_data, int64_t x_stride,
                                                                         const void* weights, int64_t depth,
                                                                         const float* init, float* c,
-                                                                        int64_t c_stride) {
+                                                                        int64_t c_stride, TilePrefetch prefetch) {
   const auto* x = static_cast<const uint32_t*>(x_data);
   const auto* blocks = static_cast<const uint8_t*>(weights);
   __m512 acc[kRows][kVectors];
@@ -233,7 +235,9 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_tile(const void
     }
   }
   const int64_t block_count = ceil_div(depth, kBlock);
+  const TilePrefetch spread = prefetch.over(block_count);
   for (int64_t b = 0; b < block_count; ++b) {
+    spread.step(b);
     const uint8_t* block = blocks + b * kBlockBytes;
     const uint32_t* x_units = x + b * kXBlockUnits;
     __m512i dot[kRows][kVectors];
