@@ -302,15 +302,16 @@ void BM_PagedDecode(benchmark::State& state) {
   const int64_t seqs = state.range(0);
   const int64_t context = state.range(1);
   const int64_t kLayers = state.range(2);
+  const DType dtype = state.range(3) == 16 ? DType::bf16 : DType::f32;  // the cache's element bits
   const int64_t block_tokens = ops::kv_block_tokens();
   const int64_t value_stride = ops::kv_value_stride(kHeadDim);
   const int64_t blocks_per_seq = (context + 1 + block_tokens - 1) / block_tokens;
   const int64_t num_blocks = seqs * blocks_per_seq;
   const int64_t layer_floats = num_blocks * kKvHeads * block_tokens * std::max<int64_t>(kHeadDim, value_stride);
-  Tensor keys({kLayers * layer_floats});  // 64-byte aligned, as the kernel's blocks must be
-  Tensor values({kLayers * layer_floats});
-  std::fill_n(keys.data<float>(), keys.numel(), 0.5f);
-  std::fill_n(values.data<float>(), values.numel(), 0.25f);
+  Tensor keys({kLayers * layer_floats}, dtype);  // 64-byte aligned, as the kernel's blocks must be
+  Tensor values({kLayers * layer_floats}, dtype);
+  std::fill_n(static_cast<std::byte*>(keys.raw_data()), keys.nbytes(), std::byte{0x3c});
+  std::fill_n(static_cast<std::byte*>(values.raw_data()), values.nbytes(), std::byte{0x3c});
   std::vector<int32_t> tables(static_cast<size_t>(num_blocks));
   for (int64_t i = 0; i < num_blocks; ++i) tables[static_cast<size_t>(i)] = static_cast<int32_t>(i);
   std::shuffle(tables.begin(), tables.end(), std::mt19937_64(7));
@@ -331,17 +332,19 @@ void BM_PagedDecode(benchmark::State& state) {
                                      workspace.size() - 64);
   int64_t layer = 0;
   for (auto _ : state) {
-    const PagedKvLayer cache{keys.data<float>() + layer * layer_floats, values.data<float>() + layer * layer_floats};
+    const size_t offset = static_cast<size_t>(layer * layer_floats) * dtype_size(dtype);
+    const PagedKvLayer cache{static_cast<std::byte*>(keys.raw_data()) + offset,
+                             static_cast<std::byte*>(values.raw_data()) + offset, dtype};
     ops::paged_kv_write(kv.matrix(), kv.matrix(), batch, cache, config);
     ops::paged_attention(q.matrix(), out.matrix(), batch, cache, config, scratch);
     layer = (layer + 1) % kLayers;
   }
-  const double bytes = 2.0 * seqs * (context + 1) * kKvHeads * kHeadDim * sizeof(float);
+  const double bytes = 2.0 * seqs * (context + 1) * kKvHeads * kHeadDim * static_cast<double>(dtype_size(dtype));
   state.counters["kv_gbytes_per_second"] =
       benchmark::Counter(bytes * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
   state.counters["us_per_seq"] = benchmark::Counter(static_cast<double>(seqs), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
-BENCHMARK(BM_PagedDecode)->ArgNames({"seqs", "context", "layers"})->ArgsProduct({{1, 32}, {160, 1000}, {1, 30}})->UseRealTime()
+BENCHMARK(BM_PagedDecode)->ArgNames({"seqs", "context", "layers", "bits"})->ArgsProduct({{1, 32}, {160, 1000}, {1, 30}, {32, 16}})->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "jagged/dtype.h"
 #include "jagged/llama.h"
 #include "jagged/profile.h"
 #include "jagged/sampling.h"
@@ -34,6 +35,7 @@ struct EngineOptions {
   int64_t max_batch_tokens = 512;    // tokens per step (decode rows + prefill chunks); >= 1
   int64_t kv_cache_tokens = 0;       // KV cache capacity in tokens; 0: enough for max_running x context length
   int64_t kv_cache_bytes = 0;        // alternatively, capacity in bytes (the smaller of the two wins when both set)
+  DType kv_dtype = DType::f32;       // KV cache elements: f32, or bf16 (half the bytes; K and V rounded once)
   int64_t max_running = 256;         // requests decoding at once; more wait
   int64_t prefill_chunk_tokens = 0;  // largest prefill chunk of one request per step; 0: max_batch_tokens
   StageProfile* profile = nullptr;   // when set, every step adds its forward's stages and "sampling" (benchmarks)

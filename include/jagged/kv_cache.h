@@ -1,7 +1,8 @@
 // A paged KV cache shared by every sequence of a model: fixed blocks of ops::kv_block_tokens() tokens, handed out
 // one at a time as sequences grow and returned the moment a sequence ends; no sequence reserves the whole context.
-// Keys are stored after RoPE, num_kv_heads of them per token (GQA/MQA store only those). f32 today; the block
-// layout is the attention kernel's (paged_kv.h), so attention reads the blocks in place. The memory comes from the
+// Keys are stored after RoPE, num_kv_heads of them per token (GQA/MQA store only those), as f32 or bf16 (half the
+// bytes; see PagedKvLayer); the block layout is the attention kernel's (paged_kv.h), so attention reads the blocks
+// in place. The memory comes from the
 // accounting allocator (jagged::memory_stats()).
 #pragma once
 
@@ -16,22 +17,29 @@ namespace jagged {
 
 class KvCache {
  public:
-  // Capacity in tokens, rounded up to whole blocks. InvalidArgument when it is not positive.
-  KvCache(const LlamaConfig& config, int64_t capacity_tokens);
+  // Capacity in tokens, rounded up to whole blocks; dtype f32 or bf16. InvalidArgument when the capacity is not
+  // positive or the type is another.
+  KvCache(const LlamaConfig& config, int64_t capacity_tokens, DType dtype = DType::f32);
 
-  // Bytes one token takes in every layer (keys and values), for sizing the cache from a byte budget.
-  static int64_t bytes_per_token(const LlamaConfig& config);
+  // Bytes one token takes in every layer (keys and values, V rows padded as stored), for sizing the cache from a
+  // byte budget.
+  static int64_t bytes_per_token(const LlamaConfig& config, DType dtype = DType::f32);
 
+  DType dtype() const { return dtype_; }
   int64_t block_tokens() const { return block_tokens_; }
   int64_t num_blocks() const { return num_blocks_; }
-  int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
+  int64_t free_blocks() const { return free_count_; }
   int64_t used_blocks() const { return num_blocks_ - free_blocks(); }
   int64_t bytes() const { return static_cast<int64_t>(keys_.nbytes() + values_.nbytes()); }
   // Blocks needed to hold `tokens` tokens.
   int64_t blocks_for(int64_t tokens) const { return (tokens + block_tokens_ - 1) / block_tokens_; }
 
-  // A free block's id, or -1 when none is left.
-  int32_t allocate();
+  // A free block's id, or -1 when none is left. `after`: the sequence's last block (-1 for its first), taken
+  // from next when free, so that a sequence's blocks stay one run of memory (a decode row streams its blocks:
+  // runs read faster than scattered blocks). Otherwise the block starts an extent for `expected_blocks` more
+  // blocks (the sequence's expected growth) at the end of a free run that holds them (the smallest such run,
+  // else the longest run), leaving the run's start to the sequence that ends just before it.
+  int32_t allocate(int32_t after = -1, int64_t expected_blocks = 1);
   // Returns a block (InvalidArgument when it is not allocated: a double free would hand one block to two sequences).
   void release(int32_t block);
 
@@ -41,13 +49,14 @@ class KvCache {
 
  private:
   int num_layers_ = 0;
+  DType dtype_ = DType::f32;
   int64_t block_tokens_ = 0;
   int64_t num_blocks_ = 0;
-  int64_t key_layer_floats_ = 0;    // floats of one layer's keys
-  int64_t value_layer_floats_ = 0;  // floats of one layer's values
-  Tensor keys_;                     // [num_layers, num_blocks, num_kv_heads, head_dim, block_tokens] f32
-  Tensor values_;                   // [num_layers, num_blocks, num_kv_heads, block_tokens, value_stride] f32
-  std::vector<int32_t> free_;       // free block ids (a stack: recently freed blocks are reused first)
+  int64_t key_layer_elements_ = 0;    // elements of one layer's keys
+  int64_t value_layer_elements_ = 0;  // elements of one layer's values
+  Tensor keys_;                       // [num_layers, num_kv_heads, num_blocks, head_dim, block_tokens] dtype
+  Tensor values_;                     // [num_layers, num_kv_heads, num_blocks, block_tokens, value_stride] dtype
+  int64_t free_count_ = 0;
   std::vector<uint8_t> allocated_;  // [num_blocks] 1 while a sequence holds the block
 };
 

@@ -5,18 +5,23 @@
 #include <cstdint>
 #include <span>
 
+#include "jagged/dtype.h"
+
 namespace jagged {
 
-// One layer's blocks, kv head by kv head. Block b, kv head h: K transposed at
+// One layer's blocks, kv head by kv head, in elements of dtype. Block b, kv head h: K transposed at
 // keys + (h * num_blocks + b) * head_dim * block_tokens, [head_dim][block_tokens]; V at
 // values + (h * num_blocks + b) * block_tokens * value_stride, [block_tokens][value_stride], value_stride =
 // ops::kv_value_stride(head_dim) (zeros past head_dim). block_tokens = ops::kv_block_tokens(): the attention
 // kernel's key tile, so blocks are read in place. Head-major: a sequence's blocks, handed out in order, are one
 // run of memory per kv head, which a decode row streams (block-major, its tiles lay num_kv_heads tiles apart:
 // measured 15% slower attention at 32 sequences).
+// dtype: f32, or bf16 (half the bytes a decode row streams; keys and values rounded to nearest even when written,
+// widened to f32 when read, so the arithmetic stays f32).
 struct PagedKvLayer {
-  float* keys = nullptr;
-  float* values = nullptr;
+  void* keys = nullptr;
+  void* values = nullptr;
+  DType dtype = DType::f32;
 };
 
 // The sequences of one forward call and their blocks.

@@ -116,6 +116,9 @@ void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& ba
   check_view("paged_kv_write", "v", v, k.rows, params.num_kv_heads, params.head_dim, "num_kv_heads");
   check_paged_batch("paged_kv_write", batch, k.rows);
   if (layer.keys == nullptr || layer.values == nullptr) throw InvalidArgument("paged_kv_write: no cache layer");
+  if (layer.dtype != DType::f32 && layer.dtype != DType::bf16) {
+    throw InvalidArgument(concat("paged_kv_write: a cache of ", dtype_name(layer.dtype), " (f32 or bf16 only)"));
+  }
   kernels::cpu::paged_kv_write(k, v, batch, layer, params);
 }
 
@@ -126,6 +129,9 @@ void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batc
   check_view("paged_attention", "out", out, q.rows, params.num_heads, params.head_dim, "num_heads");
   check_paged_batch("paged_attention", batch, q.rows);
   if (layer.keys == nullptr || layer.values == nullptr) throw InvalidArgument("paged_attention: no cache layer");
+  if (layer.dtype != DType::f32 && layer.dtype != DType::bf16) {
+    throw InvalidArgument(concat("paged_attention: a cache of ", dtype_name(layer.dtype), " (f32 or bf16 only)"));
+  }
   if (reinterpret_cast<uintptr_t>(workspace.data()) % 64 != 0) {
     throw InvalidArgument("paged_attention: the workspace must be 64-byte aligned");
   }

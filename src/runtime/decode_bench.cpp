@@ -295,7 +295,7 @@ DecodeBenchReport run_decode_bench(const LlamaModel& model, const DecodeBenchOpt
   report.options = options;
   report.options.progress = nullptr;
   report.kv_bytes_per_token = 2 * config.num_layers * config.num_kv_heads * config.head_dim *
-                              static_cast<int64_t>(sizeof(float));
+                              static_cast<int64_t>(dtype_size(options.engine.kv_dtype));
 
   std::filesystem::path gguf = options.llamacpp_gguf;
   const bool exported = gguf.empty();

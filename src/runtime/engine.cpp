@@ -26,11 +26,11 @@ constexpr int64_t kDefaultCacheBytes = int64_t{1} << 30;
 int64_t cache_tokens(const LlamaConfig& config, const EngineOptions& options) {
   int64_t tokens = options.kv_cache_tokens;
   if (options.kv_cache_bytes > 0) {
-    const int64_t by_bytes = options.kv_cache_bytes / KvCache::bytes_per_token(config);
+    const int64_t by_bytes = options.kv_cache_bytes / KvCache::bytes_per_token(config, options.kv_dtype);
     tokens = tokens > 0 ? std::min(tokens, by_bytes) : by_bytes;
   }
   if (tokens <= 0 && options.kv_cache_tokens == 0 && options.kv_cache_bytes == 0) {
-    const int64_t budget = std::max<int64_t>(config.context_length, kDefaultCacheBytes / KvCache::bytes_per_token(config));
+    const int64_t budget = std::max<int64_t>(config.context_length, kDefaultCacheBytes / KvCache::bytes_per_token(config, options.kv_dtype));
     tokens = std::min(options.max_running * config.context_length, budget);
   }
   if (tokens <= 0) throw InvalidArgument("engine: the KV cache budget holds no token (raise kv_cache_tokens or kv_cache_bytes)");
@@ -77,7 +77,7 @@ struct Engine::Impl {
 
   Impl(const LlamaModel& model, const Tokenizer* tokenizer, const EngineOptions& options)
       : model(model), tokenizer(tokenizer), options(options),
-        cache(model.config(), cache_tokens(model.config(), options)),
+        cache(model.config(), cache_tokens(model.config(), options), options.kv_dtype),
         workspace(model.make_workspace(options.max_batch_tokens, std::min(options.max_batch_tokens, options.max_running))),
         layers(cache.layers()) {}
 
@@ -133,8 +133,16 @@ struct Engine::Impl {
   }
 
   bool ensure_blocks(Request& request, int64_t tokens) {
+    // The tokens this request can reach: its blocks are placed to grow in one run up to them.
+    const int64_t context = model.config().context_length;
+    const int64_t remaining =
+        std::min(context, request.params.max_tokens - static_cast<int64_t>(request.result.tokens.size()));
+    const int64_t final_tokens =
+        std::min<int64_t>(context, static_cast<int64_t>(request.tokens.size()) + remaining);
     while (static_cast<int64_t>(request.blocks.size()) < cache.blocks_for(tokens)) {
-      const int32_t block = cache.allocate();
+      const int32_t last = request.blocks.empty() ? -1 : request.blocks.back();
+      const int64_t expected = cache.blocks_for(final_tokens) - static_cast<int64_t>(request.blocks.size());
+      const int32_t block = cache.allocate(last, expected);
       if (block < 0) return false;
       request.blocks.push_back(block);
     }
@@ -395,6 +403,9 @@ Engine::Engine(const LlamaModel& model, const Tokenizer* tokenizer, const Engine
       options.kv_cache_tokens < 0 || options.kv_cache_bytes < 0) {
     throw InvalidArgument(concat("engine: max_batch_tokens (", options.max_batch_tokens, ") and max_running (",
                                  options.max_running, ") must be positive; cache sizes and the chunk size >= 0"));
+  }
+  if (options.kv_dtype != DType::f32 && options.kv_dtype != DType::bf16) {
+    throw InvalidArgument(concat("engine: KV cache type ", dtype_name(options.kv_dtype), " is not supported (f32 or bf16)"));
   }
   impl_ = std::make_unique<Impl>(model, tokenizer, options);
   impl_->publish_stats();

@@ -1,38 +1,61 @@
 #include "jagged/kv_cache.h"
 
+#include <algorithm>
+#include <climits>
+
 #include "jagged/error.h"
 #include "jagged/ops.h"
 
 namespace jagged {
 
-int64_t KvCache::bytes_per_token(const LlamaConfig& config) {
+int64_t KvCache::bytes_per_token(const LlamaConfig& config, DType dtype) {
   const int64_t per_layer = int64_t{config.num_kv_heads} * (config.head_dim + ops::kv_value_stride(config.head_dim));
-  return per_layer * config.num_layers * static_cast<int64_t>(sizeof(float));
+  return per_layer * config.num_layers * static_cast<int64_t>(dtype_size(dtype));
 }
 
-KvCache::KvCache(const LlamaConfig& config, int64_t capacity_tokens)
-    : num_layers_(config.num_layers), block_tokens_(ops::kv_block_tokens()) {
+KvCache::KvCache(const LlamaConfig& config, int64_t capacity_tokens, DType dtype)
+    : num_layers_(config.num_layers), dtype_(dtype), block_tokens_(ops::kv_block_tokens()) {
   if (capacity_tokens <= 0) {
     throw InvalidArgument(concat("KV cache capacity must be at least one token, got ", capacity_tokens));
+  }
+  if (dtype != DType::f32 && dtype != DType::bf16) {
+    throw InvalidArgument(concat("KV cache: element type ", dtype_name(dtype), " is not supported (f32 or bf16)"));
   }
   num_blocks_ = blocks_for(capacity_tokens);
   if (num_blocks_ > INT32_MAX) throw InvalidArgument(concat("KV cache of ", capacity_tokens, " tokens is too large"));
   const int64_t value_stride = ops::kv_value_stride(config.head_dim);
-  key_layer_floats_ = num_blocks_ * config.num_kv_heads * config.head_dim * block_tokens_;
-  value_layer_floats_ = num_blocks_ * config.num_kv_heads * block_tokens_ * value_stride;
-  keys_ = Tensor({config.num_layers, config.num_kv_heads, num_blocks_, config.head_dim, block_tokens_});
-  values_ = Tensor({config.num_layers, config.num_kv_heads, num_blocks_, block_tokens_, value_stride});
-  free_.reserve(static_cast<size_t>(num_blocks_));
-  for (int64_t block = num_blocks_ - 1; block >= 0; --block) free_.push_back(static_cast<int32_t>(block));
+  key_layer_elements_ = num_blocks_ * config.num_kv_heads * config.head_dim * block_tokens_;
+  value_layer_elements_ = num_blocks_ * config.num_kv_heads * block_tokens_ * value_stride;
+  keys_ = Tensor({config.num_layers, config.num_kv_heads, num_blocks_, config.head_dim, block_tokens_}, dtype);
+  values_ = Tensor({config.num_layers, config.num_kv_heads, num_blocks_, block_tokens_, value_stride}, dtype);
   allocated_.assign(static_cast<size_t>(num_blocks_), 0);
+  free_count_ = num_blocks_;
 }
 
-int32_t KvCache::allocate() {
-  if (free_.empty()) return -1;
-  const int32_t block = free_.back();
-  free_.pop_back();
+int32_t KvCache::allocate(int32_t after, int64_t expected_blocks) {
+  if (free_count_ == 0) return -1;
+  int64_t block = after >= 0 && after + 1 < num_blocks_ && !allocated_[static_cast<size_t>(after) + 1] ? after + 1 : -1;
+  if (block < 0) {
+    // One pass over the free runs: the smallest that holds the extent, else the longest.
+    const int64_t wanted = std::max<int64_t>(1, expected_blocks);
+    int64_t fit_begin = -1, fit_length = INT64_MAX, long_begin = -1, long_length = 0;
+    for (int64_t begin = 0; begin < num_blocks_;) {
+      if (allocated_[static_cast<size_t>(begin)]) {
+        ++begin;
+        continue;
+      }
+      int64_t end = begin;
+      while (end < num_blocks_ && !allocated_[static_cast<size_t>(end)]) ++end;
+      const int64_t length = end - begin;
+      if (length >= wanted && length < fit_length) fit_begin = begin, fit_length = length;
+      if (length > long_length) long_begin = begin, long_length = length;
+      begin = end;
+    }
+    block = fit_begin >= 0 ? fit_begin + fit_length - wanted : long_begin;
+  }
   allocated_[static_cast<size_t>(block)] = 1;
-  return block;
+  --free_count_;
+  return static_cast<int32_t>(block);
 }
 
 void KvCache::release(int32_t block) {
@@ -40,7 +63,7 @@ void KvCache::release(int32_t block) {
     throw InvalidArgument(concat("KV cache: block ", block, " is not allocated"));
   }
   allocated_[static_cast<size_t>(block)] = 0;
-  free_.push_back(block);
+  ++free_count_;
 }
 
 PagedKvLayer KvCache::layer(int layer) const {
@@ -48,9 +71,11 @@ PagedKvLayer KvCache::layer(int layer) const {
     throw InvalidArgument(concat("KV cache: layer ", layer, " outside [0, ", num_layers_, ")"));
   }
   // The cache is mutable through its views by design: the model's forward writes the new keys into it.
-  float* keys = const_cast<float*>(keys_.data<float>());
-  float* values = const_cast<float*>(values_.data<float>());
-  return {keys + layer * key_layer_floats_, values + layer * value_layer_floats_};
+  const size_t element = dtype_size(dtype_);
+  auto* keys = static_cast<std::byte*>(const_cast<void*>(keys_.raw_data()));
+  auto* values = static_cast<std::byte*>(const_cast<void*>(values_.raw_data()));
+  return {keys + static_cast<size_t>(layer * key_layer_elements_) * element,
+          values + static_cast<size_t>(layer * value_layer_elements_) * element, dtype_};
 }
 
 std::vector<PagedKvLayer> KvCache::layers() const {

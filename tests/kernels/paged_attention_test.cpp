@@ -24,7 +24,11 @@ struct Pair {
   int32_t fresh;
 };
 
-void check_paged(int num_heads, int num_kv_heads, int head_dim, const std::vector<Pair>& pairs) {
+// dtype: the cache's element type. With bf16, K and V are rounded to bf16 first (the cache's rounding then changes
+// nothing), and the paged kernel must still equal the packed f32 kernel on those values bit for bit: widening is
+// exact and the arithmetic is the same.
+void check_paged(int num_heads, int num_kv_heads, int head_dim, const std::vector<Pair>& pairs,
+                 DType dtype = DType::f32) {
   const ops::AttentionConfig config{num_heads, num_kv_heads, head_dim, 0.0f, true};
   const kernels::AttentionParams params{num_heads, num_kv_heads, head_dim, 1.0f / std::sqrt(float(head_dim)), true};
   const int64_t block_tokens = ops::kv_block_tokens();
@@ -48,8 +52,13 @@ void check_paged(int num_heads, int num_kv_heads, int head_dim, const std::vecto
   const int64_t total = full_cu.back();
   const int64_t q_dim = int64_t{num_heads} * head_dim, kv_dim = int64_t{num_kv_heads} * head_dim;
   const Tensor q = testing::random_tensor({total, q_dim}, 1);
-  const Tensor k = testing::random_tensor({total, kv_dim}, 2);
-  const Tensor v = testing::random_tensor({total, kv_dim}, 3);
+  Tensor k = testing::random_tensor({total, kv_dim}, 2);
+  Tensor v = testing::random_tensor({total, kv_dim}, 3);
+  if (dtype == DType::bf16) {
+    for (Tensor* t : {&k, &v}) {
+      for (int64_t i = 0; i < t->numel(); ++i) t->data<float>()[i] = bf16_to_f32(f32_to_bf16(t->data<float>()[i]));
+    }
+  }
   // Split every sequence's rows into its context part and its new part.
   Tensor k_context({context_cu.back(), kv_dim}), v_context({context_cu.back(), kv_dim});
   Tensor q_fresh({fresh_cu.back(), q_dim}), k_fresh({fresh_cu.back(), kv_dim}), v_fresh({fresh_cu.back(), kv_dim});
@@ -63,9 +72,9 @@ void check_paged(int num_heads, int num_kv_heads, int head_dim, const std::vecto
     copy(k, full_cu[s] + pairs[s].context, k_fresh, fresh_cu[s], pairs[s].fresh, kv_dim);
     copy(v, full_cu[s] + pairs[s].context, v_fresh, fresh_cu[s], pairs[s].fresh, kv_dim);
   }
-  Tensor keys = Tensor::zeros({num_blocks * num_kv_heads * head_dim * block_tokens});
-  Tensor values = Tensor::zeros({num_blocks * num_kv_heads * block_tokens * ops::kv_value_stride(head_dim)});
-  const PagedKvLayer layer{keys.data<float>(), values.data<float>()};
+  Tensor keys = Tensor::zeros({num_blocks * num_kv_heads * head_dim * block_tokens}, dtype);
+  Tensor values = Tensor::zeros({num_blocks * num_kv_heads * block_tokens * ops::kv_value_stride(head_dim)}, dtype);
+  const PagedKvLayer layer{keys.raw_data(), values.raw_data(), dtype};
   // Two calls, as a cache fills: the context first, then the new tokens.
   ops::paged_kv_write(k_context.matrix(), v_context.matrix(), {context_cu, zeros, tables, offsets, num_blocks}, layer,
                       config);
@@ -97,6 +106,30 @@ TEST(PagedAttention, MhaMatchesReferenceAndPackedKernel) { check_paged(4, 4, 16,
 TEST(PagedAttention, GqaMatchesReferenceAndPackedKernel) { check_paged(9, 3, 64, kPairs); }
 TEST(PagedAttention, MqaSmallHeadMatchesReferenceAndPackedKernel) { check_paged(8, 1, 8, kPairs); }
 TEST(PagedAttention, OneSequence) { check_paged(2, 1, 32, {{300, 1}}); }
+TEST(PagedAttention, Bf16CacheGqaMatchesPackedKernelOnRoundedKeys) { check_paged(9, 3, 64, kPairs, DType::bf16); }
+TEST(PagedAttention, Bf16CacheMhaSmallHead) { check_paged(4, 4, 16, kPairs, DType::bf16); }
+TEST(PagedAttention, Bf16CacheMqaSmallHead) { check_paged(8, 1, 8, kPairs, DType::bf16); }
+
+// The cache keeps each key and value rounded to nearest even, read back widened: the stored bits are exactly
+// f32_to_bf16 of the input.
+TEST(PagedAttention, Bf16CacheStoresRoundedValues) {
+  const ops::AttentionConfig config{1, 1, 16, 0.0f, true};
+  const int64_t block_tokens = ops::kv_block_tokens();
+  Tensor keys = Tensor::zeros({16 * block_tokens}, DType::bf16);
+  Tensor values = Tensor::zeros({block_tokens * ops::kv_value_stride(16)}, DType::bf16);
+  Tensor k = testing::random_tensor({2, 16}, 4), v = testing::random_tensor({2, 16}, 5);
+  const std::vector<int32_t> cu{0, 2}, context{0}, table{0}, offsets{0, 1};
+  ops::paged_kv_write(k.matrix(), v.matrix(), {cu, context, table, offsets, 1},
+                      {keys.raw_data(), values.raw_data(), DType::bf16}, config);
+  const auto* stored_keys = static_cast<const uint16_t*>(keys.raw_data());
+  const auto* stored_values = static_cast<const uint16_t*>(values.raw_data());
+  for (int64_t token = 0; token < 2; ++token) {
+    for (int64_t c = 0; c < 16; ++c) {
+      EXPECT_EQ(stored_keys[c * block_tokens + token], f32_to_bf16(k.data<float>()[token * 16 + c]));
+      EXPECT_EQ(stored_values[token * ops::kv_value_stride(16) + c], f32_to_bf16(v.data<float>()[token * 16 + c]));
+    }
+  }
+}
 
 TEST(PagedAttention, RejectsShortBlockTables) {
   const ops::AttentionConfig config{2, 1, 16, 0.0f, true};
@@ -105,12 +138,12 @@ TEST(PagedAttention, RejectsShortBlockTables) {
   Tensor k({2, 16}), v({2, 16});
   const std::vector<int32_t> cu{0, 2}, context{static_cast<int32_t>(ops::kv_block_tokens() - 1)}, table{0}, offsets{0, 1};
   EXPECT_THROW(ops::paged_kv_write(k.matrix(), v.matrix(), {cu, context, table, offsets, 1},
-                                   {keys.data<float>(), values.data<float>()}, config),
+                                   {keys.raw_data(), values.raw_data()}, config),
                InvalidArgument);
   const std::vector<int32_t> bad_table{5};
   const std::vector<int32_t> zero{0};
   EXPECT_THROW(ops::paged_kv_write(k.matrix(), v.matrix(), {cu, zero, bad_table, offsets, 1},
-                                   {keys.data<float>(), values.data<float>()}, config),
+                                   {keys.raw_data(), values.raw_data()}, config),
                InvalidArgument);
 }
 

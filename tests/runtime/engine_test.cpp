@@ -3,6 +3,8 @@
 // prompt is chunked, whether it was preempted, and to a full recompute without the cache.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -43,10 +45,10 @@ GenerationRequest request_for(const Stories& s, size_t i, int64_t max_tokens, bo
   return request;
 }
 
-std::vector<RequestResult> alone(const Stories& s, int64_t max_tokens, bool sampled) {
+std::vector<RequestResult> alone(const Stories& s, int64_t max_tokens, bool sampled, const EngineOptions& options = {}) {
   std::vector<RequestResult> results;
   for (size_t i = 0; i < prompts().size(); ++i) {
-    Engine engine(s.model, s.tokenizer.get());
+    Engine engine(s.model, s.tokenizer.get(), options);
     results.push_back(generate_all(engine, {request_for(s, i, max_tokens, sampled)})[0]);
   }
   return results;
@@ -152,6 +154,43 @@ TEST(Engine, ArrivalsCancellationAndPreemption) {
   EXPECT_EQ(engine.result(victim).finish, FinishReason::cancelled);
   EXPECT_GT(engine.stats().preemptions, 0) << "the small cache should have forced a preemption";
   EXPECT_EQ(engine.stats().kv_blocks_used, 0) << "blocks leaked";
+}
+
+// A bf16 cache rounds each key and value once, when written; every read widens the same bits. So a request's
+// tokens and logits still do not depend on its neighbours or on its prefill chunks, and the cache takes half the
+// bytes; the logits move only by the rounding (close to the f32 cache's, not equal).
+TEST(Engine, Bf16CacheIsBatchInvariantAndHalvesTheBytes) {
+  JAGGED_REQUIRE_PATH(model_dir() / "stories260K.bin");
+  const Stories s;
+  EngineOptions bf16;
+  bf16.kv_dtype = DType::bf16;
+  bf16.kv_cache_tokens = 4096;
+  const std::vector<RequestResult> expected = alone(s, 16, true, bf16);
+  for (const int64_t chunk : {0, 7}) {
+    EngineOptions options = bf16;
+    options.prefill_chunk_tokens = chunk;
+    if (chunk != 0) options.max_batch_tokens = 37;
+    Engine engine(s.model, s.tokenizer.get(), options);
+    std::vector<GenerationRequest> requests;
+    for (size_t i = 0; i < prompts().size(); ++i) requests.push_back(request_for(s, i, 16, true));
+    expect_same(expected, generate_all(engine, requests), chunk == 0 ? "bf16 cache, together" : "bf16 cache, chunked");
+    EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+  }
+  EngineOptions f32 = bf16;
+  f32.kv_dtype = DType::f32;
+  Engine f32_engine(s.model, s.tokenizer.get(), f32);
+  Engine bf16_engine(s.model, s.tokenizer.get(), bf16);
+  EXPECT_EQ(bf16_engine.stats().kv_bytes * 2, f32_engine.stats().kv_bytes);
+  const RequestResult reference = generate_all(f32_engine, {request_for(s, 3, 1, false)})[0];
+  const RequestResult rounded = generate_all(bf16_engine, {request_for(s, 3, 1, false)})[0];
+  ASSERT_EQ(reference.logits.size(), rounded.logits.size());
+  float largest = 0.0f, scale = 0.0f;
+  for (size_t i = 0; i < reference.logits.size(); ++i) {
+    largest = std::max(largest, std::abs(reference.logits[i] - rounded.logits[i]));
+    scale = std::max(scale, std::abs(reference.logits[i]));
+  }
+  EXPECT_GT(largest, 0.0f) << "a bf16 cache that changes no logit is not rounding";
+  EXPECT_LT(largest, 0.02f * scale) << "largest logit " << scale;
 }
 
 TEST(Engine, DecodeStepAllocatesNoTensor) {

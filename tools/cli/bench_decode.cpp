@@ -94,7 +94,8 @@ std::string command_line(const DecodeBenchOptions& options, const std::string& m
                 " --min-prompt ", options.min_prompt, " --max-prompt ", options.max_prompt, " --min-new ",
                 options.min_new, " --max-new ", options.max_new, " --rate ", options.rate, " --seed ", options.seed,
                 " --max-batch-tokens ", options.engine.max_batch_tokens, " --kv-cache-tokens ",
-                options.engine.kv_cache_tokens, options.padded ? "" : " --no-padded",
+                options.engine.kv_cache_tokens, " --kv-dtype ", dtype_name(options.engine.kv_dtype),
+                options.padded ? "" : " --no-padded",
                 options.step_probe ? "" : " --no-step-probe", options.compare_llamacpp ? " --compare-llamacpp" : "");
 }
 
@@ -120,6 +121,7 @@ void add_decode_bench_options(CLI::App& command, DecodeBenchArgs& args) {
   command.add_option("--kv-cache-tokens", args.options.engine.kv_cache_tokens,
                      "decode: KV cache capacity in tokens (0: every request of a run at once)")
       ->capture_default_str();
+  add_kv_dtype_option(command, args.options.engine.kv_dtype);
   command.add_flag("--no-padded", args.no_padded, "decode: skip the padded static batch");
   command.add_flag("--no-step-probe", args.no_step_probe, "decode: skip the single-request step vs bandwidth probe");
 }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <system_error>
 
@@ -18,6 +19,15 @@
 namespace jagged::cli {
 
 namespace fs = std::filesystem;
+
+void add_kv_dtype_option(CLI::App& command, DType& kv_dtype) {
+  command
+      .add_option_function<std::string>(
+          "--kv-dtype", [&kv_dtype](const std::string& name) { kv_dtype = name == "bf16" ? DType::bf16 : DType::f32; },
+          "KV cache elements: f32, or bf16 (half the memory and bandwidth)")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->default_str("f32");
+}
 
 LineReader::LineReader(const std::string& path, const std::string& what) {
   if (path == "-") {

@@ -9,9 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "jagged/dtype.h"
 #include "jagged/model_spec.h"
 
+namespace CLI {
+class App;
+}
+
 namespace jagged::cli {
+
+// --kv-dtype f32|bf16: the KV cache's element type (EngineOptions::kv_dtype), for every command that generates.
+void add_kv_dtype_option(CLI::App& command, DType& kv_dtype);
 
 inline bool is_synthetic(const std::string& spec) { return is_synthetic_spec(spec); }
 // "synthetic:NAME" or a model file/directory; dtype: the weights' storage type (--dtype).

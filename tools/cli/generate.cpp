@@ -201,6 +201,7 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--kv-cache-tokens", args->engine.kv_cache_tokens, "KV cache capacity in tokens (0: automatic)")
       ->capture_default_str();
+  add_kv_dtype_option(*command, args->engine.kv_dtype);
   command->add_option("--threads", args->threads, "threads (0: all cores)")->capture_default_str();
   command->add_flag("--ids", args->show_ids, "print token ids instead of text");
   command->add_option("--json", args->json_path, "write every request's tokens, text, finish reason and timings");

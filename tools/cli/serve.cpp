@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "common.h"
 #include "jagged/server.h"
 #include "jagged/threads.h"
 
@@ -60,6 +61,7 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--kv-cache-tokens", options->engine.kv_cache_tokens, "KV cache capacity in tokens (0: automatic)")
       ->capture_default_str();
+  add_kv_dtype_option(*command, options->engine.kv_dtype);
   command->add_option("--max-concurrent", options->engine.max_running, "requests decoding at once")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}))
       ->capture_default_str();

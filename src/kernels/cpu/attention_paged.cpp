@@ -6,7 +6,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
 
+#include "jagged/dtype.h"
 #include "jagged/error.h"
 #include "kernels/attention.h"
 #include "kernels/cpu/attention_query_block.h"
@@ -17,20 +19,26 @@ using namespace attention_block;
 
 int64_t block_floats(const AttentionParams& params) { return params.head_dim * kv_block_tokens(); }
 
-}  // namespace
+template <typename T>
+T cache_element(float value) {
+  if constexpr (std::is_same_v<T, float>) {
+    return value;
+  } else {
+    return hwy::bfloat16_t{f32_to_bf16(value)};  // nearest even, as the cache keeps it
+  }
+}
 
-int64_t kv_block_tokens() { return kKeyTile; }
-
-int64_t kv_value_stride(int64_t head_dim) { return round_up(head_dim, static_cast<int64_t>(kLanes)); }
-
-void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& batch, const PagedKvLayer& layer,
-                    const AttentionParams& params) {
+template <typename T>
+void write_blocks(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& batch, const PagedKvLayer& layer,
+                  const AttentionParams& params) {
   const int64_t block_tokens = kv_block_tokens();
   const int64_t head_dim = params.head_dim;
   const int64_t value_stride = kv_value_stride(head_dim);
   const int64_t key_block = block_floats(params);
   const int64_t value_block = block_tokens * value_stride;
   const int64_t num_seqs = static_cast<int64_t>(batch.cu_seqlens.size()) - 1;
+  auto* const cache_keys = static_cast<T*>(layer.keys);
+  auto* const cache_values = static_cast<T*>(layer.values);
   // A key row scatters over head_dim cache lines (K is stored transposed): many rows share the threads, but one
   // sequence's decode row costs less than the ~3 us an OpenMP fork and join takes on these VMs.
   const int64_t tokens = num_seqs > 0 ? int64_t{batch.cu_seqlens.back()} : 0;
@@ -45,30 +53,23 @@ void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& ba
       for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
         const int64_t base = kv_head * batch.num_blocks + cache_block;
         const float* key = block.head_row(k, i, kv_head, head_dim);
-        float* keys_t = layer.keys + base * key_block + slot;
-        for (int64_t c = 0; c < head_dim; ++c) keys_t[c * block_tokens] = key[c];
+        T* keys_t = cache_keys + base * key_block + slot;
+        for (int64_t c = 0; c < head_dim; ++c) keys_t[c * block_tokens] = cache_element<T>(key[c]);
         const float* value = block.head_row(v, i, kv_head, head_dim);
-        float* values = layer.values + base * value_block + slot * value_stride;
-        std::copy_n(value, head_dim, values);
-        std::fill(values + head_dim, values + value_stride, 0.0f);
+        T* values = cache_values + base * value_block + slot * value_stride;
+        for (int64_t c = 0; c < head_dim; ++c) values[c] = cache_element<T>(value[c]);
+        std::fill(values + head_dim, values + value_stride, cache_element<T>(0.0f));
       }
     }
   }
 }
 
-int64_t paged_attention_workspace_bytes(const AttentionParams& params, int threads) {
-  return static_cast<int64_t>(threads) * RowScratch::bytes(Shape(params));
-}
-
-void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batch, const PagedKvLayer& layer,
-                     const AttentionParams& params, std::span<std::byte> workspace) {
+template <typename T>
+void attend_blocks(ConstMatrixView q, MatrixView out, const PagedKvBatch& batch, const PagedKvLayer& layer,
+                   const AttentionParams& params, std::span<std::byte> workspace) {
   const Shape shape(params);
-  const int threads = omp_get_max_threads();
   const int64_t per_thread = RowScratch::bytes(shape);
-  if (static_cast<int64_t>(workspace.size()) < threads * per_thread) {
-    throw InvalidArgument(concat("paged_attention: workspace of ", workspace.size(), " bytes, need ",
-                                 threads * per_thread, " for ", threads, " threads"));
-  }
+  const int threads = omp_get_max_threads();
   const int64_t num_seqs = static_cast<int64_t>(batch.cu_seqlens.size()) - 1;
   const std::vector<WorkItem> items =
       make_work_items(num_seqs, [&](int64_t seq) { return paged_sequence(batch, seq); }, params, shape, threads);
@@ -78,10 +79,13 @@ void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batc
   const int64_t key_block = block_floats(params);
   const int64_t value_block = block_tokens * shape.acc_stride;
   const int64_t count = static_cast<int64_t>(items.size());
+  const auto* const cache_keys = static_cast<const T*>(layer.keys);
+  const auto* const cache_values = static_cast<const T*>(layer.values);
   const auto tile_of = [&](const WorkItem& item, int64_t key_begin) {
     const int32_t* table = batch.block_tables.data() + batch.block_table_offsets[item.seq];
     const int64_t base = item.kv_head * batch.num_blocks + table[key_begin / block_tokens];
-    return KeyTile{layer.keys + base * key_block, static_cast<size_t>(block_tokens), layer.values + base * value_block};
+    return KeyTile<T>{cache_keys + base * key_block, static_cast<size_t>(block_tokens),
+                      cache_values + base * value_block};
   };
 #pragma omp parallel
   {
@@ -95,10 +99,10 @@ void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batc
       const SequenceBlock block = paged_sequence(batch, item.seq);
       const int64_t item_keys = block.key_end(item.query_end - 1, params.causal);
       const auto tile_at = [&](int64_t key_begin) {
-        KeyTile tile = tile_of(item, key_begin);
-        const KeyTile next = key_begin + block_tokens < item_keys ? tile_of(item, key_begin + block_tokens)
-                             : i + team < count ? tile_of(items[static_cast<size_t>(i + team)], 0)
-                                                : KeyTile{nullptr, 0, nullptr};
+        KeyTile<T> tile = tile_of(item, key_begin);
+        const KeyTile<T> next = key_begin + block_tokens < item_keys ? tile_of(item, key_begin + block_tokens)
+                                : i + team < count ? tile_of(items[static_cast<size_t>(i + team)], 0)
+                                                   : KeyTile<T>{nullptr, 0, nullptr};
         tile.next_keys_t = next.keys_t;
         tile.next_values = next.values;
         return tile;
@@ -109,6 +113,34 @@ void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batc
       }
     }
   }
+}
+
+}  // namespace
+
+int64_t kv_block_tokens() { return kKeyTile; }
+
+int64_t kv_value_stride(int64_t head_dim) { return round_up(head_dim, static_cast<int64_t>(kLanes)); }
+
+void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& batch, const PagedKvLayer& layer,
+                    const AttentionParams& params) {
+  if (layer.dtype == DType::bf16) return write_blocks<hwy::bfloat16_t>(k, v, batch, layer, params);
+  write_blocks<float>(k, v, batch, layer, params);
+}
+
+int64_t paged_attention_workspace_bytes(const AttentionParams& params, int threads) {
+  return static_cast<int64_t>(threads) * RowScratch::bytes(Shape(params));
+}
+
+void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batch, const PagedKvLayer& layer,
+                     const AttentionParams& params, std::span<std::byte> workspace) {
+  const int threads = omp_get_max_threads();
+  const int64_t per_thread = RowScratch::bytes(Shape(params));
+  if (static_cast<int64_t>(workspace.size()) < threads * per_thread) {
+    throw InvalidArgument(concat("paged_attention: workspace of ", workspace.size(), " bytes, need ",
+                                 threads * per_thread, " for ", threads, " threads"));
+  }
+  if (layer.dtype == DType::bf16) return attend_blocks<hwy::bfloat16_t>(q, out, batch, layer, params, workspace);
+  attend_blocks<float>(q, out, batch, layer, params, workspace);
 }
 
 }  // namespace jagged::kernels::cpu

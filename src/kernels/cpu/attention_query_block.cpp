@@ -13,12 +13,12 @@ void prefetch(const float* begin, int64_t count) {
   for (int64_t i = 0; i < count; i += 16) hwy::Prefetch(begin + i);
 }
 
-template <size_t kRows>
-void score_block(size_t vectors, const float* const* q_rows, const float* keys_t, size_t keys_stride,
+template <size_t kRows, typename T>
+void score_block(size_t vectors, const float* const* q_rows, const T* keys_t, size_t keys_stride,
                  size_t head_dim, const int64_t* key_end, int64_t key_begin, float log2_scale, RowState state,
-                 float* probs, const float* next_keys_t) {
+                 float* probs, const T* next_keys_t) {
   const auto run = [&]<size_t kVecs>() {
-    score_softmax_rows<kVecs, kRows>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
+    score_softmax_rows<kVecs, kRows, T>(q_rows, keys_t, keys_stride, head_dim, key_end, key_begin, log2_scale, state,
                                      probs, next_keys_t);
   };
   switch (vectors) {
@@ -30,12 +30,12 @@ void score_block(size_t vectors, const float* const* q_rows, const float* keys_t
 }
 
 // kRows 0: the full P.V kernel (value_rows(vectors) rows); kSmallRows: the narrow one.
-template <size_t kRows>
-void value_block(size_t vectors, bool first, const float* probs, const float* alpha, const float* values,
-                 size_t values_stride, size_t num_keys, float* acc, size_t acc_stride, const float* next_values) {
+template <size_t kRows, typename T>
+void value_block(size_t vectors, bool first, const float* probs, const float* alpha, const T* values,
+                 size_t values_stride, size_t num_keys, float* acc, size_t acc_stride, const T* next_values) {
   const auto run = [&]<size_t kVecs>() {
     constexpr size_t rows = kRows == 0 ? value_rows(kVecs) : kRows;
-    accumulate_values<kVecs, rows>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride, next_values);
+    accumulate_values<kVecs, rows, T>(first, probs, alpha, values, values_stride, num_keys, acc, acc_stride, next_values);
   };
   switch (vectors) {
     case 1: return run.template operator()<1>();
@@ -120,7 +120,8 @@ int64_t prepare_rows(const QueryBlockProblem& problem, const SequenceBlock& bloc
 
 // Row group by row group: Q.K^T, online softmax and P.V of a few rows reuse the K and V tiles from L1 (the whole
 // block's scores and accumulators would not fit beside them).
-void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t key_begin, const KeyTile& tile,
+template <typename T>
+void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t key_begin, const KeyTile<T>& tile,
                   RowScratch& scratch) {
   const Shape& shape = problem.shape;
   const int64_t head_dim = problem.params.head_dim;
@@ -149,8 +150,8 @@ void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t
       const size_t key_vectors = static_cast<size_t>((keys + kLanes - 1) / kLanes);
       const RowState state{scratch.row_max + row, scratch.alpha + row, scratch.row_sum + row * kLanes};
       // The next tile is asked for once, by the block's first row group.
-      const float* next_keys_t = row == 0 ? tile.next_keys_t : nullptr;
-      const auto score_call = small ? &score_block<kSmallRows> : &score_block<kScoreRows>;
+      const T* next_keys_t = row == 0 ? tile.next_keys_t : nullptr;
+      const auto score_call = small ? &score_block<kSmallRows, T> : &score_block<kScoreRows, T>;
       score_call(key_vectors, scratch.q_rows + row, tile.keys_t, tile.keys_stride, static_cast<size_t>(head_dim),
                  scratch.key_end + row, key_begin, problem.log2_scale, state, probs, next_keys_t);
     }
@@ -162,8 +163,8 @@ void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t
            row += rows_per_block) {
         const int64_t keys = block_keys(scratch, row, rows_per_block, key_begin);
         if (keys <= 0) continue;  // every row here has alpha 1 and no visible key
-        const auto value_call = small ? &value_block<kSmallRows> : &value_block<0>;
-        const float* next_values = row == 0 && tile.next_values != nullptr ? tile.next_values + column : nullptr;
+        const auto value_call = small ? &value_block<kSmallRows, T> : &value_block<0, T>;
+        const T* next_values = row == 0 && tile.next_values != nullptr ? tile.next_values + column : nullptr;
         value_call(vectors, key_begin == 0, scratch.scores + row * kKeyTile, scratch.alpha + row, tile.values + column,
                    static_cast<size_t>(shape.acc_stride), static_cast<size_t>(keys),
                    scratch.acc + row * shape.acc_stride + column, static_cast<size_t>(shape.acc_stride), next_values);
@@ -171,6 +172,10 @@ void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t
     }
   }
 }
+
+template void process_tile(const QueryBlockProblem&, int64_t, int64_t, const KeyTile<float>&, RowScratch&);
+template void process_tile(const QueryBlockProblem&, int64_t, int64_t, const KeyTile<hwy::bfloat16_t>&,
+                           RowScratch&);
 
 void store_rows(const QueryBlockProblem& problem, const SequenceBlock& block, int64_t kv_head, int64_t query_begin,
                 int64_t query_end, const RowScratch& scratch) {

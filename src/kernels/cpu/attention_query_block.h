@@ -75,12 +75,14 @@ struct RowScratch {
 // along the row), V rows [.][acc_stride] (zeros past head_dim).
 // next_keys_t / next_values (or nullptr): the full tile of the same strides read after this one, which the
 // micro-kernels ask into the caches while they compute on this one.
+// T: the element type, f32 (packed tiles, f32 caches) or bf16 (bf16 caches).
+template <typename T = float>
 struct KeyTile {
-  const float* keys_t;
+  const T* keys_t;
   size_t keys_stride;
-  const float* values;
-  const float* next_keys_t = nullptr;
-  const float* next_values = nullptr;
+  const T* values;
+  const T* next_keys_t = nullptr;
+  const T* next_values = nullptr;
 };
 
 struct QueryBlockProblem {
@@ -94,8 +96,9 @@ struct QueryBlockProblem {
 // Sets up the rows of queries [query_begin, query_end) of one kv head's group; returns the keys the block sees.
 int64_t prepare_rows(const QueryBlockProblem& problem, const SequenceBlock& block, int64_t kv_head,
                      int64_t query_begin, int64_t query_end, RowScratch& scratch);
-// The FlashAttention step of every row group over one key tile.
-void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t key_begin, const KeyTile& tile,
+// The FlashAttention step of every row group over one key tile (instantiated for float and hwy::bfloat16_t).
+template <typename T>
+void process_tile(const QueryBlockProblem& problem, int64_t padded_rows, int64_t key_begin, const KeyTile<T>& tile,
                   RowScratch& scratch);
 // Normalises and stores the block's outputs.
 void store_rows(const QueryBlockProblem& problem, const SequenceBlock& block, int64_t kv_head, int64_t query_begin,

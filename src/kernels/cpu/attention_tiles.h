@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
@@ -79,18 +80,35 @@ HWY_INLINE FloatVec broadcast_lane(FloatVec v, int32_t lane) {
   return hn::TableLookupLanes(v, hn::IndicesFromVec(d, hn::Set(hn::RebindToSigned<FloatTag>(), lane)));
 }
 
+// A vector of K or V elements as f32: f32 loaded as is, bf16 (a KV cache of bf16 blocks) widened exactly.
+template <typename T>
+HWY_INLINE FloatVec load_kv(FloatTag d, const T* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return hn::Load(d, p);
+  } else {
+    return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::bfloat16_t, FloatTag>(), p));
+  }
+}
+
+// Asks the cache lines of `bytes` bytes at p into the caches.
+template <typename T>
+HWY_INLINE void prefetch_span(const T* p, size_t bytes) {
+  const auto* byte = reinterpret_cast<const char*>(p);
+  for (size_t offset = 0; offset < bytes; offset += 64) hwy::Prefetch(byte + offset);
+}
+
 // One FlashAttention step, up to P, for rows r < kRows (kScoreRows, or kSmallRows) and one key tile:
 //   s = q_rows[r] . keys, -inf at or past key_end[r] - key_begin (keys the row may not see);
 //   max' = max(max, max_j s); alpha = 2^((max - max') * log2_scale)  (0 from max = -inf; 1 while max' = -inf);
 //   p = 2^(s * log2_scale - max' * log2_scale); sum = alpha * sum + p.
 // Probabilities go to probs[r][0, kKeyTile) (zeros past kVecs * kLanes); the scores never leave the registers.
-// q_rows: kRows pointers to head_dim floats; keys_t [head_dim][keys_stride]: a K tile, transposed;
+// q_rows: kRows pointers to head_dim floats; keys_t [head_dim][keys_stride]: a K tile, transposed (T: f32 or bf16);
 // probs [kRows][kKeyTile], aligned; state: the rows' state. next_keys_t (or nullptr): a full K tile of the same
 // stride that is read next, asked into the caches a row per step (a burst of prefetches would stall the core).
-template <size_t kVecs, size_t kRows = kScoreRows>
-HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys_t, size_t keys_stride,
+template <size_t kVecs, size_t kRows = kScoreRows, typename T = float>
+HWY_INLINE void score_softmax_rows(const float* const* q_rows, const T* keys_t, size_t keys_stride,
                                    size_t head_dim, const int64_t* key_end, int64_t key_begin, float log2_scale,
-                                   RowState state, float* probs, const float* next_keys_t) {
+                                   RowState state, float* probs, const T* next_keys_t) {
   const FloatTag d;
   const hn::RebindToSigned<FloatTag> di;
   const float* rows[kRows];
@@ -103,13 +121,10 @@ HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys
     for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::Zero(d);
   }
   for (size_t c = 0; c < head_dim; ++c) {
-    if (next_keys_t != nullptr) {
-      HWY_UNROLL(8)
-      for (size_t v = 0; v < kKeyVectors; ++v) hwy::Prefetch(next_keys_t + c * keys_stride + v * kLanes);
-    }
+    if (next_keys_t != nullptr) prefetch_span(next_keys_t + c * keys_stride, kKeyTile * sizeof(T));
     FloatVec keys[kVecs];
     HWY_UNROLL(8)
-    for (size_t v = 0; v < kVecs; ++v) keys[v] = hn::Load(d, keys_t + c * keys_stride + v * kLanes);
+    for (size_t v = 0; v < kVecs; ++v) keys[v] = load_kv(d, keys_t + c * keys_stride + v * kLanes);
     HWY_UNROLL(8)
     for (size_t r = 0; r < kRows; ++r) {
       const FloatVec query = hn::Set(d, rows[r][c]);
@@ -168,13 +183,13 @@ HWY_INLINE void score_softmax_rows(const float* const* q_rows, const float* keys
 
 // For r < kRows (value_rows(kVecs), or kSmallRows), the kVecs * kLanes columns at `acc_rows`:
 //   acc[r] = alpha[r] * acc[r] + sum_{j < num_keys} probs[r][j] * values[j]   (first: acc[r] starts at 0)
-// probs [rows][kKeyTile]; values [num_keys][values_stride] (V rows at one head_dim offset, aligned);
+// probs [rows][kKeyTile]; values [num_keys][values_stride] (V rows at one head_dim offset, aligned; T: f32 or bf16);
 // acc [rows][acc_stride], aligned. next_values (or nullptr): the same columns of the V tile read next, asked into
 // the caches a row per key.
-template <size_t kVecs, size_t kRows = value_rows(kVecs)>
-HWY_INLINE void accumulate_values(bool first, const float* probs, const float* alpha, const float* values,
+template <size_t kVecs, size_t kRows = value_rows(kVecs), typename T = float>
+HWY_INLINE void accumulate_values(bool first, const float* probs, const float* alpha, const T* values,
                                   size_t values_stride, size_t num_keys, float* acc_rows, size_t acc_stride,
-                                  const float* next_values) {
+                                  const T* next_values) {
   const FloatTag d;
   FloatVec acc[kRows][kVecs];
   HWY_UNROLL(8)
@@ -186,13 +201,10 @@ HWY_INLINE void accumulate_values(bool first, const float* probs, const float* a
     }
   }
   for (size_t j = 0; j < num_keys; ++j) {
-    if (next_values != nullptr) {
-      HWY_UNROLL(8)
-      for (size_t v = 0; v < kVecs; ++v) hwy::Prefetch(next_values + j * values_stride + v * kLanes);
-    }
+    if (next_values != nullptr) prefetch_span(next_values + j * values_stride, kVecs * kLanes * sizeof(T));
     FloatVec value[kVecs];
     HWY_UNROLL(8)
-    for (size_t v = 0; v < kVecs; ++v) value[v] = hn::Load(d, values + j * values_stride + v * kLanes);
+    for (size_t v = 0; v < kVecs; ++v) value[v] = load_kv(d, values + j * values_stride + v * kLanes);
     HWY_UNROLL(8)
     for (size_t r = 0; r < kRows; ++r) {
       const FloatVec prob = hn::Set(d, probs[r * kKeyTile + j]);

@@ -1,0 +1,88 @@
+// The paged KV cache's block allocation: every block handed out once, a sequence's blocks kept in one run where the
+// free space allows (a decode row streams them), sizes and element types.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "jagged/error.h"
+#include "jagged/kv_cache.h"
+#include "jagged/ops.h"
+
+namespace jagged {
+namespace {
+
+LlamaConfig small_config() {
+  LlamaConfig config;
+  config.num_layers = 2;
+  config.num_heads = 2;
+  config.num_kv_heads = 1;
+  config.head_dim = 16;
+  return config;
+}
+
+// Grows a sequence by one block the way the engine does: after its last block, expecting `expected` more.
+int32_t grow(KvCache& cache, std::vector<int32_t>& blocks, int64_t expected) {
+  const int32_t block = cache.allocate(blocks.empty() ? -1 : blocks.back(), expected);
+  if (block >= 0) blocks.push_back(block);
+  return block;
+}
+
+bool one_run(const std::vector<int32_t>& blocks) {
+  for (size_t i = 1; i < blocks.size(); ++i) {
+    if (blocks[i] != blocks[i - 1] + 1) return false;
+  }
+  return true;
+}
+
+TEST(KvCache, SequencesGrowingInTurnKeepTheirBlocksInOneRun) {
+  // 8 sequences of 4 blocks in a cache of exactly 32: prompts first (2 blocks each), then decode steps that
+  // cross block boundaries in turn, as 8 requests decoding together do.
+  KvCache cache(small_config(), 32 * ops::kv_block_tokens());
+  ASSERT_EQ(cache.num_blocks(), 32);
+  std::vector<std::vector<int32_t>> seqs(8);
+  for (auto& blocks : seqs) {
+    ASSERT_GE(grow(cache, blocks, 4), 0);
+    ASSERT_GE(grow(cache, blocks, 3), 0);
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (auto& blocks : seqs) ASSERT_GE(grow(cache, blocks, 2 - round), 0);
+  }
+  EXPECT_EQ(cache.free_blocks(), 0);
+  EXPECT_EQ(cache.allocate(-1, 1), -1) << "a full cache hands out nothing";
+  std::vector<int32_t> all;
+  for (const auto& blocks : seqs) {
+    EXPECT_TRUE(one_run(blocks)) << "blocks " << ::testing::PrintToString(blocks);
+    all.insert(all.end(), blocks.begin(), blocks.end());
+  }
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end()) << "a block went to two sequences";
+}
+
+TEST(KvCache, FragmentedCacheStillHandsOutEveryBlock) {
+  KvCache cache(small_config(), 10 * ops::kv_block_tokens());
+  std::vector<int32_t> taken;
+  for (int i = 0; i < 10; ++i) taken.push_back(cache.allocate(-1, 3));
+  for (size_t i = 0; i < taken.size(); i += 2) cache.release(taken[i]);  // every other block free
+  EXPECT_EQ(cache.free_blocks(), 5);
+  std::vector<int32_t> blocks;
+  for (int i = 0; i < 5; ++i) ASSERT_GE(grow(cache, blocks, 5 - i), 0);
+  EXPECT_EQ(cache.free_blocks(), 0);
+  EXPECT_EQ(cache.allocate(blocks.back(), 1), -1);
+  for (const int32_t block : blocks) cache.release(block);
+  EXPECT_THROW(cache.release(blocks[0]), InvalidArgument) << "a double free would hand one block to two sequences";
+  EXPECT_THROW(cache.release(-1), InvalidArgument);
+}
+
+TEST(KvCache, Bf16HalvesTheBytesAndOtherTypesAreRefused) {
+  const LlamaConfig config = small_config();
+  const KvCache f32(config, 256), bf16(config, 256, DType::bf16);
+  EXPECT_EQ(bf16.bytes() * 2, f32.bytes());
+  EXPECT_EQ(KvCache::bytes_per_token(config, DType::bf16) * 2, KvCache::bytes_per_token(config));
+  EXPECT_EQ(bf16.layer(1).dtype, DType::bf16);
+  EXPECT_THROW(KvCache(config, 256, DType::q8_0), InvalidArgument);
+  EXPECT_THROW(KvCache(config, 0), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace jagged
