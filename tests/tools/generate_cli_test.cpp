@@ -138,6 +138,17 @@ TEST_F(GenerateCli, SyntheticModelPrintsIds) {
   EXPECT_EQ(count, 5) << result.out;
 }
 
+TEST_F(GenerateCli, Bf16KvCacheGeneratesAndOtherTypesAreRefused) {
+  JAGGED_REQUIRE_PATH(model_dir() / "stories260K.bin");
+  const CliResult result = run(concat("generate --model ", model(), " -n 30 -p 'Once upon a time' --kv-dtype bf16"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out.rfind("Once upon a time", 0), 0u) << result.out;
+  EXPECT_GT(result.out.size(), std::string("Once upon a time").size() + 20) << result.out;
+  const CliResult bad = run("generate --model synthetic:tiny --kv-dtype q8_0");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--kv-dtype"), std::string::npos) << bad.err;
+}
+
 TEST_F(GenerateCli, BadInputFailsClearly) {
   struct Case {
     std::string arguments;
