@@ -2,8 +2,7 @@
 // one at a time as sequences grow and returned the moment a sequence ends; no sequence reserves the whole context.
 // Keys are stored after RoPE, num_kv_heads of them per token (GQA/MQA store only those), as f32 or bf16 (half the
 // bytes; see PagedKvLayer); the block layout is the attention kernel's (paged_kv.h), so attention reads the blocks
-// in place. The memory comes from the
-// accounting allocator (jagged::memory_stats()).
+// in place. The memory comes from the accounting allocator (jagged::memory_stats()).
 #pragma once
 
 #include <cstdint>

@@ -136,8 +136,8 @@ void run_item(const WorkItem& item, const Problem& problem, Scratch& scratch) {
   const int64_t head_dim = problem.block.params.head_dim;
   const int64_t acc_stride = problem.block.shape.acc_stride;
   const auto tile_at = [&](int64_t key_begin) {
-    return KeyTile<float>{scratch.keys_t + key_begin * head_dim, static_cast<size_t>(tile_width(num_keys, key_begin)),
-                   scratch.values + key_begin * acc_stride};
+    return KeyTile<float>{scratch.keys_t + key_begin * head_dim,
+                          static_cast<size_t>(tile_width(num_keys, key_begin)), scratch.values + key_begin * acc_stride};
   };
   const int64_t queries_per_block = problem.block.shape.queries_per_block;
   for (int64_t query = item.query_begin; query < item.query_end; query += queries_per_block) {

@@ -17,7 +17,7 @@ namespace jagged::kernels::cpu {
 namespace {
 using namespace attention_block;
 
-int64_t block_floats(const AttentionParams& params) { return params.head_dim * kv_block_tokens(); }
+int64_t block_elements(const AttentionParams& params) { return params.head_dim * kv_block_tokens(); }
 
 template <typename T>
 T cache_element(float value) {
@@ -34,7 +34,7 @@ void write_blocks(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& batc
   const int64_t block_tokens = kv_block_tokens();
   const int64_t head_dim = params.head_dim;
   const int64_t value_stride = kv_value_stride(head_dim);
-  const int64_t key_block = block_floats(params);
+  const int64_t key_block = block_elements(params);
   const int64_t value_block = block_tokens * value_stride;
   const int64_t num_seqs = static_cast<int64_t>(batch.cu_seqlens.size()) - 1;
   auto* const cache_keys = static_cast<T*>(layer.keys);
@@ -76,7 +76,7 @@ void attend_blocks(ConstMatrixView q, MatrixView out, const PagedKvBatch& batch,
   if (items.empty()) return;
   const QueryBlockProblem problem{q, out, params, shape, static_cast<float>(params.scale * 1.4426950408889634)};
   const int64_t block_tokens = kv_block_tokens();
-  const int64_t key_block = block_floats(params);
+  const int64_t key_block = block_elements(params);
   const int64_t value_block = block_tokens * shape.acc_stride;
   const int64_t count = static_cast<int64_t>(items.size());
   const auto* const cache_keys = static_cast<const T*>(layer.keys);
