@@ -27,6 +27,7 @@ struct GenerateArgs {
   SamplingParams sampling;
   std::vector<std::string> stop;
   bool ignore_eos = false;
+  DType kv_dtype = DType::f32;
 };
 
 std::vector<GenerationRequest> make_requests(const LoadedModel& model, py::handle prompts, const GenerateArgs& args) {
@@ -46,10 +47,10 @@ std::vector<GenerationRequest> make_requests(const LoadedModel& model, py::handl
 
 // A cache that holds every request at once (prompt + max_tokens, bounded by the context), so no request waits or
 // is preempted, and no more memory than the call needs.
-EngineOptions engine_options(const LoadedModel& model,
-                                             const std::vector<GenerationRequest>& requests) {
+EngineOptions engine_options(const LoadedModel& model, const std::vector<GenerationRequest>& requests, DType kv_dtype) {
   const int64_t context = model.llama->config().context_length;
   EngineOptions options;
+  options.kv_dtype = kv_dtype;
   options.max_running = std::max<int64_t>(1, static_cast<int64_t>(requests.size()));
   options.kv_cache_tokens = 0;
   for (const GenerationRequest& request : requests) {
@@ -73,9 +74,10 @@ py::dict event_dict(const RequestEvent& event, int64_t index) {
 // stream=True: each next() returns one request's event, stepping the engine (without the GIL) when none is queued.
 class GenerationStream {
  public:
-  GenerationStream(std::shared_ptr<LoadedModel> model, std::vector<GenerationRequest> requests)
+  GenerationStream(std::shared_ptr<LoadedModel> model, std::vector<GenerationRequest> requests, DType kv_dtype)
       : model_(std::move(model)),
-        engine_(std::make_unique<Engine>(*model_->llama, model_->tokenizer.get(), engine_options(*model_, requests))) {
+        engine_(std::make_unique<Engine>(*model_->llama, model_->tokenizer.get(),
+                                         engine_options(*model_, requests, kv_dtype))) {
     for (size_t i = 0; i < requests.size(); ++i) {
       indices_.push_back(engine_->add_request(std::move(requests[i])));
     }
@@ -120,7 +122,11 @@ class GenerationStream {
 
 py::object generate(const PyModel& self, py::handle prompts, int64_t max_tokens, float temperature, float top_p,
                     int top_k, float min_p, float repetition_penalty, float presence_penalty, float frequency_penalty,
-                    uint64_t seed, const std::vector<std::string>& stop, bool ignore_eos, bool stream) {
+                    uint64_t seed, const std::vector<std::string>& stop, bool ignore_eos, bool stream,
+                    const std::string& kv_dtype) {
+  if (kv_dtype != "f32" && kv_dtype != "bf16") {
+    throw InvalidArgument(concat("kv_dtype must be 'f32' or 'bf16', got '", kv_dtype, "'"));
+  }
   std::shared_ptr<LoadedModel> model = self.get_decoder("generate");
   GenerateArgs args;
   args.max_tokens = max_tokens;
@@ -134,14 +140,15 @@ py::object generate(const PyModel& self, py::handle prompts, int64_t max_tokens,
   args.sampling.seed = seed;
   args.stop = stop;
   args.ignore_eos = ignore_eos;
+  args.kv_dtype = kv_dtype == "bf16" ? DType::bf16 : DType::f32;
   std::vector<GenerationRequest> requests = make_requests(*model, prompts, args);
-  if (stream) return py::cast(std::make_unique<GenerationStream>(model, std::move(requests)));
+  if (stream) return py::cast(std::make_unique<GenerationStream>(model, std::move(requests), args.kv_dtype));
   std::vector<int64_t> prompt_lengths;
   for (const auto& request : requests) prompt_lengths.push_back(static_cast<int64_t>(request.prompt.size()));
   std::vector<RequestResult> results;
   {
     py::gil_scoped_release release;
-    Engine engine(*model->llama, model->tokenizer.get(), engine_options(*model, requests));
+    Engine engine(*model->llama, model->tokenizer.get(), engine_options(*model, requests, args.kv_dtype));
     results = generate_all(engine, std::move(requests));
   }
   std::vector<Completion> completions;
@@ -176,11 +183,12 @@ void bind_generate(py::class_<PyModel>& model_class) {
                   py::arg("repetition_penalty") = 1.0f, py::arg("presence_penalty") = 0.0f,
                   py::arg("frequency_penalty") = 0.0f, py::arg("seed") = 0,
                   py::arg("stop") = std::vector<std::string>{}, py::arg("ignore_eos") = false,
-                  py::arg("stream") = false,
+                  py::arg("stream") = false, py::arg("kv_dtype") = "f32",
                   R"(Decoders: continues each prompt (a string, encoded with BOS, or token ids; an empty prompt
 starts from BOS) on the continuous-batching engine. temperature 0 is greedy; top_k, top_p, min_p and the
-penalties as in jagged/sampling.h; each request samples with its own generator seeded by seed. Returns a list of Completion (text, tokens, finish_reason), or with stream=True an
-iterator of per-request events.)");
+penalties as in jagged/sampling.h; each request samples with its own generator seeded by seed. kv_dtype 'f32' or
+'bf16': the KV cache's elements (bf16: half the memory, K and V rounded once). Returns a list of Completion (text,
+tokens, finish_reason), or with stream=True an iterator of per-request events.)");
 }
 
 }  // namespace jagged::python

@@ -66,3 +66,15 @@ def test_generate_on_a_fixture_without_shared_files():
     assert len(completion.tokens) <= 8 and completion.finish_reason in ("length", "stop")
     assert all(0 <= t < 300 for t in completion.tokens)
     assert model.generate([[1, 5, 9]], max_tokens=0)[0].tokens == []
+
+def test_bf16_kv_cache_equals_the_cli_and_is_batch_invariant(stories):
+    prompts = ["Once upon a time", "The dog"]
+    lines = run_cli("generate", "--model", STORIES / "stories260K.bin", "-n", 30, "--ids", "--kv-dtype", "bf16",
+                    *[arg for p in prompts for arg in ("-p", p)]).splitlines()
+    by_index = {int(line.split()[0].strip("[]")): list(map(int, line.split()[1:])) for line in lines if line}
+    expected = [by_index[i] for i in range(len(prompts))]
+    together = [c.tokens for c in stories.generate(prompts, max_tokens=30, kv_dtype="bf16")]
+    assert together == expected
+    assert [stories.generate([p], max_tokens=30, kv_dtype="bf16")[0].tokens for p in prompts] == together
+    with pytest.raises(ValueError, match="kv_dtype"):
+        stories.generate(prompts, max_tokens=4, kv_dtype="q8_0")
