@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "jagged/dtype.h"
 
@@ -23,6 +24,11 @@ struct PagedKvLayer {
   void* values = nullptr;
   DType dtype = DType::f32;
 };
+
+// InvalidArgument, its message starting with `who`, unless a KV cache can hold `dtype` (f32, bf16).
+void check_kv_dtype(DType dtype, std::string_view who);
+// "f32" or "bf16" (--kv-dtype, kv_dtype=) -> the type; InvalidArgument naming the choices otherwise.
+DType parse_kv_dtype(std::string_view name);
 
 // The sequences of one forward call and their blocks.
 struct PagedKvBatch {

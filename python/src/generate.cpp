@@ -7,6 +7,7 @@
 #include "bindings.h"
 #include "jagged/engine.h"
 #include "jagged/error.h"
+#include "jagged/paged_kv.h"
 #include "models.h"
 
 namespace jagged::python {
@@ -124,9 +125,6 @@ py::object generate(const PyModel& self, py::handle prompts, int64_t max_tokens,
                     int top_k, float min_p, float repetition_penalty, float presence_penalty, float frequency_penalty,
                     uint64_t seed, const std::vector<std::string>& stop, bool ignore_eos, bool stream,
                     const std::string& kv_dtype) {
-  if (kv_dtype != "f32" && kv_dtype != "bf16") {
-    throw InvalidArgument(concat("kv_dtype must be 'f32' or 'bf16', got '", kv_dtype, "'"));
-  }
   std::shared_ptr<LoadedModel> model = self.get_decoder("generate");
   GenerateArgs args;
   args.max_tokens = max_tokens;
@@ -140,7 +138,7 @@ py::object generate(const PyModel& self, py::handle prompts, int64_t max_tokens,
   args.sampling.seed = seed;
   args.stop = stop;
   args.ignore_eos = ignore_eos;
-  args.kv_dtype = kv_dtype == "bf16" ? DType::bf16 : DType::f32;
+  args.kv_dtype = parse_kv_dtype(kv_dtype);
   std::vector<GenerationRequest> requests = make_requests(*model, prompts, args);
   if (stream) return py::cast(std::make_unique<GenerationStream>(model, std::move(requests), args.kv_dtype));
   std::vector<int64_t> prompt_lengths;

@@ -116,9 +116,7 @@ void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& ba
   check_view("paged_kv_write", "v", v, k.rows, params.num_kv_heads, params.head_dim, "num_kv_heads");
   check_paged_batch("paged_kv_write", batch, k.rows);
   if (layer.keys == nullptr || layer.values == nullptr) throw InvalidArgument("paged_kv_write: no cache layer");
-  if (layer.dtype != DType::f32 && layer.dtype != DType::bf16) {
-    throw InvalidArgument(concat("paged_kv_write: a cache of ", dtype_name(layer.dtype), " (f32 or bf16 only)"));
-  }
+  check_kv_dtype(layer.dtype, "paged_kv_write");
   kernels::cpu::paged_kv_write(k, v, batch, layer, params);
 }
 
@@ -129,9 +127,7 @@ void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batc
   check_view("paged_attention", "out", out, q.rows, params.num_heads, params.head_dim, "num_heads");
   check_paged_batch("paged_attention", batch, q.rows);
   if (layer.keys == nullptr || layer.values == nullptr) throw InvalidArgument("paged_attention: no cache layer");
-  if (layer.dtype != DType::f32 && layer.dtype != DType::bf16) {
-    throw InvalidArgument(concat("paged_attention: a cache of ", dtype_name(layer.dtype), " (f32 or bf16 only)"));
-  }
+  check_kv_dtype(layer.dtype, "paged_attention");
   if (reinterpret_cast<uintptr_t>(workspace.data()) % 64 != 0) {
     throw InvalidArgument("paged_attention: the workspace must be 64-byte aligned");
   }
@@ -143,3 +139,19 @@ int64_t paged_attention_workspace_bytes(const AttentionConfig& config, int threa
 }
 
 }  // namespace jagged::ops
+
+namespace jagged {
+
+void check_kv_dtype(DType dtype, std::string_view who) {
+  if (dtype != DType::f32 && dtype != DType::bf16) {
+    throw InvalidArgument(concat(who, ": a KV cache of ", dtype_name(dtype), " (f32 or bf16 only)"));
+  }
+}
+
+DType parse_kv_dtype(std::string_view name) {
+  if (name == "f32") return DType::f32;
+  if (name == "bf16") return DType::bf16;
+  throw InvalidArgument(concat("kv_dtype must be f32 or bf16, got '", name, "'"));
+}
+
+}  // namespace jagged

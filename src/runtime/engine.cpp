@@ -30,7 +30,8 @@ int64_t cache_tokens(const LlamaConfig& config, const EngineOptions& options) {
     tokens = tokens > 0 ? std::min(tokens, by_bytes) : by_bytes;
   }
   if (tokens <= 0 && options.kv_cache_tokens == 0 && options.kv_cache_bytes == 0) {
-    const int64_t budget = std::max<int64_t>(config.context_length, kDefaultCacheBytes / KvCache::bytes_per_token(config, options.kv_dtype));
+    const int64_t budget =
+        std::max<int64_t>(config.context_length, kDefaultCacheBytes / KvCache::bytes_per_token(config, options.kv_dtype));
     tokens = std::min(options.max_running * config.context_length, budget);
   }
   if (tokens <= 0) throw InvalidArgument("engine: the KV cache budget holds no token (raise kv_cache_tokens or kv_cache_bytes)");
@@ -403,9 +404,6 @@ Engine::Engine(const LlamaModel& model, const Tokenizer* tokenizer, const Engine
       options.kv_cache_tokens < 0 || options.kv_cache_bytes < 0) {
     throw InvalidArgument(concat("engine: max_batch_tokens (", options.max_batch_tokens, ") and max_running (",
                                  options.max_running, ") must be positive; cache sizes and the chunk size >= 0"));
-  }
-  if (options.kv_dtype != DType::f32 && options.kv_dtype != DType::bf16) {
-    throw InvalidArgument(concat("engine: KV cache type ", dtype_name(options.kv_dtype), " is not supported (f32 or bf16)"));
   }
   impl_ = std::make_unique<Impl>(model, tokenizer, options);
   impl_->publish_stats();

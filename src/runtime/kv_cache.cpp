@@ -9,6 +9,7 @@
 namespace jagged {
 
 int64_t KvCache::bytes_per_token(const LlamaConfig& config, DType dtype) {
+  check_kv_dtype(dtype, "KV cache");
   const int64_t per_layer = int64_t{config.num_kv_heads} * (config.head_dim + ops::kv_value_stride(config.head_dim));
   return per_layer * config.num_layers * static_cast<int64_t>(dtype_size(dtype));
 }
@@ -18,9 +19,7 @@ KvCache::KvCache(const LlamaConfig& config, int64_t capacity_tokens, DType dtype
   if (capacity_tokens <= 0) {
     throw InvalidArgument(concat("KV cache capacity must be at least one token, got ", capacity_tokens));
   }
-  if (dtype != DType::f32 && dtype != DType::bf16) {
-    throw InvalidArgument(concat("KV cache: element type ", dtype_name(dtype), " is not supported (f32 or bf16)"));
-  }
+  check_kv_dtype(dtype, "KV cache");
   num_blocks_ = blocks_for(capacity_tokens);
   if (num_blocks_ > INT32_MAX) throw InvalidArgument(concat("KV cache of ", capacity_tokens, " tokens is too large"));
   const int64_t value_stride = ops::kv_value_stride(config.head_dim);

@@ -131,6 +131,24 @@ TEST(PagedAttention, Bf16CacheStoresRoundedValues) {
   }
 }
 
+TEST(PagedAttention, RejectsCacheTypesItCannotHold) {
+  const ops::AttentionConfig config{2, 1, 16, 0.0f, true};
+  Tensor keys = Tensor::zeros({16 * ops::kv_block_tokens()});
+  Tensor values = Tensor::zeros({ops::kv_block_tokens() * ops::kv_value_stride(16)});
+  Tensor q({1, 32}), out({1, 32}), k({1, 16}), v({1, 16});
+  const std::vector<int32_t> cu{0, 1}, context{0}, table{0}, offsets{0, 1};
+  const PagedKvBatch batch{cu, context, table, offsets, 1};
+  const PagedKvLayer layer{keys.raw_data(), values.raw_data(), DType::q8_0};
+  EXPECT_THROW(ops::paged_kv_write(k.matrix(), v.matrix(), batch, layer, config), InvalidArgument);
+  Tensor workspace({ops::paged_attention_workspace_bytes(config, omp_get_max_threads())}, DType::u8);
+  EXPECT_THROW(ops::paged_attention(q.matrix(), out.matrix(), batch, layer, config,
+                                    {static_cast<std::byte*>(workspace.raw_data()), workspace.nbytes()}),
+               InvalidArgument);
+  EXPECT_EQ(parse_kv_dtype("bf16"), DType::bf16);
+  EXPECT_EQ(parse_kv_dtype("f32"), DType::f32);
+  EXPECT_THROW(parse_kv_dtype("f16"), InvalidArgument);
+}
+
 TEST(PagedAttention, RejectsShortBlockTables) {
   const ops::AttentionConfig config{2, 1, 16, 0.0f, true};
   Tensor keys = Tensor::zeros({1 * 16 * ops::kv_block_tokens()});

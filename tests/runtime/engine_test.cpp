@@ -176,6 +176,12 @@ TEST(Engine, Bf16CacheIsBatchInvariantAndHalvesTheBytes) {
     expect_same(expected, generate_all(engine, requests), chunk == 0 ? "bf16 cache, together" : "bf16 cache, chunked");
     EXPECT_EQ(engine.stats().kv_blocks_used, 0);
   }
+  for (const int64_t tokens : {int64_t{4096}, int64_t{0}}) {  // sized in tokens, and by the default byte budget
+    EngineOptions other = bf16;
+    other.kv_dtype = DType::q8_0;
+    other.kv_cache_tokens = tokens;
+    EXPECT_THROW(Engine(s.model, s.tokenizer.get(), other), InvalidArgument) << "a KV cache of q8_0";
+  }
   EngineOptions f32 = bf16;
   f32.kv_dtype = DType::f32;
   Engine f32_engine(s.model, s.tokenizer.get(), f32);

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "jagged/paged_kv.h"
 #include "jagged/threads.h"
 
 namespace jagged::cli {
@@ -23,7 +24,7 @@ namespace fs = std::filesystem;
 void add_kv_dtype_option(CLI::App& command, DType& kv_dtype) {
   command
       .add_option_function<std::string>(
-          "--kv-dtype", [&kv_dtype](const std::string& name) { kv_dtype = name == "bf16" ? DType::bf16 : DType::f32; },
+          "--kv-dtype", [&kv_dtype](const std::string& name) { kv_dtype = parse_kv_dtype(name); },
           "KV cache elements: f32, or bf16 (half the memory and bandwidth)")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->default_str("f32");
