@@ -1,6 +1,7 @@
 // Element types. Compute is f32; f16/bf16 are storage types converted at load (bf16/f16 compute planned).
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -22,8 +23,14 @@ size_t dtype_nbytes(DType dtype, int64_t numel);
 std::string_view dtype_name(DType dtype);
 
 float f16_to_f32(uint16_t bits);
-float bf16_to_f32(uint16_t bits);
-uint16_t f32_to_bf16(float value);  // round to nearest even
+// Inline: the KV cache rounds every key and value it stores.
+inline float bf16_to_f32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+inline uint16_t f32_to_bf16(float value) {  // round to nearest even; a NaN stays a (quiet) NaN
+  uint32_t bits = std::bit_cast<uint32_t>(value);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return static_cast<uint16_t>(bits >> 16);
+}
 uint16_t f32_to_f16(float value);   // round to nearest even
 
 template <typename T>

@@ -292,6 +292,8 @@ DecodeBenchReport run_decode_bench(const LlamaModel& model, const DecodeBenchOpt
   };
   DecodeBenchReport report;
   report.threads = num_threads();
+  report.weights = std::string(ops::weight_type_name(model.weight_type()));
+  report.linear_path = ops::linear_path(model.weight_type());
   report.options = options;
   report.options.progress = nullptr;
   report.kv_bytes_per_token = 2 * config.num_layers * config.num_kv_heads * config.head_dim *
@@ -372,6 +374,8 @@ std::string decode_bench_json(const DecodeBenchReport& report, const std::string
   json["model"] = model;
   json["command"] = command;
   json["threads"] = report.threads;
+  json["weights"] = report.weights;
+  json["linear_path"] = report.linear_path;
   json["workload"] = {{"prompt_tokens", {options.min_prompt, options.max_prompt}},
                       {"new_tokens", {options.min_new, options.max_new}},
                       {"rate_requests_per_second", options.rate},

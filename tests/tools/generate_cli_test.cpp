@@ -255,6 +255,19 @@ TEST_F(GenerateCli, DecodeBenchFixedWorkloadAndRate) {
   EXPECT_FALSE(point.contains("padded_static"));
   EXPECT_FALSE(report.contains("decode_step"));
   EXPECT_EQ(report["workload"]["rate_requests_per_second"], 200.0);
+  EXPECT_EQ(report["weights"], "f32");
+}
+
+// --dtype reaches the decode benchmark's model (it once loaded f32 whatever --dtype said).
+TEST_F(GenerateCli, DecodeBenchLoadsTheWeightTypeAsked) {
+  const CliResult result = run(concat("bench --decode --model synthetic:tiny --dtype bf16 --threads 1 --concurrency 2 ",
+                                      "--prompt-len 8 --new-tokens 4 --no-padded --no-step-probe --json ", json_path()));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("(weights bf16, linear path: "), std::string::npos) << result.out;
+  const nlohmann::json report = read_json();
+  EXPECT_EQ(report["weights"], "bf16");
+  EXPECT_FALSE(report["linear_path"].get<std::string>().empty());
+  EXPECT_NE(report["command"].get<std::string>().find("--dtype bf16"), std::string::npos);
 }
 
 TEST_F(GenerateCli, DecodeBenchRejectsBadOptions) {

@@ -136,7 +136,7 @@ void add_bench_command(CLI::App& app) {
     for (const CLI::Option* option : length_options) args->length_options_given |= option->count() > 0;
     if (!args->decode.enabled) return bench(*args);
     if (args->compare_llamacpp) check_llamacpp_available(args->bench.model);
-    bench_decode(args->decode, args->bench.model, args->bench.threads, args->bench.workload.seed, args->json_path,
+    bench_decode(args->decode, args->bench.model, args->bench.dtype, args->bench.threads, args->bench.workload.seed, args->json_path,
                  args->compare_llamacpp);
   });
 }

@@ -44,7 +44,8 @@ void print_run(const std::string& label, const DecodeRunResult& run) {
 
 void print_report(const DecodeBenchReport& report, const std::string& model) {
   const DecodeBenchOptions& options = report.options;
-  std::cout << "decode benchmark: " << model << ", " << report.threads << " threads, prompts " << options.min_prompt
+  std::cout << "decode benchmark: " << model << " (weights " << report.weights << ", linear path: "
+            << report.linear_path << "), " << report.threads << " threads, prompts " << options.min_prompt
             << ".." << options.max_prompt << " tokens, outputs " << options.min_new << ".." << options.max_new
             << " tokens, " << (options.rate > 0.0 ? concat("arriving at ", options.rate, " requests/s") : "all at once")
             << ", max " << options.engine.max_batch_tokens << " tokens a step\n";
@@ -87,10 +88,11 @@ void print_report(const DecodeBenchReport& report, const std::string& model) {
 }
 
 // The command that reproduces the report, every workload option spelled out.
-std::string command_line(const DecodeBenchOptions& options, const std::string& model, int threads) {
+std::string command_line(const DecodeBenchOptions& options, const std::string& model, const std::string& dtype,
+                         int threads) {
   std::string concurrency;
   for (const int64_t level : options.concurrency) concurrency += concat(concurrency.empty() ? "" : ",", level);
-  return concat("jagged bench --decode --model ", model, " --threads ", threads, " --concurrency ", concurrency,
+  return concat("jagged bench --decode --model ", model, " --dtype ", dtype, " --threads ", threads, " --concurrency ", concurrency,
                 " --min-prompt ", options.min_prompt, " --max-prompt ", options.max_prompt, " --min-new ",
                 options.min_new, " --max-new ", options.max_new, " --rate ", options.rate, " --seed ", options.seed,
                 " --max-batch-tokens ", options.engine.max_batch_tokens, " --kv-cache-tokens ",
@@ -126,8 +128,8 @@ void add_decode_bench_options(CLI::App& command, DecodeBenchArgs& args) {
   command.add_flag("--no-step-probe", args.no_step_probe, "decode: skip the single-request step vs bandwidth probe");
 }
 
-void bench_decode(DecodeBenchArgs args, const std::string& model_spec, int threads, uint64_t seed,
-                  const std::string& json_path, bool compare_llamacpp) {
+void bench_decode(DecodeBenchArgs args, const std::string& model_spec, const std::string& dtype, int threads,
+                  uint64_t seed, const std::string& json_path, bool compare_llamacpp) {
   DecodeBenchOptions& options = args.options;
   if (args.prompt_len != 0) options.min_prompt = options.max_prompt = args.prompt_len;
   if (args.new_tokens != 0) options.min_new = options.max_new = args.new_tokens;
@@ -142,13 +144,13 @@ void bench_decode(DecodeBenchArgs args, const std::string& model_spec, int threa
   refuse_overwriting(json_path, "--json", {model_spec});
   prepare_output_file(json_path, "--json");
   set_num_threads(capped_threads(threads));
-  const LlamaModel model = open_llama(model_spec);
+  const LlamaModel model = open_llama(model_spec, dtype);
   const DecodeBenchReport report = run_decode_bench(model, options);
   options.progress("");
   print_report(report, model_spec);
   if (json_path.empty()) return;
   write_output_file(json_path,
-                    decode_bench_json(report, model_spec, command_line(report.options, model_spec, report.threads)) + "\n",
+                    decode_bench_json(report, model_spec, command_line(report.options, model_spec, dtype, report.threads)) + "\n",
                     "--json");
   std::cout << "JSON: " << json_path << "\n";
 }

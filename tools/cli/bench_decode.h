@@ -23,7 +23,8 @@ void add_decode_bench_options(CLI::App& command, DecodeBenchArgs& args);
 
 // Runs the benchmark and prints its table; writes the JSON report (with the command that reproduces it) when
 // json_path is set.
-void bench_decode(DecodeBenchArgs args, const std::string& model, int threads, uint64_t seed,
-                  const std::string& json_path, bool compare_llamacpp);
+// dtype: the weights in memory, as bench's --dtype.
+void bench_decode(DecodeBenchArgs args, const std::string& model, const std::string& dtype, int threads,
+                  uint64_t seed, const std::string& json_path, bool compare_llamacpp);
 
 }  // namespace jagged::cli
