@@ -149,6 +149,24 @@ TEST_F(GenerateCli, Bf16KvCacheGeneratesAndOtherTypesAreRefused) {
   EXPECT_NE(bad.err.find("--kv-dtype"), std::string::npos) << bad.err;
 }
 
+// --dtype bf16: generate and run (one engine path) give the same text, which leaves f32's text after ~430 chars.
+TEST_F(GenerateCli, Bf16WeightsMatchRunAndDifferFromF32) {
+  JAGGED_REQUIRE_PATH(model_dir() / "stories260K.bin");
+  const std::string prompt = " -n 200 -p 'Once upon a time'";
+  const CliResult bf16 = run(concat("generate --model ", model(), prompt, " --dtype bf16"));
+  const CliResult via_run = run(concat("run --model ", model(), prompt, " --dtype bf16"));
+  const CliResult f32 = run(concat("generate --model ", model(), prompt));
+  ASSERT_EQ(bf16.exit_code, 0) << bf16.err;
+  ASSERT_EQ(via_run.exit_code, 0) << via_run.err;
+  ASSERT_EQ(f32.exit_code, 0) << f32.err;
+  EXPECT_EQ(bf16.out, via_run.out);
+  EXPECT_NE(bf16.out, f32.out);
+  EXPECT_EQ(bf16.out.substr(0, 200), f32.out.substr(0, 200));
+  const CliResult bad = run("generate --model synthetic:tiny --dtype f8");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("f8"), std::string::npos) << bad.err;
+}
+
 TEST_F(GenerateCli, BadInputFailsClearly) {
   struct Case {
     std::string arguments;

@@ -125,11 +125,7 @@ void add_bench_command(CLI::App& app) {
                     "decoders: also run llama.cpp (scripts/setup_llamacpp.sh builds it) on the same batch or decode "
                     "workload, the model written as GGUF (a .gguf model: that file, with its quantized types)");
   add_decode_bench_options(*command, args->decode);
-  command
-      ->add_option("--dtype", args->bench.dtype,
-                   "weights in memory: f32, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (a GGUF file's quantized tensors "
-                   "keep their type)")
-      ->capture_default_str();
+  add_dtype_option(*command, args->bench.dtype, "; with --decode too");
   command->add_flag("--compare-f32", args->bench.compare_f32,
                     "with --dtype bf16/q8_0: also time the same weights in f32 (nested)");
   command->callback([args, length_options] {

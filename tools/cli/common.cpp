@@ -21,6 +21,14 @@ namespace jagged::cli {
 
 namespace fs = std::filesystem;
 
+void add_dtype_option(CLI::App& command, std::string& dtype, const std::string& extra) {
+  command
+      .add_option("--dtype", dtype,
+                  "weights in memory: f32, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (f32/f16 tensors are converted; a "
+                  "GGUF file's quantized tensors keep their type)" + extra)
+      ->capture_default_str();
+}
+
 void add_kv_dtype_option(CLI::App& command, DType& kv_dtype) {
   command
       .add_option_function<std::string>(

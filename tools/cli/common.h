@@ -20,6 +20,9 @@ namespace jagged::cli {
 
 // --kv-dtype f32|bf16: the KV cache's element type (EngineOptions::kv_dtype), for every command that generates.
 void add_kv_dtype_option(CLI::App& command, DType& kv_dtype);
+// --dtype: the weights' type in memory (open_llama's dtype), for every command that loads a model; `extra`
+// ends the help text.
+void add_dtype_option(CLI::App& command, std::string& dtype, const std::string& extra = "");
 
 inline bool is_synthetic(const std::string& spec) { return is_synthetic_spec(spec); }
 // "synthetic:NAME" or a model file/directory; dtype: the weights' storage type (--dtype).

@@ -19,6 +19,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
+  std::string dtype = "f32";
   std::string tokenizer;
   std::vector<std::string> prompts;
   std::string prompts_file;
@@ -62,7 +63,7 @@ void generate_command(const GenerateArgs& args) {
   if (prompts.empty() && args.prompts_file.empty()) prompts.emplace_back();
   set_num_threads(capped_threads(args.threads));
 
-  const LlamaModel model = open_llama(args.model);
+  const LlamaModel model = open_llama(args.model, args.dtype);
   const LlamaConfig& config = model.config();
   const auto tokenizer = open_tokenizer_for(args.model, args.tokenizer, config.vocab_size);
   for (const std::string& prompt : prompts) {
@@ -176,6 +177,7 @@ void add_generate_command(CLI::App& app) {
   command->add_option("--model,-m", args->model, "model: llama2.c .bin, Hugging Face dir, .gguf, or synthetic:NAME")
       ->required();
   command->add_option("--tokenizer", args->tokenizer, "tokenizer file (default: the model's own)");
+  add_dtype_option(*command, args->dtype);
   command->add_option("--prompt,-p", args->prompts, "a prompt (repeat for several; empty: start from BOS)");
   command->add_option("--prompts", args->prompts_file, "a file with one prompt per line");
   command->add_option("-n,--max-tokens", args->max_tokens, "new tokens per prompt at most")->capture_default_str();

@@ -115,11 +115,7 @@ void add_parity_command(CLI::App& app) {
       "--tol", args->tolerance,
       "max relative difference, padded vs nested (default: 1e-4 when activations stay f32, else 20 times the "
       "path's activation rounding)");
-  command
-      ->add_option("--dtype", args->dtype,
-                   "weights in memory: f32, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (others also report the difference "
-                   "from f32)")
-      ->capture_default_str();
+  add_dtype_option(*command, args->dtype, "; other than f32: also the difference from f32 weights");
   command->callback([args, length_options, tolerance] {
     for (const CLI::Option* option : length_options) args->length_options_given |= option->count() > 0;
     args->tolerance_given = tolerance->count() > 0;

@@ -83,11 +83,7 @@ void add_run_command(CLI::App& app) {
   command->add_option("--model,-m", args->model, "model: llama2.c .bin, Hugging Face dir, .gguf, or synthetic:NAME")
       ->required();
   command->add_option("--tokenizer", args->tokenizer, "tokenizer file (default: the model's own)");
-  command
-      ->add_option("--dtype", args->dtype,
-                   "weights in memory: f32, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (a GGUF file's quantized tensors "
-                   "keep their type)")
-      ->capture_default_str();
+  add_dtype_option(*command, args->dtype);
   command->add_option("--prompt,-p", args->prompts, "a prompt (repeat for several; empty: start from BOS)");
   command->add_option("--prompts", args->prompts_file, "a file with one prompt per line (at most 1 MiB each; '-': stdin)");
   command->add_option("-n,--steps", args->steps, "tokens to generate per prompt")->capture_default_str();

@@ -53,7 +53,7 @@ void add_serve_command(CLI::App& app) {
   command->add_option("--tokenizer", options->tokenizer, "tokenizer file (default: the model's own)");
   command->add_option("--chat-template", options->chat_template,
                       "Jinja chat template file (default: the model's own, from GGUF or tokenizer_config.json)");
-  command->add_option("--dtype", options->dtype, "weights in memory: f32, bf16, q8_0")->capture_default_str();
+  add_dtype_option(*command, options->dtype);
   command->add_option("--model-name", options->model_name, "the model id clients use (default: the file's stem)");
   command->add_option("--host", options->host, "address to listen on")->capture_default_str();
   command->add_option("--port", options->port, "port (0: any free port, printed on stdout)")->capture_default_str();
