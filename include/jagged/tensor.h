@@ -57,6 +57,9 @@ class Tensor {
   Tensor& operator=(const Tensor&) = delete;
 
   Tensor clone() const;
+  // An owned f32 copy: f32 copied, f16/bf16 widened exactly (weights kept in a file's half type until packed);
+  // other dtypes: InvalidArgument.
+  Tensor to_f32() const;
   // Drops the pages of a file-backed borrowed tensor from the process's resident memory (the values stay: the
   // next read brings them back from the file); no-op for any other tensor. Called once a copy has been made
   // (packing), so a weight is resident once.

@@ -410,6 +410,15 @@ void GgufFile::check_readable(const GgufTensorInfo& info) const {
                          info.name, "; supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K"));
 }
 
+namespace {
+
+// F32, F16 or BF16 (check_readable has refused the rest but the block types).
+DType float_dtype_of(const GgufTensorInfo& info) {
+  return info.ggml_type == kTypeF32 ? DType::f32 : info.ggml_type == kTypeF16 ? DType::f16 : DType::bf16;
+}
+
+}  // namespace
+
 Tensor GgufFile::read_f32(const GgufTensorInfo& info) const {
   check_readable(info);
   if (const std::optional<QuantType> type = quant_type_of_ggml(info.ggml_type)) {
@@ -419,14 +428,15 @@ Tensor GgufFile::read_f32(const GgufTensorInfo& info) const {
                    out.numel(), out.data<float>());
     return out;
   }
-  const DType stored = info.ggml_type == kTypeF32 ? DType::f32 : info.ggml_type == kTypeF16 ? DType::f16 : DType::bf16;
-  return f32_tensor_from_file(file_, data_offset_ + info.offset, info.shape, stored);
+  return f32_tensor_from_file(file_, data_offset_ + info.offset, info.shape, float_dtype_of(info));
 }
 
 Tensor GgufFile::read_stored(const GgufTensorInfo& info) const {
   check_readable(info);
   const std::optional<QuantType> type = quant_type_of_ggml(info.ggml_type);
-  if (!type) return read_f32(info);
+  if (!type) {
+    return stored_tensor_from_file(file_, data_offset_ + info.offset, info.shape, float_dtype_of(info));
+  }
   // The parser checked the innermost extent against the block and the byte range against the file.
   return Tensor::borrow(file_, file_->bytes().data() + data_offset_ + info.offset, info.shape, dtype_of(*type),
                         file_->mapped());

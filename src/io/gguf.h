@@ -58,8 +58,8 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(const std::string& name) const;
   // The tensor converted to f32 (f32 is borrowed from the mapping without a copy). FileError on other types.
   Tensor read_f32(const GgufTensorInfo& info) const;
-  // A block type (Q4_K...) as it is stored: a tensor of that block dtype borrowed from the mapping (no copy, no
-  // widening); other types as read_f32.
+  // As it is stored, borrowed from the mapping (no copy, no widening): a block type (Q4_K...) as a tensor of
+  // that block dtype, F16/BF16 as f16/bf16 tensors, F32 as read_f32.
   Tensor read_stored(const GgufTensorInfo& info) const;
   // FileError naming the tensor and type when read_f32 cannot convert it (types other than F32, F16, BF16 and
   // the block types of core/quant_blocks.h).

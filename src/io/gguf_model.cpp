@@ -85,19 +85,8 @@ int64_t vocab_size(const GgufFile& gguf, const Metadata& meta, const std::string
                        "vocab size (rows of token_embd.weight)", meta.source());
 }
 
-// Whether a Llama tensor is the weight of a linear layer (which the model packs as a PackedWeight, and so can
-// take in a block type), or the embedding table (the tied LM head); the norms are read as f32.
-bool is_llama_linear_weight(const std::string& name) {
-  if (name == "output.weight" || name == "token_embd.weight") return true;  // the model widens the lookup table
-  for (const char* suffix : {".attn_q.weight", ".attn_k.weight", ".attn_v.weight", ".attn_output.weight",
-                             ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"}) {
-    const std::string_view tail(suffix);
-    if (name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0) return true;
-  }
-  return false;
-}
-
-// keep_blocks: a tensor of a block type (Q4_K...) is handed over as stored (kept quantized, never widened).
+// keep_blocks: the tensor is handed over as stored (a block type kept quantized, F16/BF16 kept in their type
+// until packing; never widened as a whole).
 SourceTensor source_of(const std::shared_ptr<const GgufFile>& gguf, const GgufTensorInfo& info,
                        const std::string& name, bool keep_blocks = false) {
   const GgufTensorInfo* entry = &info;  // lives as long as the GgufFile the lambdas share

@@ -14,29 +14,6 @@
 #include "jagged/error.h"
 
 namespace jagged::io {
-namespace {
-
-// memcpy: the source may be only 1-byte aligned.
-inline uint16_t load_u16(const std::byte* source, int64_t index) {
-  uint16_t bits;
-  std::memcpy(&bits, source + 2 * index, sizeof(bits));
-  return bits;
-}
-
-// IEEE half -> float, exact; the same values as jagged::f16_to_f32 (tested exhaustively), but inline and
-// branch-light so a conversion loop vectorises.
-inline float half_to_float(uint16_t bits) {
-  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000) << 16;
-  const uint32_t exponent = (bits >> 10) & 0x1f;
-  const uint32_t mantissa = bits & 0x3ff;
-  // Subnormals are mantissa * 2^-24, exact in float; normals and inf/nan rebias the exponent.
-  const float subnormal = static_cast<float>(mantissa) * 0x1p-24f;
-  const uint32_t rebiased = exponent == 31 ? 0x7f800000u | (mantissa << 13) : ((exponent + 112) << 23) | (mantissa << 13);
-  const uint32_t magnitude = exponent == 0 ? std::bit_cast<uint32_t>(subnormal) : rebiased;
-  return std::bit_cast<float>(sign | magnitude);
-}
-
-}  // namespace
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -85,33 +62,28 @@ MappedFile::~MappedFile() {
   }
 }
 
+Tensor stored_tensor_from_file(const std::shared_ptr<const MappedFile>& file, uint64_t offset, Shape shape,
+                               DType stored) {
+  if (stored != DType::f32 && stored != DType::f16 && stored != DType::bf16) {
+    throw InvalidArgument(concat("stored_tensor_from_file: cannot read ", dtype_name(stored), " values"));
+  }
+  const std::byte* source = file->bytes().data() + offset;
+  // Borrowing needs an aligned element pointer: reading through a misaligned float* is undefined behaviour.
+  if (reinterpret_cast<uintptr_t>(source) % dtype_size(stored) == 0) {
+    return Tensor::borrow(file, source, std::move(shape), stored, file->mapped());
+  }
+  Tensor copy(std::move(shape), stored);
+  if (copy.nbytes() > 0) std::memcpy(copy.raw_data(), source, copy.nbytes());
+  return copy;
+}
+
 Tensor f32_tensor_from_file(const std::shared_ptr<const MappedFile>& file, uint64_t offset, Shape shape,
                             DType stored) {
-  const std::byte* source = file->bytes().data() + offset;
-  const int64_t count = shape_numel(shape);
-  if (stored == DType::f32) {
-    // Borrowing needs an aligned float pointer: reading through a misaligned float* is undefined behaviour.
-    if (reinterpret_cast<uintptr_t>(source) % alignof(float) == 0) {
-      return Tensor::borrow(file, source, std::move(shape), DType::f32, file->mapped());
-    }
-    Tensor copy(std::move(shape), DType::f32);
-    if (count > 0) std::memcpy(copy.raw_data(), source, static_cast<size_t>(count) * sizeof(float));
-    return copy;
-  }
-  if (stored != DType::f16 && stored != DType::bf16) {
-    throw InvalidArgument(concat("f32_tensor_from_file: cannot convert ", dtype_name(stored), " to f32"));
-  }
-  Tensor converted(std::move(shape), DType::f32);
-  float* out = converted.data<float>();
-  // Plain loops over whole chunks, with the conversions inlined so the compiler vectorises them.
-  core::parallel_rows(count, 1 << 16, [&](int64_t begin, int64_t end) {
-    if (stored == DType::bf16) {
-      for (int64_t i = begin; i < end; ++i) out[i] = std::bit_cast<float>(uint32_t{load_u16(source, i)} << 16);
-    } else {
-      for (int64_t i = begin; i < end; ++i) out[i] = half_to_float(load_u16(source, i));
-    }
-  });
-  return converted;
+  Tensor values = stored_tensor_from_file(file, offset, std::move(shape), stored);
+  if (stored == DType::f32) return values;
+  Tensor widened = values.to_f32();
+  values.release_file_pages();
+  return widened;
 }
 
 }  // namespace jagged::io

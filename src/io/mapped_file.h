@@ -40,5 +40,9 @@ class MappedFile {
 // The caller has checked that the range lies inside the file. Other dtypes: InvalidArgument.
 Tensor f32_tensor_from_file(const std::shared_ptr<const MappedFile>& file, uint64_t offset, Shape shape,
                             DType stored);
+// The values as the file stores them (f32, f16 or bf16), borrowed from the mapping when aligned, else copied:
+// weights that the model packs are read once, by the packing, and never widened as a whole.
+Tensor stored_tensor_from_file(const std::shared_ptr<const MappedFile>& file, uint64_t offset, Shape shape,
+                               DType stored);
 
 }  // namespace jagged::io

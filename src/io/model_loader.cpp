@@ -28,8 +28,10 @@ std::string read_json_text(const fs::path& path) {
 
 using NameMapper = std::optional<std::string> (*)(const std::string&);
 
+// keep_stored(name): the tensor is handed over in the file's type (f16/bf16 kept until packing), else as f32.
 void add_safetensors(const std::shared_ptr<const SafetensorsFile>& file, const SafetensorsTensorInfo& info,
-                     NameMapper canonical_name, const char* family, SourceMap& sources) {
+                     NameMapper canonical_name, const char* family, bool (*keep_stored)(const std::string&),
+                     SourceMap& sources) {
   const std::optional<std::string> name = canonical_name(info.name);
   if (!name) {
     throw FileError(concat(file->path().string(), ": unexpected tensor ", info.name, " (not a ", family,
@@ -39,7 +41,9 @@ void add_safetensors(const std::shared_ptr<const SafetensorsFile>& file, const S
   const SafetensorsTensorInfo* entry = &info;  // lives as long as the file the lambdas share
   SourceTensor tensor{concat(info.name, " in ", file->path().string(), " as ", info.dtype, " ", shape_string(info.shape)),
                       info.shape, [file, entry] { file->check_readable(*entry); },
-                      [file, entry] { return file->read_f32(*entry); }};
+                      [file, entry, keep = keep_stored(*name)] {
+                        return keep ? file->read_stored(*entry) : file->read_f32(*entry);
+                      }};
   if (!sources.emplace(*name, std::move(tensor)).second) {
     throw FileError(concat(file->path().string(), ": tensor ", info.name, " maps to ", *name,
                            ", which another tensor already provides (", sources.at(*name).origin, ")"));
@@ -47,12 +51,13 @@ void add_safetensors(const std::shared_ptr<const SafetensorsFile>& file, const S
 }
 
 // model.safetensors, or the shards that model.safetensors.index.json lists, as canonical-named sources.
-SourceMap huggingface_sources(const fs::path& directory, NameMapper canonical_name, const char* family) {
+SourceMap huggingface_sources(const fs::path& directory, NameMapper canonical_name, const char* family,
+                              bool (*keep_stored)(const std::string&)) {
   SourceMap sources;
   const fs::path single = directory / "model.safetensors";
   if (fs::exists(single)) {
     const auto file = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(single));
-    for (const SafetensorsTensorInfo& info : file->tensors()) add_safetensors(file, info, canonical_name, family, sources);
+    for (const SafetensorsTensorInfo& info : file->tensors()) add_safetensors(file, info, canonical_name, family, keep_stored, sources);
     return sources;
   }
   const fs::path index_path = directory / "model.safetensors.index.json";
@@ -83,7 +88,7 @@ SourceMap huggingface_sources(const fs::path& directory, NameMapper canonical_na
       if (info == nullptr) {
         throw FileError(concat(index_name, ": lists ", tensor, " in ", shard_name, ", which does not hold it"));
       }
-      add_safetensors(file, *info, canonical_name, family, sources);
+      add_safetensors(file, *info, canonical_name, family, keep_stored, sources);
     }
   }
   return sources;
@@ -92,7 +97,7 @@ SourceMap huggingface_sources(const fs::path& directory, NameMapper canonical_na
 LoadedLlama load_llama_huggingface(const fs::path& directory) {
   const fs::path config_path = directory / "config.json";
   LlamaConfig config = parse_hf_llama_config(read_json_text(config_path), config_path.string());
-  SourceMap sources = huggingface_sources(directory, hf_llama_tensor_name, "Llama-family");
+  SourceMap sources = huggingface_sources(directory, hf_llama_tensor_name, "Llama-family", is_llama_linear_weight);
   if (sources.count("output.weight") == 0) config.tied_output = true;  // no lm_head: tied, whatever the config says
   if (config.tied_output) sources.erase("output.weight");            // tied: the copy HF may save is redundant
   LoadedLlama loaded;
@@ -104,7 +109,7 @@ LoadedLlama load_llama_huggingface(const fs::path& directory) {
 LoadedBert load_bert_huggingface(const fs::path& directory) {
   const fs::path config_path = directory / "config.json";
   BertConfig config = parse_hf_bert_config(read_json_text(config_path), config_path.string());
-  const SourceMap sources = huggingface_sources(directory, hf_bert_tensor_name, "BERT");
+  const SourceMap sources = huggingface_sources(directory, hf_bert_tensor_name, "BERT", [](const std::string&) { return false; });
   if (sources.count("cls.weight") == 0) {
     config.num_labels = 0;
     config.labels.clear();

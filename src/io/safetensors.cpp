@@ -135,10 +135,22 @@ void SafetensorsFile::check_readable(const SafetensorsTensorInfo& info) const {
                          " (supported: F32, F16, BF16)"));
 }
 
+namespace {
+
+DType stored_dtype_of(const SafetensorsTensorInfo& info) {
+  return info.dtype == "F32" ? DType::f32 : info.dtype == "F16" ? DType::f16 : DType::bf16;
+}
+
+}  // namespace
+
 Tensor SafetensorsFile::read_f32(const SafetensorsTensorInfo& info) const {
   check_readable(info);
-  const DType stored = info.dtype == "F32" ? DType::f32 : info.dtype == "F16" ? DType::f16 : DType::bf16;
-  return f32_tensor_from_file(file_, data_offset_ + info.begin, info.shape, stored);
+  return f32_tensor_from_file(file_, data_offset_ + info.begin, info.shape, stored_dtype_of(info));
+}
+
+Tensor SafetensorsFile::read_stored(const SafetensorsTensorInfo& info) const {
+  check_readable(info);
+  return stored_tensor_from_file(file_, data_offset_ + info.begin, info.shape, stored_dtype_of(info));
 }
 
 }  // namespace jagged::io

@@ -39,6 +39,8 @@ class SafetensorsFile {
   void check_readable(const SafetensorsTensorInfo& info) const;
   // The tensor as f32 (F32 borrowed from the mapping when aligned, F16/BF16 converted).
   Tensor read_f32(const SafetensorsTensorInfo& info) const;
+  // As stored (f32, f16 or bf16), borrowed from the mapping when aligned.
+  Tensor read_stored(const SafetensorsTensorInfo& info) const;
 
  private:
   std::filesystem::path path_;

@@ -37,6 +37,18 @@ void check_finite_weights(const Tensor& tensor, const std::string& name, const s
     throw FileError(concat(source, ": ", name, " (", origin, ") holds a non-finite scale in ",
                            quant_layout(*type).name, " block ", bad, ": the model file is corrupt"));
   }
+  if (tensor.dtype() == DType::f16 || tensor.dtype() == DType::bf16) {  // kept in the file's type until packing
+    const uint16_t exponent = tensor.dtype() == DType::f16 ? 0x7c00 : 0x7f80;
+    const auto* halves = static_cast<const std::byte*>(tensor.raw_data());
+    for (int64_t i = 0; i < tensor.numel(); ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, halves + 2 * i, sizeof(bits));
+      if ((bits & exponent) != exponent) continue;
+      throw FileError(concat(source, ": ", name, " (", origin, ") holds a non-finite weight (", tensor.dtype() == DType::f16 ? f16_to_f32(bits) : bf16_to_f32(bits),
+                             " at flat index ", i, "): the model file is corrupt"));
+    }
+    return;
+  }
   const float* values = tensor.data<float>();
   const int64_t count = tensor.numel();
   uint32_t non_finite = 0;
@@ -165,6 +177,16 @@ std::vector<ExpectedTensor> expected_bert_tensors(const BertConfig& config, bool
     tensors.push_back({"cls.bias", {config.num_labels}});
   }
   return tensors;
+}
+
+bool is_llama_linear_weight(const std::string& name) {
+  if (name == "output.weight" || name == "token_embd.weight") return true;  // the model widens the lookup table
+  for (const char* suffix : {".attn_q.weight", ".attn_k.weight", ".attn_v.weight", ".attn_output.weight",
+                             ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"}) {
+    const std::string_view tail(suffix);
+    if (name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0) return true;
+  }
+  return false;
 }
 
 WeightMap read_weights(const SourceMap& sources, const std::vector<ExpectedTensor>& expected,

@@ -37,6 +37,11 @@ void validate_config(const BertConfig& config, const std::string& source);
 
 // Checks that every expected tensor is in `sources` with the expected shape and a readable dtype, and that
 // `sources` holds nothing else (the caller drops tensors it knows to be unused), and only then reads them. FileError naming `source`, the tensor and the values on the first problem.
+// Whether a Llama tensor is the weight of a linear layer (which the model packs as a PackedWeight, and so can
+// take as the file stores it: a block type, f16 or bf16), or the embedding table (the tied LM head); the norms
+// are read as f32.
+bool is_llama_linear_weight(const std::string& name);
+
 WeightMap read_weights(const SourceMap& sources, const std::vector<ExpectedTensor>& expected,
                        const std::string& source);
 

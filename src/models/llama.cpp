@@ -60,7 +60,8 @@ LlamaModel::LlamaModel(LlamaConfig config, WeightMap weights, ops::WeightType we
   // One copy of the table in memory: a tied head packed without rounding (the table's own block type, or f32)
   // serves the lookups too; otherwise the table is packed apart in its own type (a quantized table never widened).
   const Tensor& table = require_matrix(weights_, "token_embd.weight", {c.vocab_size, c.model_dim});
-  const bool table_exact_in_head = is_block_dtype(table.dtype()) || weight_type == ops::WeightType::f32;
+  const bool table_exact_in_head = is_block_dtype(table.dtype()) || weight_type == ops::WeightType::f32 ||
+                                   (table.dtype() == DType::bf16 && weight_type == ops::WeightType::bf16);
   output_ = ops::PackedWeight(
       c.tied_output ? table : require_matrix(weights_, "output.weight", {c.vocab_size, c.model_dim}), weight_type);
   embedding_is_output_ = c.tied_output && table_exact_in_head;

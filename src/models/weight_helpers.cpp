@@ -19,7 +19,8 @@ const Tensor& require_matrix(const WeightMap& weights, const std::string& name, 
   const auto found = weights.find(name);
   if (found == weights.end()) throw InvalidArgument(concat(family, " weights: missing tensor ", name));
   const DType dtype = found->second.dtype();
-  check_shape(found->second, shape, name.c_str(), is_block_dtype(dtype) ? dtype : DType::f32);
+  const bool stored = is_block_dtype(dtype) || dtype == DType::f16 || dtype == DType::bf16;  // packed as the file has it
+  check_shape(found->second, shape, name.c_str(), stored ? dtype : DType::f32);
   return found->second;
 }
 
@@ -37,6 +38,9 @@ Tensor concat_rows(std::initializer_list<const Tensor*> parts) {
   for (const Tensor* part : parts) {
     if (same || part->dtype() == DType::f32) {
       std::memcpy(out, part->raw_data(), part->nbytes());
+    } else if (part->dtype() == DType::f16 || part->dtype() == DType::bf16) {
+      const Tensor widened = part->to_f32();
+      std::memcpy(out, widened.raw_data(), widened.nbytes());
     } else {
       dequantize_row(*quant_type_of(part->dtype()), static_cast<const uint8_t*>(part->raw_data()), part->numel(),
                      reinterpret_cast<float*>(out));
@@ -60,7 +64,7 @@ ops::PackedWeight pack_fused(std::initializer_list<const Tensor*> parts, ops::We
 void own_file_backed(WeightMap& weights) {
   for (auto& [name, tensor] : weights) {
     if (!tensor.file_backed()) continue;
-    Tensor copy = tensor.clone();
+    Tensor copy = tensor.dtype() == DType::f16 || tensor.dtype() == DType::bf16 ? tensor.to_f32() : tensor.clone();
     tensor.release_file_pages();
     tensor = std::move(copy);
   }

@@ -188,6 +188,14 @@ PackedWeight::PackedWeight(const Tensor& weight, WeightType type) : type_(type) 
     pack_blocks(weight);
     return;
   }
+  if (weight.defined() && (weight.dtype() == DType::f16 || weight.dtype() == DType::bf16)) {
+    // A file's half weight: widened one matrix at a time (exact), then packed as asked, so a load never holds
+    // the whole model in f32.
+    const Tensor widened = weight.to_f32();
+    weight.release_file_pages();
+    *this = PackedWeight(widened, type);
+    return;
+  }
   check_weight(weight);
   out_features_ = weight.dim(0);
   in_features_ = weight.dim(1);

@@ -3,6 +3,7 @@
 // fixtures; and the errors a user sees for broken files.
 #include "io/model_loader.h"
 
+#include <limits>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -321,6 +322,27 @@ TEST(GgufModel, LoadsLlamaAndQwen2InF16) {
   EXPECT_EQ(testing::weight_map_diff(qwen.weights, qwen_weights), 0.0);
 }
 
+// F16/BF16 matrices reach the model in the file's type (widened one at a time by the packing), still checked
+// for non-finite values at load; the norms are widened at load.
+TEST(GgufModel, HalfMatricesStayHalfAndAreCheckedAtLoad) {
+  const LlamaConfig config = testing::tiny_llama_config();
+  for (const Storage storage : {Storage::f16, Storage::bf16}) {
+    const DType half = storage == Storage::f16 ? DType::f16 : DType::bf16;
+    const WeightMap weights = testing::random_llama_weights(config);
+    const LoadedLlama loaded = load_gguf_bytes(testing::gguf_llama_writer(config, weights, "llama", storage).bytes());
+    EXPECT_EQ(loaded.weights.at("blk.0.attn_q.weight").dtype(), half);
+    EXPECT_EQ(loaded.weights.at("blk.1.ffn_down.weight").dtype(), half);
+    EXPECT_EQ(loaded.weights.at("blk.0.attn_norm.weight").dtype(), DType::f32);
+    for (const float poison : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+      WeightMap poisoned = testing::random_llama_weights(config);
+      poisoned.at("blk.1.ffn_up.weight").data<float>()[7] = poison;
+      expect_file_error(
+          [&] { load_gguf_bytes(testing::gguf_llama_writer(config, poisoned, "llama", storage).bytes(), "half.gguf"); },
+          {"half.gguf", "blk.1.ffn_up.weight", "non-finite weight", "flat index 7"});
+    }
+  }
+}
+
 TEST(GgufModel, ReportsBadMetadataAndTensors) {
   const LlamaConfig config = testing::tiny_llama_config();
   const WeightMap weights = testing::random_llama_weights(config);
@@ -535,11 +557,16 @@ TEST(Fixtures, LlamaTinyBf16IsLlamaTinyRounded) {
   const LoadedLlama rounded_load = load_llama(dir);
   const LoadedLlama full = load_llama(fixture("llama-tiny"));
   ASSERT_EQ(rounded_load.weights.size(), full.weights.size());
-  for (const auto& [name, tensor] : full.weights) {
-    const Tensor& got = rounded_load.weights.at(name);
+  for (const auto& [name, stored] : full.weights) {
+    const Tensor& stored_got = rounded_load.weights.at(name);
     // Token embedding and attention in BF16, FFN in F16, norms and head in F32 (scripts/fixtures/README.md).
     const bool bf16 = name == "token_embd.weight" || name.find(".attn_") != std::string::npos;
-    const bool f16 = name.find(".ffn_") != std::string::npos && tensor.rank() == 2;
+    const bool f16 = name.find(".ffn_") != std::string::npos && stored.rank() == 2;
+    // The matrices the model packs stay in the file's type until packing; the norms are f32.
+    const DType kept = stored.rank() == 1 ? DType::f32 : bf16 ? DType::bf16 : f16 ? DType::f16 : DType::f32;
+    EXPECT_EQ(stored_got.dtype(), kept) << name;
+    const Tensor tensor = stored.to_f32();
+    const Tensor got = stored_got.to_f32();
     for (int64_t i = 0; i < tensor.numel(); ++i) {
       const float value = tensor.data<float>()[i];
       const float want = bf16 && tensor.rank() == 2 ? bf16_to_f32(f32_to_bf16(value))

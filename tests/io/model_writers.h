@@ -219,7 +219,9 @@ inline double weight_map_diff(const WeightMap& actual, const WeightMap& expected
       ADD_FAILURE() << name << ": " << shape_string(got.shape()) << " vs " << shape_string(want.shape());
       return INFINITY;
     }
-    const Tensor converted = head_dim > 0 && is_rotated(name) ? halves_to_adjacent(got, head_dim) : got.clone();
+    // Linear weights come in the file's type (f16/bf16 kept until packing): compare their values.
+    const Tensor values = got.to_f32();
+    const Tensor converted = head_dim > 0 && is_rotated(name) ? halves_to_adjacent(values, head_dim) : values.clone();
     const double diff = max_abs_diff(converted.data<float>(), want.data<float>(), want.numel());
     EXPECT_EQ(diff, 0.0) << name;
     worst = std::max(worst, diff);
