@@ -15,6 +15,7 @@ struct GenerateOptions {
   int steps = 64;            // new tokens per sequence at most
   bool stop_at_eos = true;   // a sequence ends after emitting the model's EOS
   SamplingParams sampling;
+  EngineOptions engine;      // the KV cache (kv_dtype, capacity) and the step's token budget
 };
 
 // prompts: token ids of each prompt (each non-empty, within the context). Returns each prompt's result: the

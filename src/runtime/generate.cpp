@@ -9,7 +9,7 @@ std::vector<RequestResult> generate_results(const LlamaModel& model, const std::
                                             const GenerateOptions& options) {
   if (prompts.empty()) throw InvalidArgument("generate: no prompts");
   if (options.steps < 0) throw InvalidArgument(concat("generate: steps must be >= 0, got ", options.steps));
-  Engine engine(model, nullptr);
+  Engine engine(model, nullptr, options.engine);
   std::vector<GenerationRequest> requests;
   for (const auto& prompt : prompts) {
     GenerationRequest request;

@@ -144,6 +144,15 @@ TEST_F(GenerateCli, Bf16KvCacheGeneratesAndOtherTypesAreRefused) {
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.out.rfind("Once upon a time", 0), 0u) << result.out;
   EXPECT_GT(result.out.size(), std::string("Once upon a time").size() + 20) << result.out;
+  // jagged run takes the engine's path: the same text as generate with the same cache type, which for this
+  // prompt leaves the f32 cache's text within 250 tokens (so the option cannot be ignored unnoticed).
+  const std::string tom = concat(" --model ", model(), " -n 250 -p 'Tom had a'");
+  const CliResult run_bf16 = run(concat("run", tom, " --kv-dtype bf16"));
+  const CliResult generate_bf16 = run(concat("generate", tom, " --kv-dtype bf16"));
+  const CliResult run_f32 = run(concat("run", tom));
+  ASSERT_EQ(run_bf16.exit_code, 0) << run_bf16.err;
+  EXPECT_EQ(run_bf16.out, generate_bf16.out);
+  EXPECT_NE(run_bf16.out, run_f32.out);
   const CliResult bad = run("generate --model synthetic:tiny --kv-dtype q8_0");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("--kv-dtype"), std::string::npos) << bad.err;

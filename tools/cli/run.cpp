@@ -12,6 +12,7 @@ struct RunArgs {
   std::string model;
   std::string tokenizer;
   std::string dtype = "f32";
+  DType kv_dtype = DType::f32;
   std::vector<std::string> prompts;
   std::string prompts_file;
   int steps = 64;
@@ -47,6 +48,7 @@ void run(const RunArgs& args) {
   GenerateOptions options;
   options.steps = args.steps;
   options.sampling = {.temperature = args.temperature, .top_p = args.top_p, .seed = args.seed};
+  options.engine.kv_dtype = args.kv_dtype;
   const std::vector<RequestResult> results = generate_results(model, sequences, options);
   for (size_t i = 0; i < results.size(); ++i) {
     // Shorter than asked without EOS (the context is full) is said, never silent.
@@ -84,6 +86,7 @@ void add_run_command(CLI::App& app) {
       ->required();
   command->add_option("--tokenizer", args->tokenizer, "tokenizer file (default: the model's own)");
   add_dtype_option(*command, args->dtype);
+  add_kv_dtype_option(*command, args->kv_dtype);
   command->add_option("--prompt,-p", args->prompts, "a prompt (repeat for several; empty: start from BOS)");
   command->add_option("--prompts", args->prompts_file, "a file with one prompt per line (at most 1 MiB each; '-': stdin)");
   command->add_option("-n,--steps", args->steps, "tokens to generate per prompt")->capture_default_str();
