@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "jagged/error.h"
+#include "jagged/kv_cache.h"
 #include "jagged/machine.h"
 #include "jagged/memory.h"
 #include "jagged/threads.h"
@@ -296,8 +297,7 @@ DecodeBenchReport run_decode_bench(const LlamaModel& model, const DecodeBenchOpt
   report.linear_path = ops::linear_path(model.weight_type());
   report.options = options;
   report.options.progress = nullptr;
-  report.kv_bytes_per_token = 2 * config.num_layers * config.num_kv_heads * config.head_dim *
-                              static_cast<int64_t>(dtype_size(options.engine.kv_dtype));
+  report.kv_bytes_per_token = KvCache::bytes_per_token(config, options.engine.kv_dtype);
 
   std::filesystem::path gguf = options.llamacpp_gguf;
   const bool exported = gguf.empty();
