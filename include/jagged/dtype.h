@@ -16,6 +16,7 @@ enum class DType : uint8_t {
 };
 
 bool is_block_dtype(DType dtype);
+inline bool is_half_dtype(DType dtype) { return dtype == DType::f16 || dtype == DType::bf16; }
 // Bytes per element; 0 for a block type (see dtype_nbytes).
 size_t dtype_size(DType dtype);
 // Bytes of `numel` elements (a block type: numel / values blocks, numel a multiple of the block's values).

@@ -53,8 +53,8 @@ double linear_activation_rounding(WeightType type);
 class PackedWeight {
  public:
   PackedWeight() = default;
-  // weight: [out_features, in_features] f32, converted to `type`; or of a block dtype (a GGUF file's Q4_K...),
-  // kept in its own type whatever `type` says (never widened).
+  // weight: [out_features, in_features] f32, f16 or bf16 (widened exactly), converted to `type`; or of a block
+  // dtype (a GGUF file's Q4_K...), kept in its own type whatever `type` says (never widened).
   explicit PackedWeight(const Tensor& weight, WeightType type = WeightType::f32);
   // The parts' rows one after the other, each part kept in its own type (a fused QKV projection whose parts a
   // GGUF file stores in different block types). Parts: defined, same in_features, none itself stacked.

@@ -116,7 +116,7 @@ inline float half_to_float(uint16_t bits) {
 Tensor Tensor::to_f32() const {
   if (!defined_) return Tensor();
   if (dtype_ == DType::f32) return clone();
-  if (dtype_ != DType::f16 && dtype_ != DType::bf16) {
+  if (!is_half_dtype(dtype_)) {
     throw InvalidArgument(concat("Tensor::to_f32: cannot widen ", dtype_name(dtype_), " to f32"));
   }
   Tensor converted(shape_, DType::f32);
@@ -162,7 +162,7 @@ ConstMatrixView Tensor::matrix() const {
 }
 
 void Tensor::check_dtype(DType wanted) const {
-  const bool raw16 = wanted == DType::f16 && (dtype_ == DType::f16 || dtype_ == DType::bf16);
+  const bool raw16 = wanted == DType::f16 && is_half_dtype(dtype_);
   if (wanted != dtype_ && !raw16) {
     throw InvalidArgument(concat("tensor of dtype ", dtype_name(dtype_), " accessed as ", dtype_name(wanted)));
   }

@@ -5,12 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <new>
 
-#include "core/threads.h"
 #include "jagged/error.h"
 
 namespace jagged::io {
@@ -64,11 +62,11 @@ MappedFile::~MappedFile() {
 
 Tensor stored_tensor_from_file(const std::shared_ptr<const MappedFile>& file, uint64_t offset, Shape shape,
                                DType stored) {
-  if (stored != DType::f32 && stored != DType::f16 && stored != DType::bf16) {
+  if (stored != DType::f32 && !is_half_dtype(stored)) {
     throw InvalidArgument(concat("stored_tensor_from_file: cannot read ", dtype_name(stored), " values"));
   }
   const std::byte* source = file->bytes().data() + offset;
-  // Borrowing needs an aligned element pointer: reading through a misaligned float* is undefined behaviour.
+  // Borrowing needs an aligned element pointer: reading through a misaligned one is undefined behaviour.
   if (reinterpret_cast<uintptr_t>(source) % dtype_size(stored) == 0) {
     return Tensor::borrow(file, source, std::move(shape), stored, file->mapped());
   }

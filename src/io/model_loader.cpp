@@ -57,7 +57,9 @@ SourceMap huggingface_sources(const fs::path& directory, NameMapper canonical_na
   const fs::path single = directory / "model.safetensors";
   if (fs::exists(single)) {
     const auto file = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(single));
-    for (const SafetensorsTensorInfo& info : file->tensors()) add_safetensors(file, info, canonical_name, family, keep_stored, sources);
+    for (const SafetensorsTensorInfo& info : file->tensors()) {
+      add_safetensors(file, info, canonical_name, family, keep_stored, sources);
+    }
     return sources;
   }
   const fs::path index_path = directory / "model.safetensors.index.json";

@@ -37,15 +37,17 @@ void check_finite_weights(const Tensor& tensor, const std::string& name, const s
     throw FileError(concat(source, ": ", name, " (", origin, ") holds a non-finite scale in ",
                            quant_layout(*type).name, " block ", bad, ": the model file is corrupt"));
   }
-  if (tensor.dtype() == DType::f16 || tensor.dtype() == DType::bf16) {  // kept in the file's type until packing
-    const uint16_t exponent = tensor.dtype() == DType::f16 ? 0x7c00 : 0x7f80;
+  if (is_half_dtype(tensor.dtype())) {  // kept in the file's type until packing
+    const bool f16 = tensor.dtype() == DType::f16;
+    const uint16_t exponent = f16 ? 0x7c00 : 0x7f80;  // all ones: infinity or NaN
     const auto* halves = static_cast<const std::byte*>(tensor.raw_data());
     for (int64_t i = 0; i < tensor.numel(); ++i) {
       uint16_t bits;
       std::memcpy(&bits, halves + 2 * i, sizeof(bits));
       if ((bits & exponent) != exponent) continue;
-      throw FileError(concat(source, ": ", name, " (", origin, ") holds a non-finite weight (", tensor.dtype() == DType::f16 ? f16_to_f32(bits) : bf16_to_f32(bits),
-                             " at flat index ", i, "): the model file is corrupt"));
+      throw FileError(concat(source, ": ", name, " (", origin, ") holds a non-finite weight (",
+                             f16 ? f16_to_f32(bits) : bf16_to_f32(bits), " at flat index ", i,
+                             "): the model file is corrupt"));
     }
     return;
   }

@@ -19,7 +19,7 @@ const Tensor& require_matrix(const WeightMap& weights, const std::string& name, 
   const auto found = weights.find(name);
   if (found == weights.end()) throw InvalidArgument(concat(family, " weights: missing tensor ", name));
   const DType dtype = found->second.dtype();
-  const bool stored = is_block_dtype(dtype) || dtype == DType::f16 || dtype == DType::bf16;  // packed as the file has it
+  const bool stored = is_block_dtype(dtype) || is_half_dtype(dtype);  // packed as the file has it
   check_shape(found->second, shape, name.c_str(), stored ? dtype : DType::f32);
   return found->second;
 }
@@ -38,7 +38,7 @@ Tensor concat_rows(std::initializer_list<const Tensor*> parts) {
   for (const Tensor* part : parts) {
     if (same || part->dtype() == DType::f32) {
       std::memcpy(out, part->raw_data(), part->nbytes());
-    } else if (part->dtype() == DType::f16 || part->dtype() == DType::bf16) {
+    } else if (is_half_dtype(part->dtype())) {
       const Tensor widened = part->to_f32();
       std::memcpy(out, widened.raw_data(), widened.nbytes());
     } else {
@@ -64,7 +64,7 @@ ops::PackedWeight pack_fused(std::initializer_list<const Tensor*> parts, ops::We
 void own_file_backed(WeightMap& weights) {
   for (auto& [name, tensor] : weights) {
     if (!tensor.file_backed()) continue;
-    Tensor copy = tensor.dtype() == DType::f16 || tensor.dtype() == DType::bf16 ? tensor.to_f32() : tensor.clone();
+    Tensor copy = is_half_dtype(tensor.dtype()) ? tensor.to_f32() : tensor.clone();
     tensor.release_file_pages();
     tensor = std::move(copy);
   }

@@ -188,7 +188,7 @@ PackedWeight::PackedWeight(const Tensor& weight, WeightType type) : type_(type) 
     pack_blocks(weight);
     return;
   }
-  if (weight.defined() && (weight.dtype() == DType::f16 || weight.dtype() == DType::bf16)) {
+  if (weight.defined() && is_half_dtype(weight.dtype())) {
     // A file's half weight: widened one matrix at a time (exact), then packed as asked, so a load never holds
     // the whole model in f32.
     const Tensor widened = weight.to_f32();
