@@ -126,7 +126,7 @@ Tensor Tensor::to_f32() const {
   // Plain loops over whole chunks, with the conversions inlined so the compiler vectorises them.
   core::parallel_rows(numel(), 1 << 16, [&](int64_t begin, int64_t end) {
     if (bf16) {
-      for (int64_t i = begin; i < end; ++i) out[i] = std::bit_cast<float>(uint32_t{load_u16(source, i)} << 16);
+      for (int64_t i = begin; i < end; ++i) out[i] = bf16_to_f32(load_u16(source, i));
     } else {
       for (int64_t i = begin; i < end; ++i) out[i] = half_to_float(load_u16(source, i));
     }

@@ -111,7 +111,8 @@ LoadedLlama load_llama_huggingface(const fs::path& directory) {
 LoadedBert load_bert_huggingface(const fs::path& directory) {
   const fs::path config_path = directory / "config.json";
   BertConfig config = parse_hf_bert_config(read_json_text(config_path), config_path.string());
-  const SourceMap sources = huggingface_sources(directory, hf_bert_tensor_name, "BERT", [](const std::string&) { return false; });
+  const auto widen_all = [](const std::string&) { return false; };  // BERT reads every tensor as f32
+  const SourceMap sources = huggingface_sources(directory, hf_bert_tensor_name, "BERT", widen_all);
   if (sources.count("cls.weight") == 0) {
     config.num_labels = 0;
     config.labels.clear();

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <utility>
 
 #include "jagged/dtype.h"
 #include "jagged/error.h"
@@ -46,21 +47,22 @@ void write_blocks(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& batc
   for (int64_t seq = 0; seq < num_seqs; ++seq) {
     const SequenceBlock block = paged_sequence(batch, seq);
     const int32_t* table = batch.block_tables.data() + batch.block_table_offsets[seq];
+    // Row i's cache block (with the kv head: kv_head * num_blocks + block) and its slot in it.
+    const auto place = [&](int64_t i) {
+      const int64_t position = block.key_offset + i;
+      return std::pair<int64_t, int64_t>{table[position / block_tokens], position % block_tokens};
+    };
     // Ask for every line the sequence's keys go to before writing any: the writes then wait for the memory
     // system once per sequence, not once per line.
     for (int64_t i = 0; i < block.length; ++i) {
-      const int64_t position = block.key_offset + i;
-      const int64_t cache_block = table[position / block_tokens];
-      const int64_t slot = position % block_tokens;
+      const auto [cache_block, slot] = place(i);
       for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
         const T* keys_t = cache_keys + (kv_head * batch.num_blocks + cache_block) * key_block + slot;
         for (int64_t c = 0; c < head_dim; ++c) __builtin_prefetch(keys_t + c * block_tokens, 1);
       }
     }
     for (int64_t i = 0; i < block.length; ++i) {
-      const int64_t position = block.key_offset + i;
-      const int64_t cache_block = table[position / block_tokens];
-      const int64_t slot = position % block_tokens;
+      const auto [cache_block, slot] = place(i);
       for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
         const int64_t base = kv_head * batch.num_blocks + cache_block;
         const float* key = block.head_row(k, i, kv_head, head_dim);
