@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "jagged/dtype.h"
+#include "jagged/error.h"
 
 namespace jagged {
 namespace {
@@ -22,6 +23,30 @@ TEST(Tensor, CloneIsADeepCopy) {
   copy.data<float>()[0] = 42.0f;
   EXPECT_EQ(original.data<float>()[0], 1.0f);
   EXPECT_FALSE(Tensor().clone().defined());
+}
+
+// to_f32 widens f16 and bf16 exactly (the values f16_to_f32/bf16_to_f32 give: every one of the 65536 patterns,
+// subnormals, infinities and NaNs included), copies f32, and refuses other dtypes.
+TEST(Tensor, ToF32WidensHalvesExactly) {
+  for (const DType half : {DType::f16, DType::bf16}) {
+    Tensor bits({65536}, half);
+    auto* raw = static_cast<uint16_t*>(bits.raw_data());
+    for (uint32_t i = 0; i < 65536; ++i) raw[i] = static_cast<uint16_t>(i);
+    const Tensor widened = bits.to_f32();
+    ASSERT_EQ(widened.dtype(), DType::f32);
+    for (uint32_t i = 0; i < 65536; ++i) {
+      const auto pattern = static_cast<uint16_t>(i);
+      const float want = half == DType::f16 ? f16_to_f32(pattern) : bf16_to_f32(pattern);
+      const float got = widened.data<float>()[i];
+      ASSERT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(want)) << dtype_name(half) << " " << i;
+    }
+  }
+  Tensor f32({3});
+  f32.data<float>()[1] = 2.5f;
+  const Tensor copy = f32.to_f32();
+  EXPECT_NE(copy.data<float>(), f32.data<float>());
+  EXPECT_EQ(copy.data<float>()[1], 2.5f);
+  EXPECT_THROW(Tensor({4}, DType::u8).to_f32(), InvalidArgument);
 }
 
 TEST(Tensor, ShapesAndAxes) {
