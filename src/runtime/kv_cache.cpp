@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "core/huge_pages.h"
 #include "jagged/error.h"
 #include "jagged/ops.h"
 
@@ -23,12 +24,35 @@ KvCache::KvCache(const LlamaConfig& config, int64_t capacity_tokens, DType dtype
   num_blocks_ = blocks_for(capacity_tokens);
   if (num_blocks_ > INT32_MAX) throw InvalidArgument(concat("KV cache of ", capacity_tokens, " tokens is too large"));
   const int64_t value_stride = ops::kv_value_stride(config.head_dim);
-  key_layer_elements_ = num_blocks_ * config.num_kv_heads * config.head_dim * block_tokens_;
-  value_layer_elements_ = num_blocks_ * config.num_kv_heads * block_tokens_ * value_stride;
-  keys_ = Tensor({config.num_layers, config.num_kv_heads, num_blocks_, config.head_dim, block_tokens_}, dtype);
-  values_ = Tensor({config.num_layers, config.num_kv_heads, num_blocks_, block_tokens_, value_stride}, dtype);
+  num_kv_heads_ = config.num_kv_heads;
+  key_block_elements_ = config.head_dim * block_tokens_;
+  value_block_elements_ = block_tokens_ * value_stride;
+  const int64_t key_block_bytes = key_block_elements_ * static_cast<int64_t>(dtype_size(dtype));
+  choose_groups(config.num_layers * num_kv_heads_ * key_block_bytes, key_block_bytes);
+  const int64_t groups = (num_blocks_ + group_blocks_ - 1) / group_blocks_;
+  keys_ = core::huge_page_tensor({groups, group_stride_, config.head_dim, block_tokens_}, dtype, true);
+  values_ = core::huge_page_tensor({groups, group_stride_, block_tokens_, value_stride}, dtype, true);
   allocated_.assign(static_cast<size_t>(num_blocks_), 0);
   free_count_ = num_blocks_;
+}
+
+void KvCache::choose_groups(int64_t block_bytes, int64_t key_block_bytes) {
+  // Groups of 256 to 1024 tokens, the size whose keys, padded to whole huge pages (2 MiB), waste the least: a
+  // group in use then makes only its own pages resident. Where even the best wastes over an eighth (a model so
+  // small that a group is far below a huge page), 256-token groups, unpadded.
+  constexpr int64_t kHugePage = int64_t{2} << 20;
+  const int64_t base = std::max<int64_t>(1, kGroupTokens / block_tokens_);
+  int64_t best_blocks = base, best_padded = 0;
+  double best_waste = 1.0 / 8.0 + 1e-9;  // the smallest of equally good sizes
+  for (int64_t blocks = base; blocks <= 4 * base; ++blocks) {
+    const int64_t bytes = blocks * block_bytes;
+    const int64_t padded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    const double waste = static_cast<double>(padded - bytes) / static_cast<double>(bytes);
+    if (waste < best_waste) best_blocks = blocks, best_padded = padded, best_waste = waste;
+  }
+  group_blocks_ = best_blocks;
+  const int64_t group_bytes = best_padded > 0 ? best_padded : best_blocks * block_bytes;
+  group_stride_ = (group_bytes + key_block_bytes - 1) / key_block_bytes;
 }
 
 int32_t KvCache::allocate(int32_t after, int64_t expected_blocks) {
@@ -71,10 +95,12 @@ PagedKvLayer KvCache::layer(int layer) const {
   }
   // The cache is mutable through its views by design: the model's forward writes the new keys into it.
   const size_t element = dtype_size(dtype_);
+  const int64_t layer_head_blocks = layer * num_kv_heads_ * group_blocks_;  // where the layer starts in a group
   auto* keys = static_cast<std::byte*>(const_cast<void*>(keys_.raw_data()));
   auto* values = static_cast<std::byte*>(const_cast<void*>(values_.raw_data()));
-  return {keys + static_cast<size_t>(layer * key_layer_elements_) * element,
-          values + static_cast<size_t>(layer * value_layer_elements_) * element, dtype_};
+  return {keys + static_cast<size_t>(layer_head_blocks * key_block_elements_) * element,
+          values + static_cast<size_t>(layer_head_blocks * value_block_elements_) * element, dtype_, group_blocks_,
+          group_stride_};
 }
 
 std::vector<PagedKvLayer> KvCache::layers() const {

@@ -26,9 +26,10 @@ struct Pair {
 
 // dtype: the cache's element type. With bf16, K and V are rounded to bf16 first (the cache's rounding then changes
 // nothing), and the paged kernel must still equal the packed f32 kernel on those values bit for bit: widening is
-// exact and the arithmetic is the same.
+// exact and the arithmetic is the same. blocks_per_group: 0, the layer alone; else the middle of three layers whose
+// blocks come in groups (as jagged::KvCache lays them out), every byte not written holding a stale value.
 void check_paged(int num_heads, int num_kv_heads, int head_dim, const std::vector<Pair>& pairs,
-                 DType dtype = DType::f32) {
+                 DType dtype = DType::f32, int64_t blocks_per_group = 0) {
   const ops::AttentionConfig config{num_heads, num_kv_heads, head_dim, 0.0f, true};
   const kernels::AttentionParams params{num_heads, num_kv_heads, head_dim, 1.0f / std::sqrt(float(head_dim)), true};
   const int64_t block_tokens = ops::kv_block_tokens();
@@ -72,9 +73,22 @@ void check_paged(int num_heads, int num_kv_heads, int head_dim, const std::vecto
     copy(k, full_cu[s] + pairs[s].context, k_fresh, fresh_cu[s], pairs[s].fresh, kv_dim);
     copy(v, full_cu[s] + pairs[s].context, v_fresh, fresh_cu[s], pairs[s].fresh, kv_dim);
   }
-  Tensor keys = Tensor::zeros({num_blocks * num_kv_heads * head_dim * block_tokens}, dtype);
-  Tensor values = Tensor::zeros({num_blocks * num_kv_heads * block_tokens * ops::kv_value_stride(head_dim)}, dtype);
-  const PagedKvLayer layer{keys.raw_data(), values.raw_data(), dtype};
+  const int64_t layers = blocks_per_group > 0 ? 3 : 1;
+  const int64_t group_blocks = blocks_per_group > 0 ? blocks_per_group : num_blocks;
+  const int64_t group_stride = layers * num_kv_heads * group_blocks;  // in head blocks
+  const int64_t head_blocks = (num_blocks + group_blocks - 1) / group_blocks * group_stride;
+  const int64_t key_block = head_dim * block_tokens, value_block = block_tokens * ops::kv_value_stride(head_dim);
+  Tensor keys = Tensor::zeros({head_blocks * key_block}, dtype);
+  Tensor values = Tensor::zeros({head_blocks * value_block}, dtype);
+  if (blocks_per_group > 0) {
+    std::memset(keys.raw_data(), 0x3c, keys.nbytes());
+    std::memset(values.raw_data(), 0x3c, values.nbytes());
+  }
+  const int64_t layer_begin = blocks_per_group > 0 ? num_kv_heads * group_blocks : 0;  // layer 1, in head blocks
+  const size_t element = dtype_size(dtype);
+  const PagedKvLayer layer{static_cast<std::byte*>(keys.raw_data()) + layer_begin * key_block * element,
+                           static_cast<std::byte*>(values.raw_data()) + layer_begin * value_block * element, dtype,
+                           blocks_per_group, group_stride};
   // Two calls, as a cache fills: the context first, then the new tokens.
   ops::paged_kv_write(k_context.matrix(), v_context.matrix(), {context_cu, zeros, tables, offsets, num_blocks}, layer,
                       config);
@@ -109,6 +123,54 @@ TEST(PagedAttention, OneSequence) { check_paged(2, 1, 32, {{300, 1}}); }
 TEST(PagedAttention, Bf16CacheGqaMatchesPackedKernelOnRoundedKeys) { check_paged(9, 3, 64, kPairs, DType::bf16); }
 TEST(PagedAttention, Bf16CacheMhaSmallHead) { check_paged(4, 4, 16, kPairs, DType::bf16); }
 TEST(PagedAttention, Bf16CacheMqaSmallHead) { check_paged(8, 1, 8, kPairs, DType::bf16); }
+// Blocks in groups of 1, 2 and 4 among other layers' blocks: a sequence's tiles cross groups.
+TEST(PagedAttention, GroupedCacheLayoutGqa) {
+  for (int64_t group : {1, 2, 4}) check_paged(9, 3, 64, kPairs, DType::f32, group);
+}
+TEST(PagedAttention, GroupedCacheLayoutBf16Mha) { check_paged(4, 4, 16, kPairs, DType::bf16, 2); }
+
+// Where each key lands in a grouped cache, from the layout PagedKvLayer documents: block b, kv head h of the
+// second of three layers is head block (b / 2) * 12 + 4 + h * 2 + b % 2 (groups of 2 blocks, 2 kv heads).
+TEST(PagedAttention, GroupedLayoutPutsEachHeadBlockWhereDocumented) {
+  const int64_t head_dim = 16, block_tokens = ops::kv_block_tokens(), key_block = head_dim * block_tokens;
+  const ops::AttentionConfig config{2, 2, head_dim, 0.0f, true};
+  const int64_t num_blocks = 5, tokens = num_blocks * block_tokens;
+  Tensor keys = Tensor::zeros({3 * 12 * key_block});
+  Tensor values = Tensor::zeros({3 * 12 * block_tokens * ops::kv_value_stride(head_dim)});
+  const Tensor k = testing::random_tensor({tokens, 2 * head_dim}, 8);
+  const Tensor v = testing::random_tensor({tokens, 2 * head_dim}, 9);
+  const std::vector<int32_t> cu{0, static_cast<int32_t>(tokens)}, context{0}, table{4, 0, 3, 1, 2}, offsets{0, 5};
+  const PagedKvLayer layer{keys.data<float>() + 4 * key_block,
+                           values.data<float>() + 4 * block_tokens * ops::kv_value_stride(head_dim), DType::f32, 2,
+                           12};
+  ops::paged_kv_write(k.matrix(), v.matrix(), {cu, context, table, offsets, num_blocks}, layer, config);
+  for (int64_t p = 0; p < tokens; ++p) {
+    const int64_t block = table[static_cast<size_t>(p / block_tokens)], slot = p % block_tokens;
+    for (int64_t h = 0; h < 2; ++h) {
+      const int64_t head_block = block / 2 * 12 + 4 + h * 2 + block % 2;
+      for (int64_t c = 0; c < head_dim; ++c) {
+        ASSERT_EQ(keys.data<float>()[head_block * key_block + c * block_tokens + slot],
+                  k.data<float>()[p * 2 * head_dim + h * head_dim + c])
+            << "token " << p << " head " << h;
+      }
+    }
+  }
+}
+
+TEST(PagedAttention, RejectsOverlappingGroups) {
+  const ops::AttentionConfig config{2, 2, 16, 0.0f, true};
+  Tensor keys = Tensor::zeros({4 * 16 * ops::kv_block_tokens()});
+  Tensor values = Tensor::zeros({4 * ops::kv_block_tokens() * ops::kv_value_stride(16)});
+  Tensor k({1, 32}), v({1, 32});
+  const std::vector<int32_t> cu{0, 1}, context{0}, table{0}, offsets{0, 1};
+  const PagedKvBatch batch{cu, context, table, offsets, 2};
+  // Two kv heads of groups of 2 blocks take 4 head blocks: a stride of 3 would overlap the next group.
+  EXPECT_THROW(ops::paged_kv_write(k.matrix(), v.matrix(), batch,
+                                   {keys.raw_data(), values.raw_data(), DType::f32, 2, 3}, config),
+               InvalidArgument);
+  EXPECT_NO_THROW(ops::paged_kv_write(k.matrix(), v.matrix(), batch,
+                                      {keys.raw_data(), values.raw_data(), DType::f32, 2, 4}, config));
+}
 
 // The cache keeps each key and value rounded to nearest even, read back widened: the stored bits are exactly
 // f32_to_bf16 of the input.

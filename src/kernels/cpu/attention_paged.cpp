@@ -47,7 +47,7 @@ void write_blocks(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& batc
   for (int64_t seq = 0; seq < num_seqs; ++seq) {
     const SequenceBlock block = paged_sequence(batch, seq);
     const int32_t* table = batch.block_tables.data() + batch.block_table_offsets[seq];
-    // Row i's cache block (with the kv head: kv_head * num_blocks + block) and its slot in it.
+    // Row i's cache block and its slot in it.
     const auto place = [&](int64_t i) {
       const int64_t position = block.key_offset + i;
       return std::pair<int64_t, int64_t>{table[position / block_tokens], position % block_tokens};
@@ -57,14 +57,14 @@ void write_blocks(ConstMatrixView k, ConstMatrixView v, const PagedKvBatch& batc
     for (int64_t i = 0; i < block.length; ++i) {
       const auto [cache_block, slot] = place(i);
       for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
-        const T* keys_t = cache_keys + (kv_head * batch.num_blocks + cache_block) * key_block + slot;
+        const T* keys_t = cache_keys + kv_head_block(layer, batch.num_blocks, cache_block, kv_head) * key_block + slot;
         for (int64_t c = 0; c < head_dim; ++c) __builtin_prefetch(keys_t + c * block_tokens, 1);
       }
     }
     for (int64_t i = 0; i < block.length; ++i) {
       const auto [cache_block, slot] = place(i);
       for (int64_t kv_head = 0; kv_head < params.num_kv_heads; ++kv_head) {
-        const int64_t base = kv_head * batch.num_blocks + cache_block;
+        const int64_t base = kv_head_block(layer, batch.num_blocks, cache_block, kv_head);
         const float* key = block.head_row(k, i, kv_head, head_dim);
         T* keys_t = cache_keys + base * key_block + slot;
         for (int64_t c = 0; c < head_dim; ++c) keys_t[c * block_tokens] = cache_element<T>(key[c]);
@@ -96,7 +96,7 @@ void attend_blocks(ConstMatrixView q, MatrixView out, const PagedKvBatch& batch,
   const auto* const cache_values = static_cast<const T*>(layer.values);
   const auto tile_of = [&](const WorkItem& item, int64_t key_begin) {
     const int32_t* table = batch.block_tables.data() + batch.block_table_offsets[item.seq];
-    const int64_t base = item.kv_head * batch.num_blocks + table[key_begin / block_tokens];
+    const int64_t base = kv_head_block(layer, batch.num_blocks, table[key_begin / block_tokens], item.kv_head);
     return KeyTile<T>{cache_keys + base * key_block, static_cast<size_t>(block_tokens),
                       cache_values + base * value_block};
   };
