@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "io/model_writers.h"
+#include "testing/smaps.h"
 
 namespace jagged::io {
 namespace {
@@ -117,21 +118,10 @@ TEST(F32TensorFromFile, ConvertsEveryF16AndBf16BitPatternLikeTheCoreConversions)
   }
 }
 
-// Resident KiB of the mapping that contains `address` (/proc/self/smaps), -1 when not found.
+// Resident KiB of the mapping that contains `address`, -1 when not found.
 int64_t resident_kib_of_mapping(const void* address) {
-  std::ifstream smaps("/proc/self/smaps");
-  const auto target = reinterpret_cast<uintptr_t>(address);
-  std::string line;
-  bool inside = false;
-  while (std::getline(smaps, line)) {
-    uintptr_t begin = 0, end = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx ", &begin, &end) == 2 && line.find(':') > line.find(' ')) {
-      inside = target >= begin && target < end;
-    } else if (inside && line.rfind("Rss:", 0) == 0) {
-      return std::stoll(line.substr(4));
-    }
-  }
-  return -1;
+  const std::string rss = testing::smaps_field(address, "Rss:");
+  return rss.empty() ? -1 : std::stoll(rss);
 }
 
 // Weights resident once: a borrowed f32 tensor's pages leave the process's memory once released, and its

@@ -86,3 +86,38 @@ TEST(KvCache, Bf16HalvesTheBytesAndOtherTypesAreRefused) {
 
 }  // namespace
 }  // namespace jagged
+
+namespace jagged {
+namespace {
+
+// Blocks come in groups holding every layer; a group's keys fill whole huge pages where padding them wastes at
+// most an eighth (SmolLM-135M: 30 layers x 3 kv heads of 64), else (a tiny model) groups of 256 tokens, unpadded.
+TEST(KvCache, GroupsFillWholeHugePagesWhereThatWastesLittle) {
+  LlamaConfig smollm = small_config();
+  smollm.num_layers = 30;
+  smollm.num_heads = 9;
+  smollm.num_kv_heads = 3;
+  smollm.head_dim = 64;
+  const int64_t block_tokens = ops::kv_block_tokens();
+  for (const DType dtype : {DType::f32, DType::bf16}) {
+    const KvCache cache(smollm, 4096, dtype);
+    const PagedKvLayer first = cache.layer(0), second = cache.layer(1);
+    const int64_t head_block_bytes = 64 * block_tokens * static_cast<int64_t>(dtype_size(dtype));
+    const int64_t used = 30 * 3 * first.blocks_per_group * head_block_bytes;
+    const int64_t padded = first.group_stride * head_block_bytes;
+    EXPECT_GE(first.blocks_per_group * block_tokens, 256) << dtype_name(dtype);
+    EXPECT_EQ(padded % (int64_t{2} << 20), 0) << dtype_name(dtype) << ": a group of " << padded << " bytes";
+    EXPECT_LE(padded - used, used / 8) << dtype_name(dtype);
+    // Layer 1 starts after layer 0's kv heads of one group.
+    EXPECT_EQ(static_cast<const std::byte*>(second.keys) - static_cast<const std::byte*>(first.keys),
+              3 * first.blocks_per_group * head_block_bytes);
+    EXPECT_EQ(second.group_stride, first.group_stride);
+  }
+  const KvCache tiny(small_config(), 4096);
+  const PagedKvLayer layer = tiny.layer(0);
+  EXPECT_EQ(layer.blocks_per_group, std::max<int64_t>(1, 256 / block_tokens));
+  EXPECT_EQ(layer.group_stride, 2 * 1 * layer.blocks_per_group);
+}
+
+}  // namespace
+}  // namespace jagged
