@@ -22,8 +22,8 @@ class KvCache {
   // positive or the type is another.
   KvCache(const LlamaConfig& config, int64_t capacity_tokens, DType dtype = DType::f32);
 
-  // Bytes one token takes in every layer (keys and values, V rows padded as stored), for sizing the cache from a
-  // byte budget.
+  // Bytes one token takes in every layer (keys and values, V rows and groups padded as stored), for sizing the
+  // cache from a byte budget.
   static int64_t bytes_per_token(const LlamaConfig& config, DType dtype = DType::f32);
 
   DType dtype() const { return dtype_; }
@@ -55,9 +55,6 @@ class KvCache {
   int64_t num_blocks_ = 0;
   // Groups of at least 256 tokens (SmolLM-135M's 30 layers: 5.9 MB of f32 keys), the grain at which resident
   // memory follows use; each kv head's run of a group's blocks is still long enough to stream.
-  static constexpr int64_t kGroupTokens = 256;
-  // Sets group_blocks_ and group_stride_. block_bytes: one block's keys in every layer and kv head.
-  void choose_groups(int64_t block_bytes, int64_t key_block_bytes);
   int64_t group_blocks_ = 0;  // blocks in a group
   int64_t group_stride_ = 0;  // head blocks from a group to the next: num_layers x num_kv_heads x group_blocks_, padded
   int64_t num_kv_heads_ = 0;

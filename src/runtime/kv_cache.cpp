@@ -9,10 +9,43 @@
 
 namespace jagged {
 
+namespace {
+
+// Where a cache's blocks go: groups of `blocks` blocks holding every layer, `stride` head blocks apart.
+struct GroupLayout {
+  int64_t blocks;
+  int64_t stride;
+};
+
+// The smallest group of 256 to 1024 tokens whose keys, padded to whole huge pages (2 MiB), waste at most an
+// eighth: a group in use then makes only its own pages resident. A model so small that no such group exists (its
+// groups far below a huge page) gets 256-token groups, unpadded.
+GroupLayout group_layout(const LlamaConfig& config, DType dtype) {
+  constexpr int64_t kHugePage = int64_t{2} << 20;
+  constexpr int64_t kGroupTokens = 256;
+  const int64_t block_tokens = ops::kv_block_tokens();
+  const int64_t key_block_bytes = config.head_dim * block_tokens * static_cast<int64_t>(dtype_size(dtype));
+  const int64_t block_bytes = int64_t{config.num_layers} * config.num_kv_heads * key_block_bytes;  // all layers
+  const int64_t base = std::max<int64_t>(1, kGroupTokens / block_tokens);
+  for (int64_t blocks = base; blocks <= 4 * base && key_block_bytes > 0; ++blocks) {
+    const int64_t bytes = blocks * block_bytes;
+    const int64_t padded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    if (8 * (padded - bytes) <= bytes) return {blocks, (padded + key_block_bytes - 1) / key_block_bytes};
+  }
+  return {base, int64_t{config.num_layers} * config.num_kv_heads * base};
+}
+
+}  // namespace
+
 int64_t KvCache::bytes_per_token(const LlamaConfig& config, DType dtype) {
   check_kv_dtype(dtype, "KV cache");
-  const int64_t per_layer = int64_t{config.num_kv_heads} * (config.head_dim + ops::kv_value_stride(config.head_dim));
-  return per_layer * config.num_layers * static_cast<int64_t>(dtype_size(dtype));
+  // A group's keys and values, padding included, over its tokens (rounded up: a byte budget is never exceeded).
+  const GroupLayout group = group_layout(config, dtype);
+  const int64_t block_tokens = ops::kv_block_tokens();
+  const int64_t head_block_elements = (config.head_dim + ops::kv_value_stride(config.head_dim)) * block_tokens;
+  const int64_t group_bytes = group.stride * head_block_elements * static_cast<int64_t>(dtype_size(dtype));
+  const int64_t group_tokens = group.blocks * block_tokens;
+  return (group_bytes + group_tokens - 1) / group_tokens;
 }
 
 KvCache::KvCache(const LlamaConfig& config, int64_t capacity_tokens, DType dtype)
@@ -27,32 +60,14 @@ KvCache::KvCache(const LlamaConfig& config, int64_t capacity_tokens, DType dtype
   num_kv_heads_ = config.num_kv_heads;
   key_block_elements_ = config.head_dim * block_tokens_;
   value_block_elements_ = block_tokens_ * value_stride;
-  const int64_t key_block_bytes = key_block_elements_ * static_cast<int64_t>(dtype_size(dtype));
-  choose_groups(config.num_layers * num_kv_heads_ * key_block_bytes, key_block_bytes);
+  const GroupLayout group = group_layout(config, dtype);
+  group_blocks_ = group.blocks;
+  group_stride_ = group.stride;
   const int64_t groups = (num_blocks_ + group_blocks_ - 1) / group_blocks_;
   keys_ = core::huge_page_tensor({groups, group_stride_, config.head_dim, block_tokens_}, dtype, true);
   values_ = core::huge_page_tensor({groups, group_stride_, block_tokens_, value_stride}, dtype, true);
   allocated_.assign(static_cast<size_t>(num_blocks_), 0);
   free_count_ = num_blocks_;
-}
-
-void KvCache::choose_groups(int64_t block_bytes, int64_t key_block_bytes) {
-  // Groups of 256 to 1024 tokens, the size whose keys, padded to whole huge pages (2 MiB), waste the least: a
-  // group in use then makes only its own pages resident. Where even the best wastes over an eighth (a model so
-  // small that a group is far below a huge page), 256-token groups, unpadded.
-  constexpr int64_t kHugePage = int64_t{2} << 20;
-  const int64_t base = std::max<int64_t>(1, kGroupTokens / block_tokens_);
-  int64_t best_blocks = base, best_padded = 0;
-  double best_waste = 1.0 / 8.0 + 1e-9;  // the smallest of equally good sizes
-  for (int64_t blocks = base; blocks <= 4 * base; ++blocks) {
-    const int64_t bytes = blocks * block_bytes;
-    const int64_t padded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-    const double waste = static_cast<double>(padded - bytes) / static_cast<double>(bytes);
-    if (waste < best_waste) best_blocks = blocks, best_padded = padded, best_waste = waste;
-  }
-  group_blocks_ = best_blocks;
-  const int64_t group_bytes = best_padded > 0 ? best_padded : best_blocks * block_bytes;
-  group_stride_ = (group_bytes + key_block_bytes - 1) / key_block_bytes;
 }
 
 int32_t KvCache::allocate(int32_t after, int64_t expected_blocks) {

@@ -106,12 +106,19 @@ TEST(KvCache, GroupsFillWholeHugePagesWhereThatWastesLittle) {
     const int64_t used = 30 * 3 * first.blocks_per_group * head_block_bytes;
     const int64_t padded = first.group_stride * head_block_bytes;
     EXPECT_GE(first.blocks_per_group * block_tokens, 256) << dtype_name(dtype);
+    EXPECT_LE(first.blocks_per_group * block_tokens, 1024) << dtype_name(dtype);
     EXPECT_EQ(padded % (int64_t{2} << 20), 0) << dtype_name(dtype) << ": a group of " << padded << " bytes";
     EXPECT_LE(padded - used, used / 8) << dtype_name(dtype);
     // Layer 1 starts after layer 0's kv heads of one group.
     EXPECT_EQ(static_cast<const std::byte*>(second.keys) - static_cast<const std::byte*>(first.keys),
               3 * first.blocks_per_group * head_block_bytes);
     EXPECT_EQ(second.group_stride, first.group_stride);
+    // A byte budget counts the padding: three whole groups take what bytes_per_token says, to rounding.
+    const int64_t tokens = 3 * first.blocks_per_group * block_tokens;
+    const int64_t budget = KvCache::bytes_per_token(smollm, dtype) * tokens;
+    const KvCache three(smollm, tokens, dtype);
+    EXPECT_LE(three.bytes(), budget) << dtype_name(dtype);
+    EXPECT_LT(budget - three.bytes(), tokens) << dtype_name(dtype);
   }
   const KvCache tiny(small_config(), 4096);
   const PagedKvLayer layer = tiny.layer(0);
