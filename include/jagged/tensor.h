@@ -47,7 +47,7 @@ class Tensor {
   static Tensor from_floats(std::span<const float> values, Shape shape);
   static Tensor from_ints(std::span<const int32_t> values, Shape shape);
   // Wraps memory owned elsewhere (a mapped file, a huge-page chunk); `owner` keeps it alive. Not counted by the
-  // allocator (an owner that allocates counts itself, as core::huge_page_bytes does).
+  // allocator (an owner that allocates counts itself, as core::huge_page_tensor does).
   // file_backed: the memory is a read-only mapping of a file, whose pages the kernel can drop and read again.
   static Tensor borrow(std::shared_ptr<const void> owner, const void* data, Shape shape, DType dtype,
                        bool file_backed = false);

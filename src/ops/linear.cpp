@@ -17,8 +17,8 @@ namespace {
 
 // A packed weight's storage. f32 and bf16 weights go on huge pages (core/huge_pages.h): a decode step streams
 // them once, at a rate the TLB limits (measured 4-15% faster at 1 and 32 rows, bench/ops_bench
-// BM_LinearStreamed). Quantized weights, read at a third of that rate (their kernels convert as they go), gain
-// nothing measurable, and stay on ordinary pages, which spare the up to 2 MiB of a huge page's rounding.
+// BM_LinearStreamed). Quantized weights gained nothing measurable (one-request decode, Q8_0 and Q4_K_M) and stay
+// on ordinary pages, which spare a huge page's rounding in peak RSS (their files are small).
 Tensor packed_bytes(int64_t bytes, WeightType type) {
   if (type == WeightType::f32 || type == WeightType::bf16) return core::huge_page_tensor({bytes}, DType::u8);
   return Tensor({bytes}, DType::u8);
