@@ -25,6 +25,7 @@
 
 #include <hwy/highway.h>
 
+#include "jagged/kv_cache.h"
 #include "jagged/memory.h"
 #include "jagged/nested_tensor.h"
 #include "jagged/ops.h"
@@ -294,24 +295,24 @@ BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProc
 }  // namespace
 
 
-// Decode over a paged KV cache: `seqs` sequences of `context` cached keys each add one query row; the cache holds
-// `layers` layers' worth of blocks, shuffled, and each iteration runs the next layer: with 30 (SmolLM-135M's
-// depth) K and V come from memory as in a real decode step, with 1 from the caches. Counter
-// kv_gbytes_per_second: K and V bytes read per second.
+// Decode over a paged KV cache: `seqs` sequences of `context` cached keys each add one query row; the cache
+// (jagged::KvCache, its grouped layout on huge pages) holds `layers` layers, its blocks handed out shuffled, and
+// each iteration runs the next layer: with 30 (SmolLM-135M's depth) K and V come from memory as in a real decode
+// step, with 1 from the caches. Counter kv_gbytes_per_second: K and V bytes read per second.
 void BM_PagedDecode(benchmark::State& state) {
   const int64_t seqs = state.range(0);
   const int64_t context = state.range(1);
   const int64_t kLayers = state.range(2);
   const DType dtype = state.range(3) == 16 ? DType::bf16 : DType::f32;  // the cache's element bits
   const int64_t block_tokens = ops::kv_block_tokens();
-  const int64_t value_stride = ops::kv_value_stride(kHeadDim);
   const int64_t blocks_per_seq = (context + 1 + block_tokens - 1) / block_tokens;
   const int64_t num_blocks = seqs * blocks_per_seq;
-  const int64_t layer_floats = num_blocks * kKvHeads * block_tokens * std::max<int64_t>(kHeadDim, value_stride);
-  Tensor keys({kLayers * layer_floats}, dtype);  // 64-byte aligned, as the kernel's blocks must be
-  Tensor values({kLayers * layer_floats}, dtype);
-  std::fill_n(static_cast<std::byte*>(keys.raw_data()), keys.nbytes(), std::byte{0x3c});
-  std::fill_n(static_cast<std::byte*>(values.raw_data()), values.nbytes(), std::byte{0x3c});
+  LlamaConfig shape;
+  shape.num_layers = static_cast<int>(kLayers);
+  shape.num_heads = kHeads;
+  shape.num_kv_heads = kKvHeads;
+  shape.head_dim = kHeadDim;
+  const KvCache kv_cache(shape, num_blocks * block_tokens, dtype);
   std::vector<int32_t> tables(static_cast<size_t>(num_blocks));
   for (int64_t i = 0; i < num_blocks; ++i) tables[static_cast<size_t>(i)] = static_cast<int32_t>(i);
   std::shuffle(tables.begin(), tables.end(), std::mt19937_64(7));
@@ -323,6 +324,15 @@ void BM_PagedDecode(benchmark::State& state) {
   contexts.assign(static_cast<size_t>(seqs), static_cast<int32_t>(context));
   const PagedKvBatch batch{cu_seqlens, contexts, tables, offsets, num_blocks};
   const ops::AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.0f, true};
+  {  // every layer's cached keys written first, as prefill leaves them
+    std::vector<int32_t> fill_cu{0}, no_context(static_cast<size_t>(seqs), 0);
+    for (int64_t s = 0; s < seqs; ++s) fill_cu.push_back(fill_cu.back() + static_cast<int32_t>(context));
+    const Tensor fill = random_matrix(seqs * context, kKvHeads * kHeadDim, 3);
+    for (int layer = 0; layer < kLayers; ++layer) {
+      ops::paged_kv_write(fill.matrix(), fill.matrix(), {fill_cu, no_context, tables, offsets, num_blocks},
+                          kv_cache.layer(layer), config);
+    }
+  }
   Tensor q = random_matrix(seqs, kHeads * kHeadDim, 1);
   Tensor kv = random_matrix(seqs, kKvHeads * kHeadDim, 2);
   Tensor out({seqs, kHeads * kHeadDim});
@@ -330,11 +340,9 @@ void BM_PagedDecode(benchmark::State& state) {
       ops::paged_attention_workspace_bytes(config, omp_get_max_threads()) + 64));
   const std::span<std::byte> scratch(reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(workspace.data()) + 63) / 64 * 64),
                                      workspace.size() - 64);
-  int64_t layer = 0;
+  int layer = 0;
   for (auto _ : state) {
-    const size_t offset = static_cast<size_t>(layer * layer_floats) * dtype_size(dtype);
-    const PagedKvLayer cache{static_cast<std::byte*>(keys.raw_data()) + offset,
-                             static_cast<std::byte*>(values.raw_data()) + offset, dtype};
+    const PagedKvLayer cache = kv_cache.layer(layer);
     ops::paged_kv_write(kv.matrix(), kv.matrix(), batch, cache, config);
     ops::paged_attention(q.matrix(), out.matrix(), batch, cache, config, scratch);
     layer = (layer + 1) % kLayers;
