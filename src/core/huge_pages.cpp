@@ -14,7 +14,7 @@
 namespace jagged::core {
 namespace {
 
-constexpr size_t kHugePage = size_t{2} << 20;
+constexpr auto kHugePage = static_cast<size_t>(kHugePageBytes);
 // Large enough that the partly used huge page at a chunk's end (the only resident waste) is a few percent of it.
 constexpr size_t kChunkBytes = size_t{64} << 20;
 

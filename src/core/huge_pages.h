@@ -8,6 +8,9 @@
 
 namespace jagged::core {
 
+// The transparent huge page size on x86-64 (2 MiB): chunks are aligned to it, KvCache pads its groups to it.
+inline constexpr int64_t kHugePageBytes = int64_t{2} << 20;
+
 // A tensor, 64-byte aligned, uninitialised, carved from a 2 MiB-aligned chunk advised onto huge pages
 // (MADV_HUGEPAGE). A decode step reads every weight once; on 4 KiB pages that walk misses the TLB every 64 cache
 // lines and the hardware prefetchers stop at each page's end. Small weights share chunks, so none pays a huge

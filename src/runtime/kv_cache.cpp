@@ -21,7 +21,7 @@ struct GroupLayout {
 // eighth: a group in use then makes only its own pages resident. A model so small that no such group exists (its
 // groups far below a huge page) gets 256-token groups, unpadded.
 GroupLayout group_layout(const LlamaConfig& config, DType dtype) {
-  constexpr int64_t kHugePage = int64_t{2} << 20;
+  constexpr int64_t kHugePage = core::kHugePageBytes;
   constexpr int64_t kGroupTokens = 256;
   const int64_t block_tokens = ops::kv_block_tokens();
   const int64_t key_block_bytes = config.head_dim * block_tokens * static_cast<int64_t>(dtype_size(dtype));
