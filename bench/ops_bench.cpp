@@ -38,6 +38,7 @@
 
 #include "jagged/nested_tensor.h"
 #include "jagged/ops.h"
+#include "jagged/sampling.h"
 #include "kernels/linear.h"
 
 namespace {
@@ -550,6 +551,26 @@ void BM_Argmax(benchmark::State& state) {
   set_rates(state, logits.numel() * 4, logits.numel());
 }
 
+// One sampled token per row of a decode step's logits (32 rows of SmolLM's vocabulary), as the engine samples
+// them: temperature 0.8 alone (the OpenAI-style default path, no sort), with top-p 0.95, and with top-k 40.
+void BM_Sample(benchmark::State& state) {
+  constexpr int64_t kRows = 32;
+  SamplingParams params;
+  params.temperature = 0.8f;
+  if (state.range(0) == 1) params.top_p = 0.95f;
+  if (state.range(0) == 2) params.top_k = 40;
+  state.SetLabel(state.range(0) == 0 ? "temperature" : state.range(0) == 1 ? "top_p" : "top_k");
+  const Tensor logits = random_tensor({kRows, kVocabSize}, 1, -10.0f, 10.0f);
+  Sampler sampler(params);
+  for (auto _ : state) {
+    for (int64_t row = 0; row < kRows; ++row) {
+      benchmark::DoNotOptimize(sampler.sample(std::span<const float>(logits.data<float>() + row * kVocabSize,
+                                                                     static_cast<size_t>(kVocabSize))));
+    }
+  }
+  set_rates(state, logits.numel() * 4, logits.numel());
+}
+
 // RoPE on the Q band (9 heads of 64) of a fused QKV projection of SmolLM-135M.
 void BM_Rope(benchmark::State& state) {
   const auto pairs = state.range(0) == 0 ? ops::RopePairs::adjacent : ops::RopePairs::halves;
@@ -608,6 +629,7 @@ BENCHMARK(BM_SwiGlu)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Add)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Softmax)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Argmax)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Sample)->ArgName("filter")->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Rope)->ArgName("halves")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace

@@ -109,6 +109,12 @@ void add(Tensor& x, const Tensor& y);
 void softmax(Tensor& x);
 // Index of the largest value of each row (first on ties). x [rows, cols] -> [rows].
 std::vector<int32_t> argmax(const Tensor& x);
+// A sampler's unnormalised probabilities, in place: scores[i] = exp((scores[i] - max) / temperature), double, max
+// the largest score (so the most likely token has 1), temperature > 0, scores finite and not empty. Returns the
+// sums of the weights that are >= floor (0: all) over consecutive blocks of sampling_weight_block() scores, in a
+// fixed order: a draw finds its block from these, then walks only that block.
+std::vector<double> sampling_weights(std::span<double> scores, double temperature, double floor);
+int64_t sampling_weight_block();
 
 // Which elements RoPE rotates together: (x0, x1), (x2, x3)... (llama2.c, GGUF) or (x_i, x_{i+d/2}) (Hugging Face).
 enum class RopePairs { adjacent, halves };

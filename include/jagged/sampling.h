@@ -37,7 +37,9 @@ class Sampler {
                  std::span<const int32_t> generated = {});
 
  private:
-  int32_t sample_unsorted(const std::vector<double>& probs);  // probs: unnormalised, the largest 1
+  // probs: unnormalised, the largest 1; block_sums: ops::sampling_weights' sums of those >= min_p_floor()
+  int32_t sample_unsorted(const std::vector<double>& probs, const std::vector<double>& block_sums);
+  double min_p_floor() const { return params_.min_p > 0.0f ? static_cast<double>(params_.min_p) : 0.0; }
   SamplingParams params_;
   std::mt19937_64 rng_;
 };

@@ -1,11 +1,13 @@
 #include "jagged/sampling.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
 #include "jagged/error.h"
+#include "jagged/ops.h"
 
 namespace jagged {
 namespace {
@@ -13,6 +15,11 @@ namespace {
 // A logits row that holds NaN or infinity comes from a broken model or input; never turn it into a token.
 void check_logits(std::span<const float> logits, const char* what) {
   if (logits.empty()) throw InvalidArgument(concat(what, ": the logits row is empty"));
+  // Infinities and NaN have every exponent bit set: integer tests the compiler vectorizes, the slow scan only to
+  // name the culprit.
+  uint32_t non_finite = 0;
+  for (const float v : logits) non_finite |= static_cast<uint32_t>((std::bit_cast<uint32_t>(v) & 0x7f800000u) == 0x7f800000u);
+  if (non_finite == 0) return;
   for (size_t i = 0; i < logits.size(); ++i) {
     if (!std::isfinite(logits[i])) {
       throw InvalidArgument(concat(what, ": logit ", i, " of ", logits.size(), " is ", logits[i],
@@ -67,11 +74,25 @@ void apply_penalties(const SamplingParams& params, std::span<const int32_t> prom
   }
 }
 
-// Orders `ids` so that its first `count` entries are the most likely tokens, most likely first, lower id first
-// on ties (a strict order, so the kept set never depends on the sort's algorithm).
-void sort_prefix(std::vector<int32_t>& ids, size_t count, const std::vector<double>& probs) {
-  const auto more_likely = [&](int32_t a, int32_t b) { return probs[a] > probs[b] || (probs[a] == probs[b] && a < b); };
-  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(count), ids.end(), more_likely);
+// A token and its probability, ordered most likely first, lower id first on ties: a strict order, so the kept set
+// never depends on the sort's algorithm.
+struct RankedToken {
+  double prob;
+  int32_t id;
+  bool operator<(const RankedToken& other) const {
+    return prob > other.prob || (prob == other.prob && id < other.id);
+  }
+};
+
+// ranked[0, sorted) is in order and ahead of the rest; extends that to ranked[0, count). A few more entries: a
+// partial sort (a small heap that rejects most tokens in one comparison); many: selected in linear time, then
+// only they are sorted, so a prefix that grows in steps costs about one sort of it.
+void extend_sorted(std::vector<RankedToken>& ranked, size_t sorted, size_t count) {
+  const auto begin = ranked.begin() + static_cast<std::ptrdiff_t>(sorted);
+  const auto middle = ranked.begin() + static_cast<std::ptrdiff_t>(count);
+  if (count - sorted <= 256) return std::partial_sort(begin, middle, ranked.end());
+  if (middle != ranked.end()) std::nth_element(begin, middle, ranked.end());
+  std::sort(begin, middle);
 }
 
 // log(sum(exp(logits))) in double, shifted by the largest logit so that nothing overflows.
@@ -112,20 +133,29 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 // kept set is the shortest of the three prefixes, and only that prefix is ever sorted.
 // Without top-k or top-p the kept set needs no order (every token, or those min-p keeps): one draw over the
 // probabilities in token order, no sort of the vocabulary (the OpenAI default, temperature 1, lands here).
-int32_t Sampler::sample_unsorted(const std::vector<double>& probs) {
-  const double floor = params_.min_p > 0.0f ? static_cast<double>(params_.min_p) : 0.0;
-  double mass = 0.0;
-  for (const double p : probs) mass += p >= floor ? p : 0.0;
+int32_t Sampler::sample_unsorted(const std::vector<double>& probs, const std::vector<double>& block_sums) {
+  const double floor = min_p_floor();
+  const double mass = std::accumulate(block_sums.begin(), block_sums.end(), 0.0);
   const double target = uniform_unit(rng_) * mass;
+  // The block the draw lands in (the cumulative mass of the blocks before it <= target < that plus its own),
+  // then the token within it.
   double cumulative = 0.0;
-  int32_t last = 0;
-  for (size_t i = 0; i < probs.size(); ++i) {
+  size_t block = 0;
+  while (block + 1 < block_sums.size() && target >= cumulative + block_sums[block]) cumulative += block_sums[block++];
+  const auto block_size = static_cast<size_t>(ops::sampling_weight_block());
+  int32_t last = -1;
+  for (size_t i = block * block_size; i < std::min(probs.size(), (block + 1) * block_size); ++i) {
     if (probs[i] < floor) continue;
     cumulative += probs[i];
     last = static_cast<int32_t>(i);
     if (target < cumulative) return last;
   }
-  return last;  // rounding left target at the very top
+  if (last >= 0) return last;  // rounding left target at the top of its block
+  // ... or past every block: the last token kept (the most likely one has weight 1 >= any floor).
+  for (size_t i = probs.size(); i-- > 0;) {
+    if (probs[i] >= floor) return static_cast<int32_t>(i);
+  }
+  return 0;
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
@@ -143,31 +173,33 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   if (params_.temperature == 0.0f) return argmax(std::span<const double>(scores));
 
   // Unnormalised probabilities: the most likely token has 1.
-  const double max_score = *std::max_element(scores.begin(), scores.end());
-  for (double& score : scores) score = std::exp((score - max_score) / params_.temperature);
+  const std::vector<double> block_sums = ops::sampling_weights(scores, params_.temperature, min_p_floor());
   const std::vector<double>& probs = scores;
+
+  const bool top_k_cuts = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab_size;
+  if (!top_k_cuts && params_.top_p >= 1.0f) return sample_unsorted(probs, block_sums);
 
   // min-p keeps every token with probability >= min_p x the largest (1 here): a prefix of known length.
   size_t limit = vocab_size;
   if (params_.min_p > 0.0f) {
     limit = static_cast<size_t>(std::count_if(probs.begin(), probs.end(), [&](double p) { return p >= params_.min_p; }));
   }
-  const bool top_k_cuts = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab_size;
-  if (!top_k_cuts && params_.top_p >= 1.0f) return sample_unsorted(probs);
 
-  std::vector<int32_t> ids(vocab_size);
-  std::iota(ids.begin(), ids.end(), 0);
+  std::vector<RankedToken> ranked(vocab_size);
+  for (size_t i = 0; i < vocab_size; ++i) ranked[i] = {probs[i], static_cast<int32_t>(i)};
 
   // top-k: its mass is top-p's denominator.
   size_t sorted = 0;
   double top_p_total = 0.0;
   if (top_k_cuts) {
     sorted = static_cast<size_t>(params_.top_k);
-    sort_prefix(ids, sorted, probs);
-    for (size_t i = 0; i < sorted; ++i) top_p_total += probs[ids[i]];
+    extend_sorted(ranked, 0, sorted);
+    for (size_t i = 0; i < sorted; ++i) top_p_total += ranked[i].prob;
     limit = std::min(limit, sorted);
   } else {
-    top_p_total = std::accumulate(probs.begin(), probs.end(), 0.0);
+    // Every weight: the block sums when no min-p floor left some out of them.
+    top_p_total = params_.min_p > 0.0f ? std::accumulate(probs.begin(), probs.end(), 0.0)
+                                       : std::accumulate(block_sums.begin(), block_sums.end(), 0.0);
   }
 
   // Walk the sorted prefix (sorting more only when needed) until top-p's mass or the limit is reached.
@@ -176,19 +208,20 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   double kept_mass = 0.0;
   while (keep < limit && (keep == 0 || kept_mass < top_p_mass)) {
     if (keep == sorted) {
-      sorted = std::min(vocab_size, std::max<size_t>(64, 4 * sorted));
-      sort_prefix(ids, sorted, probs);
+      const size_t more = std::min(vocab_size, std::max<size_t>(64, 4 * sorted));
+      extend_sorted(ranked, sorted, more);
+      sorted = more;
     }
-    kept_mass += probs[ids[keep++]];
+    kept_mass += ranked[keep++].prob;
   }
 
   const double target = uniform_unit(rng_) * kept_mass;
   double cumulative = 0.0;
   for (size_t i = 0; i < keep; ++i) {
-    cumulative += probs[ids[i]];
-    if (target < cumulative) return ids[i];
+    cumulative += ranked[i].prob;
+    if (target < cumulative) return ranked[i].id;
   }
-  return ids[keep - 1];  // rounding left target at the very top
+  return ranked[keep - 1].id;  // rounding left target at the very top
 }
 
 TokenLogprob token_logprob(std::span<const float> logits, int32_t token) {

@@ -6,6 +6,8 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <random>
+#include <vector>
 
 #include "jagged/nested_tensor.h"
 #include "jagged/ops.h"
@@ -85,6 +87,47 @@ TEST(Softmax, EmptyAndRejected) {
   EXPECT_THROW(ops::softmax(rank1), InvalidArgument);
   Tensor ints = Tensor::zeros({2, 2}, DType::i32);
   EXPECT_THROW(ops::softmax(ints), InvalidArgument);
+}
+
+// Sampling weights against the reference: lengths 1, a part of a block, exactly a block, many blocks with a tail;
+// temperatures below and above 1; with and without a floor. Each weight within a few ulp (both exp in double on
+// the same shifted, divided value), each block sum within the rounding of kWeightBlock additions.
+TEST(SamplingWeights, MatchReferenceOnRowsOfManyLengths) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> logit(-20.0, 20.0);
+  for (const int64_t n : {int64_t{1}, int64_t{5}, kernels::kWeightBlock, int64_t{49152}, int64_t{1000}}) {
+    for (const double temperature : {0.3, 1.0, 1.7}) {
+      for (const double floor : {0.0, 0.05}) {
+        std::vector<double> scores(static_cast<size_t>(n));
+        for (double& score : scores) score = logit(rng);
+        std::vector<double> expected = scores;
+        std::vector<double> expected_sums(static_cast<size_t>(kernels::weight_blocks(n)));
+        kernels::reference::sampling_weights(expected.data(), n, temperature, floor, expected_sums.data());
+        const std::vector<double> sums = ops::sampling_weights(scores, temperature, floor);
+        ASSERT_EQ(sums.size(), expected_sums.size());
+        EXPECT_EQ(*std::max_element(scores.begin(), scores.end()), 1.0) << "the largest weight is exp(0)";
+        for (int64_t i = 0; i < n; ++i) {
+          EXPECT_NEAR(scores[i], expected[i], 8 * DBL_EPSILON * expected[i] + 1e-300) << n << " " << i;
+        }
+        for (size_t b = 0; b < sums.size(); ++b) {
+          EXPECT_NEAR(sums[b], expected_sums[b], (kernels::kWeightBlock + 8) * DBL_EPSILON * (expected_sums[b] + 1e-300))
+              << n << " block " << b;
+        }
+      }
+    }
+  }
+}
+
+// A weight below the floor is left out of its block's sum, never out of the weights; the largest is always kept.
+TEST(SamplingWeights, FloorLeavesTokensOutOfTheBlockSums) {
+  std::vector<double> scores{0.0, -10.0, 0.0, -0.5};
+  const std::vector<double> sums = ops::sampling_weights(scores, 1.0, 0.5);
+  ASSERT_EQ(sums.size(), 1u);
+  EXPECT_DOUBLE_EQ(sums[0], 1.0 + 1.0 + std::exp(-0.5));
+  EXPECT_GT(scores[1], 0.0);
+  EXPECT_THROW(ops::sampling_weights(scores, 0.0, 0.0), InvalidArgument);
+  std::vector<double> none;
+  EXPECT_THROW(ops::sampling_weights(none, 1.0, 0.0), InvalidArgument);
 }
 
 }  // namespace

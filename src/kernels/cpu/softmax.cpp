@@ -59,4 +59,41 @@ void softmax(float* x, int64_t rows, int64_t cols) {
   });
 }
 
+// Vector lanes of doubles, summed lane-wise within a block and then across lanes: a fixed order for a given n
+// (the reference sums in element order; the two agree to rounding).
+void sampling_weights(double* x, int64_t n, double divisor, double floor, double* block_sums) {
+  const hn::ScalableTag<double> d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  static_assert(kWeightBlock % 8 == 0);
+  auto max_vec = hn::Set(d, -INFINITY);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) max_vec = hn::Max(max_vec, hn::LoadU(d, x + i));
+  double shift = hn::GetLane(hn::MaxOfLanes(d, max_vec));
+  for (; i < n; ++i) shift = std::max(shift, x[i]);
+  const auto shift_vec = hn::Set(d, shift);
+  const auto divisor_vec = hn::Set(d, divisor);
+  const auto floor_vec = hn::Set(d, floor);
+  const auto weight = [&](hn::Vec<decltype(d)> value, hn::Vec<decltype(d)>& sum) {
+    const auto e = hn::Exp(d, hn::Div(hn::Sub(value, shift_vec), divisor_vec));
+    sum = hn::Add(sum, hn::IfThenElseZero(hn::Ge(e, floor_vec), e));
+    return e;
+  };
+  for (int64_t block = 0; block < weight_blocks(n); ++block) {
+    const int64_t begin = block * kWeightBlock;
+    const int64_t end = std::min(n, begin + kWeightBlock);
+    auto sum = hn::Zero(d);
+    int64_t i = begin;
+    for (; i + lanes <= end; i += lanes) hn::StoreU(weight(hn::LoadU(d, x + i), sum), d, x + i);
+    if (i < end) {  // the tail through the same vector Exp, padded with -inf (weight 0, below any floor > 0)
+      HWY_ALIGN double tail[HWY_MAX_BYTES / sizeof(double)];
+      std::fill_n(tail, lanes, -INFINITY);
+      const size_t bytes = static_cast<size_t>(end - i) * sizeof(double);
+      std::memcpy(tail, x + i, bytes);
+      hn::Store(weight(hn::Load(d, tail), sum), d, tail);
+      std::memcpy(x + i, tail, bytes);
+    }
+    block_sums[block] = hn::GetLane(hn::SumOfLanes(d, sum));
+  }
+}
+
 }  // namespace jagged::kernels::cpu
