@@ -552,14 +552,15 @@ void BM_Argmax(benchmark::State& state) {
 }
 
 // One sampled token per row of a decode step's logits (32 rows of SmolLM's vocabulary), as the engine samples
-// them: temperature 0.8 alone (the OpenAI-style default path, no sort), with top-p 0.95, and with top-k 40.
+// them: temperature 0.8 alone (the OpenAI-style default path, no sort), with top-p 0.95, with top-k 40; greedy.
 void BM_Sample(benchmark::State& state) {
   constexpr int64_t kRows = 32;
   SamplingParams params;
-  params.temperature = 0.8f;
+  params.temperature = state.range(0) == 3 ? 0.0f : 0.8f;
   if (state.range(0) == 1) params.top_p = 0.95f;
   if (state.range(0) == 2) params.top_k = 40;
-  state.SetLabel(state.range(0) == 0 ? "temperature" : state.range(0) == 1 ? "top_p" : "top_k");
+  constexpr const char* kLabels[] = {"temperature", "top_p", "top_k", "greedy"};
+  state.SetLabel(kLabels[state.range(0)]);
   const Tensor logits = random_tensor({kRows, kVocabSize}, 1, -10.0f, 10.0f);
   Sampler sampler(params);
   for (auto _ : state) {
@@ -629,7 +630,7 @@ BENCHMARK(BM_SwiGlu)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Add)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Softmax)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Argmax)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_Sample)->ArgName("filter")->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Sample)->ArgName("filter")->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Rope)->ArgName("halves")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace

@@ -109,6 +109,8 @@ void add(Tensor& x, const Tensor& y);
 void softmax(Tensor& x);
 // Index of the largest value of each row (first on ties). x [rows, cols] -> [rows].
 std::vector<int32_t> argmax(const Tensor& x);
+// The same for one row (not empty).
+int32_t argmax(std::span<const float> row);
 // A sampler's unnormalised probabilities, in place: scores[i] = exp((scores[i] - max) / temperature), double, max
 // the largest score (so the most likely token has 1), temperature > 0, scores finite and not empty. Returns the
 // sums of the weights that are >= floor (0: all) over consecutive blocks of sampling_weight_block() scores, in a

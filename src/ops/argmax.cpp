@@ -14,4 +14,12 @@ std::vector<int32_t> argmax(const Tensor& x) {
   return indices;
 }
 
+int32_t argmax(std::span<const float> row) {
+  if (row.empty()) throw InvalidArgument("argmax: the row is empty");
+  if (row.size() > INT32_MAX) throw InvalidArgument(concat("argmax: ", row.size(), " columns exceed int32 indices"));
+  int32_t index = 0;
+  kernels::cpu::argmax(row.data(), 1, static_cast<int64_t>(row.size()), &index);
+  return index;
+}
+
 }  // namespace jagged::ops

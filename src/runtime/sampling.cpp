@@ -41,9 +41,8 @@ void check_token_ids(std::span<const int32_t> tokens, size_t vocab_size, const c
 // std::uniform_real_distribution, so a seed gives the same tokens everywhere.
 double uniform_unit(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
-// Index of the largest value, the first one on ties.
-template <typename Value>
-int32_t argmax(std::span<const Value> values) {
+// Index of the largest penalised score, the first one on ties (ops::argmax's rule, for doubles).
+int32_t argmax(std::span<const double> values) {
   return static_cast<int32_t>(std::max_element(values.begin(), values.end()) - values.begin());
 }
 
@@ -166,7 +165,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   check_token_ids(generated, vocab_size, "generated");
   const bool penalised = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
                          params_.frequency_penalty != 0.0f;
-  if (params_.temperature == 0.0f && !penalised) return argmax(logits);
+  if (params_.temperature == 0.0f && !penalised) return ops::argmax(logits);
 
   std::vector<double> scores(logits.begin(), logits.end());  // [vocab_size] penalised logits, then probabilities
   if (penalised) apply_penalties(params_, prompt, generated, scores);
