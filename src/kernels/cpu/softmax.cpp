@@ -14,37 +14,48 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 namespace {
 
+// The largest of x[0, n), n > 0.
+template <class D, typename T>
+T row_max(D d, const T* x, int64_t n) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  auto max_vec = hn::Set(d, static_cast<T>(-INFINITY));
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) max_vec = hn::Max(max_vec, hn::LoadU(d, x + i));
+  T max_value = hn::GetLane(hn::MaxOfLanes(d, max_vec));
+  for (; i < n; ++i) max_value = std::max(max_value, x[i]);
+  return max_value;
+}
+
+// x[i] = f(x[i]) over [begin, end), whole vectors in place and the tail through the same f on a copy padded with
+// -inf, so every element gets the same approximation (f must map -inf to values its caller ignores, e.g. exp 0).
+template <class D, typename T, class F>
+void map_padded(D d, T* x, int64_t begin, int64_t end, const F& f) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = begin;
+  for (; i + lanes <= end; i += lanes) hn::StoreU(f(hn::LoadU(d, x + i)), d, x + i);
+  if (i < end) {
+    HWY_ALIGN T tail[HWY_MAX_BYTES / sizeof(T)];
+    std::fill_n(tail, lanes, static_cast<T>(-INFINITY));
+    const size_t bytes = static_cast<size_t>(end - i) * sizeof(T);
+    std::memcpy(tail, x + i, bytes);
+    hn::Store(f(hn::Load(d, tail)), d, tail);
+    std::memcpy(x + i, tail, bytes);
+  }
+}
+
 void softmax_row(float* x, int64_t cols) {
   const hn::ScalableTag<float> d;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  auto max_vec = hn::Set(d, -INFINITY);
-  int64_t i = 0;
-  for (; i + lanes <= cols; i += lanes) max_vec = hn::Max(max_vec, hn::LoadU(d, x + i));
-  float max_value = hn::GetLane(hn::MaxOfLanes(d, max_vec));
-  for (; i < cols; ++i) max_value = std::max(max_value, x[i]);
-
-  // exp(x - max) is written in place while summing; the tail runs through the same vector Exp on a copy
-  // padded with -inf (exp = 0), so every element gets the same approximation.
-  const auto shift = hn::Set(d, max_value);
+  // exp(x - max) is written in place while summing (the padding's exp is 0).
+  const auto shift = hn::Set(d, row_max(d, x, cols));
   auto sum_vec = hn::Zero(d);
-  i = 0;
-  for (; i + lanes <= cols; i += lanes) {
-    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), shift));
-    hn::StoreU(e, d, x + i);
+  map_padded(d, x, 0, cols, [&](auto value) {
+    const auto e = hn::Exp(d, hn::Sub(value, shift));
     sum_vec = hn::Add(sum_vec, e);
-  }
-  if (i < cols) {
-    HWY_ALIGN float tail[HWY_MAX_BYTES / sizeof(float)];
-    std::fill_n(tail, lanes, -INFINITY);
-    const size_t bytes = static_cast<size_t>(cols - i) * sizeof(float);
-    std::memcpy(tail, x + i, bytes);
-    const auto e = hn::Exp(d, hn::Sub(hn::Load(d, tail), shift));
-    hn::Store(e, d, tail);
-    std::memcpy(x + i, tail, bytes);
-    sum_vec = hn::Add(sum_vec, e);
-  }
+    return e;
+  });
   const auto inv_sum = hn::Set(d, 1.0f / hn::GetLane(hn::SumOfLanes(d, sum_vec)));
-  i = 0;
+  int64_t i = 0;
   for (; i + lanes <= cols; i += lanes) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), inv_sum), d, x + i);
   const float inv = hn::GetLane(inv_sum);
   for (; i < cols; ++i) x[i] *= inv;
@@ -63,35 +74,19 @@ void softmax(float* x, int64_t rows, int64_t cols) {
 // (the reference sums in element order; the two agree to rounding).
 void sampling_weights(double* x, int64_t n, double divisor, double floor, double* block_sums) {
   const hn::ScalableTag<double> d;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   static_assert(kWeightBlock % 8 == 0);
-  auto max_vec = hn::Set(d, -INFINITY);
-  int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) max_vec = hn::Max(max_vec, hn::LoadU(d, x + i));
-  double shift = hn::GetLane(hn::MaxOfLanes(d, max_vec));
-  for (; i < n; ++i) shift = std::max(shift, x[i]);
-  const auto shift_vec = hn::Set(d, shift);
+  const auto shift = hn::Set(d, row_max(d, x, n));
   const auto divisor_vec = hn::Set(d, divisor);
   const auto floor_vec = hn::Set(d, floor);
-  const auto weight = [&](hn::Vec<decltype(d)> value, hn::Vec<decltype(d)>& sum) {
-    const auto e = hn::Exp(d, hn::Div(hn::Sub(value, shift_vec), divisor_vec));
-    sum = hn::Add(sum, hn::IfThenElseZero(hn::Ge(e, floor_vec), e));
-    return e;
-  };
   for (int64_t block = 0; block < weight_blocks(n); ++block) {
     const int64_t begin = block * kWeightBlock;
-    const int64_t end = std::min(n, begin + kWeightBlock);
     auto sum = hn::Zero(d);
-    int64_t i = begin;
-    for (; i + lanes <= end; i += lanes) hn::StoreU(weight(hn::LoadU(d, x + i), sum), d, x + i);
-    if (i < end) {  // the tail through the same vector Exp, padded with -inf (weight 0, below any floor > 0)
-      HWY_ALIGN double tail[HWY_MAX_BYTES / sizeof(double)];
-      std::fill_n(tail, lanes, -INFINITY);
-      const size_t bytes = static_cast<size_t>(end - i) * sizeof(double);
-      std::memcpy(tail, x + i, bytes);
-      hn::Store(weight(hn::Load(d, tail), sum), d, tail);
-      std::memcpy(x + i, tail, bytes);
-    }
+    // The padding's weight is 0: it adds nothing to the sum, whatever the floor.
+    map_padded(d, x, begin, std::min(n, begin + kWeightBlock), [&](auto value) {
+      const auto e = hn::Exp(d, hn::Div(hn::Sub(value, shift), divisor_vec));
+      sum = hn::Add(sum, hn::IfThenElseZero(hn::Ge(e, floor_vec), e));
+      return e;
+    });
     block_sums[block] = hn::GetLane(hn::SumOfLanes(d, sum));
   }
 }
