@@ -1,6 +1,7 @@
 #include "jagged/sampling.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <numeric>
@@ -92,6 +93,26 @@ void extend_sorted(std::vector<RankedToken>& ranked, size_t sorted, size_t count
   if (count - sorted <= 256) return std::partial_sort(begin, middle, ranked.end());
   if (middle != ranked.end()) std::nth_element(begin, middle, ranked.end());
   std::sort(begin, middle);
+}
+
+// Sorts the tokens that top-p can keep to the front of `ranked` (whose probabilities are weights in [0, 1]) and
+// returns how many: the weights' octaves [2^-(k+1), 2^-k), from the top, until their mass reaches `mass`. Only those
+// are sorted (the rest stay behind them, unsorted), so a flat distribution that keeps thousands of tokens costs a
+// sort of about those, not of the vocabulary. The walk that follows extends the sorted prefix if rounding left the
+// octaves' sum above the walk's.
+size_t sort_top_octaves(std::vector<RankedToken>& ranked, double mass) {
+  constexpr int kOctaves = 64;  // the last one takes every smaller weight, 0 included
+  std::array<double, kOctaves> octave_mass{};
+  const auto octave = [](double prob) {  // 1023 - the biased exponent: 0 for 1, 1 for [0.5, 1), ...
+    const auto biased = static_cast<int>((std::bit_cast<uint64_t>(prob) >> 52) & 0x7ff);
+    return std::clamp(1023 - biased, 0, kOctaves - 1);
+  };
+  for (const RankedToken& token : ranked) octave_mass[static_cast<size_t>(octave(token.prob))] += token.prob;
+  int last = 0;
+  for (double cumulative = octave_mass[0]; cumulative < mass && last + 1 < kOctaves;) cumulative += octave_mass[++last];
+  const auto end = std::partition(ranked.begin(), ranked.end(), [&](const RankedToken& token) { return octave(token.prob) <= last; });
+  std::sort(ranked.begin(), end);
+  return static_cast<size_t>(end - ranked.begin());
 }
 
 // log(sum(exp(logits))) in double, shifted by the largest logit so that nothing overflows.
@@ -200,9 +221,10 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     top_p_total = params_.min_p > 0.0f ? std::accumulate(probs.begin(), probs.end(), 0.0)
                                        : std::accumulate(block_sums.begin(), block_sums.end(), 0.0);
   }
+  const double top_p_mass = static_cast<double>(params_.top_p) * top_p_total;
+  if (!top_k_cuts) sorted = sort_top_octaves(ranked, top_p_mass);  // top-p is < 1 here
 
   // Walk the sorted prefix (sorting more only when needed) until top-p's mass or the limit is reached.
-  const double top_p_mass = static_cast<double>(params_.top_p) * top_p_total;
   size_t keep = 0;
   double kept_mass = 0.0;
   while (keep < limit && (keep == 0 || kept_mass < top_p_mass)) {
