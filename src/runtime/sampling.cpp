@@ -213,7 +213,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   double top_p_total = 0.0;
   if (top_k_cuts) {
     sorted = static_cast<size_t>(params_.top_k);
-    extend_sorted(ranked, 0, sorted);
+    extend_sorted(ranked, 0, sorted);  // a partial sort: the few kept are cheaper to find than octaves
     for (size_t i = 0; i < sorted; ++i) top_p_total += ranked[i].prob;
     limit = std::min(limit, sorted);
   } else {
