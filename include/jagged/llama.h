@@ -41,6 +41,7 @@ class LlamaWorkspace {
   int64_t max_logit_rows_ = 0;
   int threads_ = 0;
   Tensor positions_;  // [max_tokens] i32
+  Tensor rotations_;  // [max_tokens, 2 * head_dim] RoPE's cosines and sines of each token's position
   Tensor x_;          // [max_tokens, model_dim] residual stream
   Tensor scratch_;    // [max_tokens, model_dim] norm output, then projection output
   Tensor qkv_;        // [max_tokens, (num_heads + 2 * num_kv_heads) * head_dim]

@@ -138,6 +138,12 @@ Tensor token_positions(std::span<const int32_t> cu_seqlens, std::span<const int3
 // view: the Q or K band of a fused QKV projection); positions [num_tokens] i32; inv_freq [head_dim / 2].
 void rope(MatrixView x, int num_heads, int head_dim, const Tensor& positions, std::span<const float> inv_freq,
           RopePairs pairs);
+// The same in two parts, so that a forward computes its tokens' rotations once for all its layers (and for Q and
+// K): rotations [>= num_tokens, 2 * head_dim] f32, the first num_tokens rows written from positions [num_tokens]
+// i32; then each head of x rotated by its row's rotation (the same values, so the same result bit for bit).
+void rope_rotations(const Tensor& positions, std::span<const float> inv_freq, int head_dim, RopePairs pairs,
+                    Tensor& rotations);
+void rope_apply(MatrixView x, int num_heads, int head_dim, const Tensor& rotations, RopePairs pairs);
 
 struct AttentionConfig {
   int num_heads = 0;

@@ -21,6 +21,13 @@ void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* posi
 namespace cpu {
 void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* positions, const float* inv_freq,
           ops::RopePairs pairs);
+// The same in two parts, so that a forward computes its tokens' rotations once for every layer:
+// rotations [rows, 2 * head_dim]: per token its cosines then its sines, in the layout rope_apply reads
+// (adjacent pairs: (c_i, c_i) and (-s_i, s_i); halves: c_i and s_i in the first head_dim / 2 entries).
+void rope_rotations(const int32_t* positions, int64_t rows, const float* inv_freq, int64_t head_dim,
+                    ops::RopePairs pairs, float* rotations);
+// x [rows, num_heads * head_dim] rotated by rotations [rows, 2 * head_dim].
+void rope_apply(MatrixView x, int64_t num_heads, int64_t head_dim, const float* rotations, ops::RopePairs pairs);
 }  // namespace cpu
 
 }  // namespace jagged::kernels

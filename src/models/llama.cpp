@@ -31,6 +31,7 @@ const Tensor& require_matrix(const WeightMap& weights, const std::string& name, 
 
 struct LlamaModel::Activations : models::BatchGeometry {
   Tensor positions;                  // [rows] i32
+  Tensor rotations;                  // [rows, 2 * head_dim] RoPE's cosines and sines of each row's position
   Tensor x;                          // [rows, model_dim] residual stream
   Tensor scratch;                    // [rows, model_dim] norm output, then projection output
   Tensor qkv;                        // [rows, (num_heads + 2 * num_kv_heads) * head_dim]
@@ -203,6 +204,8 @@ Tensor LlamaModel::forward(const NestedTensor& token_ids, const ForwardOptions& 
     }
   }
   const int64_t qkv_dim = int64_t{c.num_heads + 2 * c.num_kv_heads} * c.head_dim;
+  act.rotations = Tensor({act.rows, 2 * int64_t{c.head_dim}});
+  ops::rope_rotations(act.positions, inv_freq_, c.head_dim, c.rope_pairs, act.rotations);
   act.x = Tensor({act.rows, c.model_dim});
   act.scratch = Tensor({act.rows, c.model_dim});
   act.qkv = Tensor({act.rows, qkv_dim});
@@ -267,6 +270,7 @@ void LlamaModel::run_layers(Activations& act, const ForwardOptions& options) con
   MatrixView q = qkv.columns(0, q_dim);
   MatrixView k = qkv.columns(q_dim, q_dim + kv_dim);
   MatrixView v = qkv.columns(q_dim + kv_dim, q_dim + 2 * kv_dim);
+  MatrixView qk = qkv.columns(0, q_dim + kv_dim);  // Q and K heads side by side: RoPE rotates both
   StageProfile* profile = options.profile;
 
   for (const Layer& layer : layers_) {
@@ -280,8 +284,7 @@ void LlamaModel::run_layers(Activations& act, const ForwardOptions& options) con
     }
     {
       StageTimer timer(profile, "rope");
-      ops::rope(q, c.num_heads, c.head_dim, act.positions, inv_freq_, c.rope_pairs);
-      ops::rope(k, c.num_kv_heads, c.head_dim, act.positions, inv_freq_, c.rope_pairs);
+      ops::rope_apply(qk, c.num_heads + c.num_kv_heads, c.head_dim, act.rotations, c.rope_pairs);
     }
     {
       StageTimer timer(profile, "attention");
@@ -322,7 +325,7 @@ Tensor first_rows(Tensor& tensor, int64_t rows) {
 
 int64_t LlamaWorkspace::bytes() const {
   int64_t total = 0;
-  for (const Tensor* t : {&positions_, &x_, &scratch_, &qkv_, &attn_, &gate_up_, &mlp_, &hidden_, &logits_, &attention_}) {
+  for (const Tensor* t : {&positions_, &rotations_, &x_, &scratch_, &qkv_, &attn_, &gate_up_, &mlp_, &hidden_, &logits_, &attention_}) {
     total += static_cast<int64_t>(t->nbytes());
   }
   return total;
@@ -339,6 +342,7 @@ LlamaWorkspace LlamaModel::make_workspace(int64_t max_tokens, int64_t max_logit_
   ws.max_logit_rows_ = max_logit_rows;
   ws.threads_ = omp_get_max_threads();
   ws.positions_ = Tensor({max_tokens}, DType::i32);
+  ws.rotations_ = Tensor({max_tokens, 2 * int64_t{c.head_dim}});
   ws.x_ = Tensor({max_tokens, c.model_dim});
   ws.scratch_ = Tensor({max_tokens, c.model_dim});
   ws.qkv_ = Tensor({max_tokens, int64_t{c.num_heads + 2 * c.num_kv_heads} * c.head_dim});
@@ -396,6 +400,11 @@ ConstMatrixView LlamaModel::forward(const TokenBatch& batch, std::span<const Pag
 
   const Tensor token_ids = Tensor::borrow(nullptr, batch.token_ids.data(), {rows}, DType::i32);
   const Tensor positions_view = first_rows(ws.positions_, rows);
+  {
+    StageTimer timer(profile, "rope");  // once for every layer
+    ops::rope_rotations(positions_view, inv_freq_, c.head_dim, c.rope_pairs, ws.rotations_);
+  }
+  const Tensor& rotations = ws.rotations_;
   Tensor x = first_rows(ws.x_, rows);
   Tensor scratch = first_rows(ws.scratch_, rows);
   Tensor qkv = first_rows(ws.qkv_, rows);
@@ -412,6 +421,7 @@ ConstMatrixView LlamaModel::forward(const TokenBatch& batch, std::span<const Pag
   MatrixView q = qkv.matrix().columns(0, q_dim);
   MatrixView k = qkv.matrix().columns(q_dim, q_dim + kv_dim);
   MatrixView v = qkv.matrix().columns(q_dim + kv_dim, q_dim + 2 * kv_dim);
+  MatrixView qk = qkv.matrix().columns(0, q_dim + kv_dim);  // Q and K heads side by side: RoPE rotates both
   const std::span<std::byte> attention_scratch(static_cast<std::byte*>(ws.attention_.raw_data()), ws.attention_.nbytes());
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = layers_[i];
@@ -425,8 +435,7 @@ ConstMatrixView LlamaModel::forward(const TokenBatch& batch, std::span<const Pag
     }
     {
       StageTimer timer(profile, "rope");
-      ops::rope(q, c.num_heads, c.head_dim, positions_view, inv_freq_, c.rope_pairs);
-      ops::rope(k, c.num_kv_heads, c.head_dim, positions_view, inv_freq_, c.rope_pairs);
+      ops::rope_apply(qk, c.num_heads + c.num_kv_heads, c.head_dim, rotations, c.rope_pairs);
     }
     {
       StageTimer timer(profile, "attention");

@@ -78,12 +78,23 @@ Tensor token_positions(std::span<const int32_t> cu_seqlens, std::span<const int3
   return positions;
 }
 
-void rope(MatrixView x, int num_heads, int head_dim, const Tensor& positions, std::span<const float> inv_freq,
-          RopePairs pairs) {
-  if (num_heads <= 0 || head_dim <= 0 || head_dim % 2 != 0) {
-    throw InvalidArgument(concat("rope: num_heads must be positive and head_dim positive and even, got num_heads ",
-                                 num_heads, ", head_dim ", head_dim));
+namespace {
+
+void check_head_dim(int head_dim) {
+  if (head_dim <= 0 || head_dim % 2 != 0) {
+    throw InvalidArgument(concat("rope: head_dim must be positive and even, got ", head_dim));
   }
+}
+
+void check_pairs(RopePairs pairs) {
+  if (pairs != RopePairs::adjacent && pairs != RopePairs::halves) {
+    throw InvalidArgument(concat("rope: unknown pair convention ", static_cast<int>(pairs)));
+  }
+}
+
+void check_heads(MatrixView x, int num_heads, int head_dim) {
+  if (num_heads <= 0) throw InvalidArgument(concat("rope: num_heads must be positive, got ", num_heads));
+  check_head_dim(head_dim);
   if (x.cols != static_cast<int64_t>(num_heads) * head_dim) {
     throw InvalidArgument(
         concat("rope: x has ", x.cols, " columns, expected num_heads * head_dim = ", num_heads, " * ", head_dim));
@@ -92,19 +103,52 @@ void rope(MatrixView x, int num_heads, int head_dim, const Tensor& positions, st
     throw InvalidArgument(
         concat("rope: x view [", x.rows, ", ", x.cols, "] with row_stride ", x.row_stride, " is not a valid matrix"));
   }
-  check_shape(positions, {x.rows}, "rope positions", DType::i32);
+}
+
+}  // namespace
+
+void rope_rotations(const Tensor& positions, std::span<const float> inv_freq, int head_dim, RopePairs pairs,
+                    Tensor& rotations) {
+  check_head_dim(head_dim);
+  check_pairs(pairs);
+  if (!positions.defined() || positions.rank() != 1 || positions.dtype() != DType::i32) {
+    throw InvalidArgument(concat("rope positions: expected [num_tokens] i32, got ", shape_string(positions.shape())));
+  }
+  const int64_t rows = positions.dim(0);
+  if (!rotations.defined() || rotations.rank() != 2 || rotations.dtype() != DType::f32 || rotations.dim(0) < rows ||
+      rotations.dim(1) != 2 * int64_t{head_dim}) {
+    throw InvalidArgument(concat("rope rotations: expected [>= ", rows, ", ", 2 * int64_t{head_dim}, "] f32, got ",
+                                 shape_string(rotations.shape())));
+  }
   if (static_cast<int64_t>(inv_freq.size()) != head_dim / 2) {
     throw InvalidArgument(
         concat("rope: inv_freq has ", inv_freq.size(), " entries, expected head_dim / 2 = ", head_dim / 2));
   }
-  if (pairs != RopePairs::adjacent && pairs != RopePairs::halves) {
-    throw InvalidArgument(concat("rope: unknown pair convention ", static_cast<int>(pairs)));
-  }
   const int32_t* position = positions.data<int32_t>();
-  for (int64_t t = 0; t < x.rows; ++t) {
+  for (int64_t t = 0; t < rows; ++t) {
     if (position[t] < 0) throw InvalidArgument(concat("rope: position ", position[t], " of token ", t, " is negative"));
   }
-  kernels::cpu::rope(x, num_heads, head_dim, position, inv_freq.data(), pairs);
+  kernels::cpu::rope_rotations(position, rows, inv_freq.data(), head_dim, pairs, rotations.data<float>());
+}
+
+void rope_apply(MatrixView x, int num_heads, int head_dim, const Tensor& rotations, RopePairs pairs) {
+  check_heads(x, num_heads, head_dim);
+  check_pairs(pairs);
+  if (!rotations.defined() || rotations.rank() != 2 || rotations.dtype() != DType::f32 || rotations.dim(0) < x.rows ||
+      rotations.dim(1) != 2 * int64_t{head_dim}) {
+    throw InvalidArgument(concat("rope rotations: expected [>= ", x.rows, ", ", 2 * int64_t{head_dim}, "] f32, got ",
+                                 shape_string(rotations.shape())));
+  }
+  kernels::cpu::rope_apply(x, num_heads, head_dim, rotations.data<float>(), pairs);
+}
+
+void rope(MatrixView x, int num_heads, int head_dim, const Tensor& positions, std::span<const float> inv_freq,
+          RopePairs pairs) {
+  check_heads(x, num_heads, head_dim);
+  check_shape(positions, {x.rows}, "rope positions", DType::i32);
+  Tensor rotations({x.rows, 2 * int64_t{head_dim}});
+  rope_rotations(positions, inv_freq, head_dim, pairs, rotations);
+  rope_apply(x, num_heads, head_dim, rotations, pairs);
 }
 
 }  // namespace jagged::ops

@@ -213,6 +213,52 @@ TEST(TokenPositions, RejectsBadArguments) {
   EXPECT_THROW(ops::token_positions(cu_seqlens, std::vector<int32_t>{0, INT32_MAX - 1}), InvalidArgument);
 }
 
+// What a forward does: the rotations once (into a table with spare rows, as a workspace holds), then Q and K
+// rotated in one call over their side-by-side bands: bit for bit what ops::rope gives per band, per layer.
+TEST(Rope, RotationsOnceForQAndKEqualRopePerBand) {
+  constexpr int kHeads = 9;
+  constexpr int kKvHeads = 3;
+  constexpr int kHeadDim = 64;
+  const std::vector<float> inv_freq = ops::rope_inv_freq(kHeadDim, 10000.0f);
+  for (const auto pairs : {ops::RopePairs::adjacent, ops::RopePairs::halves}) {
+    for (const auto& length_case : testing::ragged_length_cases()) {
+      const NestedTensor layout = NestedTensor::from_lengths(length_case.lengths, {1});
+      std::vector<int32_t> starts(static_cast<size_t>(layout.num_seqs()));
+      for (size_t i = 0; i < starts.size(); ++i) starts[i] = static_cast<int32_t>((i * 37) % 300);  // decode-like
+      const Tensor positions = ops::token_positions(layout.cu_seqlens(), starts);
+      const int64_t rows = layout.num_tokens();
+      const Tensor qkv = testing::random_tensor({rows, (kHeads + 2 * kKvHeads) * kHeadDim}, 5);
+      constexpr int64_t kQ = int64_t{kHeads} * kHeadDim;
+      constexpr int64_t kK = int64_t{kKvHeads} * kHeadDim;
+      Tensor per_band = qkv.clone();
+      ops::rope(per_band.matrix().columns(0, kQ), kHeads, kHeadDim, positions, inv_freq, pairs);
+      ops::rope(per_band.matrix().columns(kQ, kQ + kK), kKvHeads, kHeadDim, positions, inv_freq, pairs);
+      Tensor once = qkv.clone();
+      Tensor rotations({rows + 5, 2 * int64_t{kHeadDim}});
+      ops::rope_rotations(positions, inv_freq, kHeadDim, pairs, rotations);
+      ops::rope_apply(once.matrix().columns(0, kQ + kK), kHeads + kKvHeads, kHeadDim, rotations, pairs);
+      EXPECT_EQ(std::memcmp(per_band.data<float>(), once.data<float>(), per_band.nbytes()), 0) << length_case.name;
+    }
+  }
+}
+
+TEST(Rope, RotationsRejectBadArguments) {
+  const Tensor positions = Tensor::from_ints(std::vector<int32_t>{0, 1, 2}, {3});
+  const std::vector<float> inv_freq = ops::rope_inv_freq(8, 10000.0f);
+  Tensor rotations({3, 16});
+  EXPECT_NO_THROW(ops::rope_rotations(positions, inv_freq, 8, ops::RopePairs::halves, rotations));
+  Tensor too_few({2, 16});
+  EXPECT_THROW(ops::rope_rotations(positions, inv_freq, 8, ops::RopePairs::halves, too_few), InvalidArgument);
+  Tensor too_narrow({3, 8});
+  EXPECT_THROW(ops::rope_rotations(positions, inv_freq, 8, ops::RopePairs::halves, too_narrow), InvalidArgument);
+  EXPECT_THROW(ops::rope_rotations(positions, inv_freq, 7, ops::RopePairs::halves, rotations), InvalidArgument);
+  const Tensor negative = Tensor::from_ints(std::vector<int32_t>{0, -4, 2}, {3});
+  EXPECT_THROW(ops::rope_rotations(negative, inv_freq, 8, ops::RopePairs::halves, rotations), InvalidArgument);
+  Tensor x = testing::random_tensor({4, 16}, 1);
+  EXPECT_THROW(ops::rope_apply(x.matrix(), 2, 8, rotations, ops::RopePairs::halves), InvalidArgument);  // 4 > 3 rows
+  EXPECT_THROW(ops::rope_apply(x.matrix().columns(0, 8), 2, 8, rotations, ops::RopePairs::halves), InvalidArgument);
+}
+
 TEST(Rope, RejectsBadArguments) {
   Tensor x = testing::random_tensor({3, 16}, 1);
   const Tensor positions = Tensor::from_ints(std::vector<int32_t>{0, 1, 2}, {3});

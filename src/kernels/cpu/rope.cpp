@@ -111,18 +111,17 @@ void rotate_token(float* row, int64_t num_heads, int64_t head_dim, const float* 
 
 }  // namespace
 
-void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* positions, const float* inv_freq,
-          ops::RopePairs pairs) {
-  if (x.rows == 0) return;
-  const int64_t min_rows = std::max<int64_t>(1, 4096 / std::max<int64_t>(x.cols, 1));
-  // Sequences of a batch share positions (0, 1, 2... or a KV cache's next ones): when the range of positions is
-  // not much wider than the batch, the cosines and sines are computed once per position into a table, instead
-  // of once per token. Both ways call fill_rotation, so the values are the same.
-  const auto [min_it, max_it] = std::minmax_element(positions, positions + x.rows);
+void rope_rotations(const int32_t* positions, int64_t rows, const float* inv_freq, int64_t head_dim,
+                    ops::RopePairs pairs, float* rotations) {
+  if (rows == 0) return;
+  const int64_t row_floats = 2 * head_dim;  // cos then sin
+  // Sequences of a batch share positions (0, 1, 2... in a prefill): when there are fewer distinct positions than
+  // tokens, the cosines and sines are computed once per position into a table and copied to each token's row.
+  // Both ways call fill_rotation, so the values are the same.
+  const auto [min_it, max_it] = std::minmax_element(positions, positions + rows);
   const int64_t first = *min_it;
   const int64_t span = int64_t{*max_it} - first + 1;
-  const int64_t row_floats = 2 * head_dim;  // cos then sin
-  if (span <= x.rows + 256) {
+  if (span < rows) {
     std::vector<float> table(static_cast<size_t>(span * row_floats));
     core::parallel_rows(span, 64, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
@@ -130,21 +129,38 @@ void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* posi
         fill_rotation(static_cast<int32_t>(first + p), inv_freq, head_dim, pairs, entry, entry + head_dim);
       }
     });
-    core::parallel_rows(x.rows, min_rows, [&](int64_t begin, int64_t end) {
+    core::parallel_rows(rows, 256, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
-        const float* entry = table.data() + (positions[t] - first) * row_floats;
-        rotate_token(x.row(t), num_heads, head_dim, entry, entry + head_dim, pairs);
+        std::memcpy(rotations + t * row_floats, table.data() + (positions[t] - first) * row_floats,
+                    static_cast<size_t>(row_floats) * sizeof(float));
       }
     });
     return;
   }
-  core::parallel_rows(x.rows, min_rows, [&](int64_t begin, int64_t end) {
-    std::vector<float> entry(static_cast<size_t>(row_floats));
+  core::parallel_rows(rows, 64, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      fill_rotation(positions[t], inv_freq, head_dim, pairs, entry.data(), entry.data() + head_dim);
-      rotate_token(x.row(t), num_heads, head_dim, entry.data(), entry.data() + head_dim, pairs);
+      float* entry = rotations + t * row_floats;
+      fill_rotation(positions[t], inv_freq, head_dim, pairs, entry, entry + head_dim);
     }
   });
+}
+
+void rope_apply(MatrixView x, int64_t num_heads, int64_t head_dim, const float* rotations, ops::RopePairs pairs) {
+  if (x.rows == 0) return;
+  const int64_t min_rows = std::max<int64_t>(1, 4096 / std::max<int64_t>(x.cols, 1));
+  core::parallel_rows(x.rows, min_rows, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const float* entry = rotations + t * 2 * head_dim;
+      rotate_token(x.row(t), num_heads, head_dim, entry, entry + head_dim, pairs);
+    }
+  });
+}
+
+void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* positions, const float* inv_freq,
+          ops::RopePairs pairs) {
+  std::vector<float> rotations(static_cast<size_t>(x.rows * 2 * head_dim));
+  rope_rotations(positions, x.rows, inv_freq, head_dim, pairs, rotations.data());
+  rope_apply(x, num_heads, head_dim, rotations.data(), pairs);
 }
 
 }  // namespace jagged::kernels::cpu
