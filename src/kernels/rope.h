@@ -19,9 +19,7 @@ void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* posi
 }  // namespace reference
 
 namespace cpu {
-void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* positions, const float* inv_freq,
-          ops::RopePairs pairs);
-// The same in two parts, so that a forward computes its tokens' rotations once for every layer:
+// reference::rope in two parts, so that a forward computes its tokens' rotations once for every layer:
 // rotations [rows, 2 * head_dim]: per token its cosines then its sines, in the layout rope_apply reads
 // (adjacent pairs: (c_i, c_i) and (-s_i, s_i); halves: c_i and s_i in the first head_dim / 2 entries).
 void rope_rotations(const int32_t* positions, int64_t rows, const float* inv_freq, int64_t head_dim,

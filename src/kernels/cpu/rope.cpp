@@ -156,11 +156,4 @@ void rope_apply(MatrixView x, int64_t num_heads, int64_t head_dim, const float* 
   });
 }
 
-void rope(MatrixView x, int64_t num_heads, int64_t head_dim, const int32_t* positions, const float* inv_freq,
-          ops::RopePairs pairs) {
-  std::vector<float> rotations(static_cast<size_t>(x.rows * 2 * head_dim));
-  rope_rotations(positions, x.rows, inv_freq, head_dim, pairs, rotations.data());
-  rope_apply(x, num_heads, head_dim, rotations.data(), pairs);
-}
-
 }  // namespace jagged::kernels::cpu
