@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "core/finite.h"
 #include "core/quant_blocks.h"
 #include "jagged/error.h"
 
@@ -52,15 +53,8 @@ void check_finite_weights(const Tensor& tensor, const std::string& name, const s
     return;
   }
   const float* values = tensor.data<float>();
-  const int64_t count = tensor.numel();
-  uint32_t non_finite = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, values + i, sizeof(bits));
-    non_finite |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-  }
-  if (non_finite == 0) return;
-  const int64_t index = std::find_if(values, values + count, [](float v) { return !std::isfinite(v); }) - values;
+  const int64_t index = core::first_non_finite({values, static_cast<size_t>(tensor.numel())});
+  if (index < 0) return;
   throw FileError(concat(source, ": ", name, " (", origin, ") holds a non-finite weight (", values[index],
                          " at flat index ", index, "): the model file is corrupt"));
 }

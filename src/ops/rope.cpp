@@ -105,6 +105,15 @@ void check_heads(MatrixView x, int num_heads, int head_dim) {
   }
 }
 
+// rotations: [>= rows, 2 * head_dim] f32.
+void check_rotations(const Tensor& rotations, int64_t rows, int head_dim) {
+  if (!rotations.defined() || rotations.rank() != 2 || rotations.dtype() != DType::f32 || rotations.dim(0) < rows ||
+      rotations.dim(1) != 2 * int64_t{head_dim}) {
+    throw InvalidArgument(concat("rope rotations: expected [>= ", rows, ", ", 2 * int64_t{head_dim}, "] f32, got ",
+                                 shape_string(rotations.shape())));
+  }
+}
+
 }  // namespace
 
 void rope_rotations(const Tensor& positions, std::span<const float> inv_freq, int head_dim, RopePairs pairs,
@@ -115,11 +124,7 @@ void rope_rotations(const Tensor& positions, std::span<const float> inv_freq, in
     throw InvalidArgument(concat("rope positions: expected [num_tokens] i32, got ", shape_string(positions.shape())));
   }
   const int64_t rows = positions.dim(0);
-  if (!rotations.defined() || rotations.rank() != 2 || rotations.dtype() != DType::f32 || rotations.dim(0) < rows ||
-      rotations.dim(1) != 2 * int64_t{head_dim}) {
-    throw InvalidArgument(concat("rope rotations: expected [>= ", rows, ", ", 2 * int64_t{head_dim}, "] f32, got ",
-                                 shape_string(rotations.shape())));
-  }
+  check_rotations(rotations, rows, head_dim);
   if (static_cast<int64_t>(inv_freq.size()) != head_dim / 2) {
     throw InvalidArgument(
         concat("rope: inv_freq has ", inv_freq.size(), " entries, expected head_dim / 2 = ", head_dim / 2));
@@ -134,11 +139,7 @@ void rope_rotations(const Tensor& positions, std::span<const float> inv_freq, in
 void rope_apply(MatrixView x, int num_heads, int head_dim, const Tensor& rotations, RopePairs pairs) {
   check_heads(x, num_heads, head_dim);
   check_pairs(pairs);
-  if (!rotations.defined() || rotations.rank() != 2 || rotations.dtype() != DType::f32 || rotations.dim(0) < x.rows ||
-      rotations.dim(1) != 2 * int64_t{head_dim}) {
-    throw InvalidArgument(concat("rope rotations: expected [>= ", x.rows, ", ", 2 * int64_t{head_dim}, "] f32, got ",
-                                 shape_string(rotations.shape())));
-  }
+  check_rotations(rotations, x.rows, head_dim);
   kernels::cpu::rope_apply(x, num_heads, head_dim, rotations.data<float>(), pairs);
 }
 

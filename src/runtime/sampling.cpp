@@ -7,6 +7,7 @@
 #include <numeric>
 #include <vector>
 
+#include "core/finite.h"
 #include "jagged/error.h"
 #include "jagged/ops.h"
 
@@ -16,17 +17,10 @@ namespace {
 // A logits row that holds NaN or infinity comes from a broken model or input; never turn it into a token.
 void check_logits(std::span<const float> logits, const char* what) {
   if (logits.empty()) throw InvalidArgument(concat(what, ": the logits row is empty"));
-  // Infinities and NaN have every exponent bit set: integer tests the compiler vectorizes, the slow scan only to
-  // name the culprit.
-  uint32_t non_finite = 0;
-  for (const float v : logits) non_finite |= static_cast<uint32_t>((std::bit_cast<uint32_t>(v) & 0x7f800000u) == 0x7f800000u);
-  if (non_finite == 0) return;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (!std::isfinite(logits[i])) {
-      throw InvalidArgument(concat(what, ": logit ", i, " of ", logits.size(), " is ", logits[i],
-                                   " (not finite); the model produced NaN or infinity"));
-    }
-  }
+  const int64_t index = core::first_non_finite(logits);
+  if (index < 0) return;
+  throw InvalidArgument(concat(what, ": logit ", index, " of ", logits.size(), " is ", logits[static_cast<size_t>(index)],
+                               " (not finite); the model produced NaN or infinity"));
 }
 
 void check_token_ids(std::span<const int32_t> tokens, size_t vocab_size, const char* which) {
