@@ -57,6 +57,23 @@ TEST(Argmax, RejectsBadArguments) {
   EXPECT_THROW(ops::argmax(testing::random_tensor({8}, 1)), InvalidArgument);
   EXPECT_THROW(ops::argmax(Tensor::zeros({2, 2}, DType::i32)), InvalidArgument);
   EXPECT_TRUE(ops::argmax(Tensor({0, 5})).empty());
+  EXPECT_THROW(ops::argmax(std::span<const float>{}), InvalidArgument);  // the one-row form: an empty row
+}
+
+// The one-row form (the sampler's greedy path) gives each row's index of the batch form: rows of 1, 17 and 49152
+// values (past every vector), ties to the first.
+TEST(Argmax, OneRowEqualsTheBatchForm) {
+  for (const int64_t cols : {int64_t{1}, int64_t{17}, int64_t{49152}}) {
+    Tensor x = testing::random_tensor({3, cols}, 9, -5.0f, 5.0f);
+    x.data<float>()[2 * cols + cols - 1] = 9.0f;  // the last row's largest at its end, twice when cols > 1
+    x.data<float>()[2 * cols + cols / 2] = 9.0f;
+    const std::vector<int32_t> batch = ops::argmax(x);
+    for (int64_t r = 0; r < 3; ++r) {
+      EXPECT_EQ(ops::argmax(std::span<const float>(x.data<float>() + r * cols, static_cast<size_t>(cols))), batch[r])
+          << cols << " row " << r;
+    }
+    EXPECT_EQ(batch[2], cols / 2);
+  }
 }
 
 }  // namespace
