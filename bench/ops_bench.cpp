@@ -316,36 +316,53 @@ void BM_LinearSmallBatch(benchmark::State& state) {
   state.counters["memory_gbytes_per_second"] = machine_read_gbytes_per_second();
 }
 
-// Decode as a model runs it: the MLP projections of all 30 layers of SmolLM-135M's shape (576 -> 3072 gate/up,
-// 1536 -> 576 down), each its own weight (318 MB in f32, far past the L3), one after the other, so every weight
-// comes from memory as in a decode step (BM_LinearSmallBatch reuses one weight, which stays in cache). Counters:
-// the weights' read rate beside the machine's, and gflops beside the FMA peak.
+constexpr int64_t kVocabSize = 49152;  // SmolLM-135M's
+
+// Decode as a model runs it: the projections of all 30 layers of SmolLM-135M's shape, each its own weight, one
+// after the other, so every weight comes from memory as in a decode step (BM_LinearSmallBatch reuses one weight,
+// which stays in cache). set 0: the MLP projections (576 -> 3072 gate/up, 1536 -> 576 down; 318 MB in f32); set 1:
+// every projection of a step (QKV 576 -> 960 and the output 576 -> 576 too) and the tied 49152-token LM head
+// (538 MB in f32): the GEMM part of a decode step alone, to set beside `jagged bench --decode`'s step probe.
+// Counters: the weights' read rate beside the machine's, and gflops beside the FMA peak.
 void BM_LinearStreamed(benchmark::State& state) {
   const int64_t rows = state.range(0);
   const ops::WeightType type = state.range(1) == 0 ? ops::WeightType::f32 : ops::WeightType::bf16;
+  const bool whole_step = state.range(2) == 1;
   constexpr int kLayers = 30;
-  std::vector<ops::PackedWeight> gate_up, down;
-  for (int layer = 0; layer < kLayers; ++layer) {
-    gate_up.emplace_back(random_tensor({3072, 576}, 10 + layer, -0.05f, 0.05f), type);
-    down.emplace_back(random_tensor({576, 1536}, 50 + layer, -0.05f, 0.05f), type);
-  }
-  state.SetLabel("smollm_mlp_x30 " + ops::linear_path(type));
-  const Tensor x = random_tensor({rows, 1536}, 5);
-  Tensor hidden({rows, 3072});
-  Tensor out({rows, 576});
+  struct Projection {
+    ops::PackedWeight weight;
+    const Tensor* x;
+    Tensor* out;
+  };
   const Tensor x576 = random_tensor({rows, 576}, 6);
-  double bytes = 0.0;
+  const Tensor x1536 = random_tensor({rows, 1536}, 5);
+  Tensor out576({rows, 576}), out960({rows, 960}), out3072({rows, 3072}), logits({rows, kVocabSize});
+  std::vector<Projection> step;
   for (int layer = 0; layer < kLayers; ++layer) {
-    bytes += static_cast<double>(gate_up[layer].nbytes() + down[layer].nbytes());
+    const auto add = [&](int64_t out_features, int64_t in_features, const Tensor& x, Tensor& out, uint64_t seed) {
+      step.push_back({ops::PackedWeight(random_tensor({out_features, in_features}, seed, -0.05f, 0.05f), type), &x,
+                      &out});
+    };
+    if (whole_step) add(960, 576, x576, out960, 100 + layer);
+    if (whole_step) add(576, 576, x576, out576, 200 + layer);
+    add(3072, 576, x576, out3072, 10 + layer);
+    add(576, 1536, x1536, out576, 50 + layer);
+  }
+  if (whole_step) {
+    step.push_back({ops::PackedWeight(random_tensor({kVocabSize, 576}, 300, -0.05f, 0.05f), type), &x576, &logits});
+  }
+  state.SetLabel(std::string(whole_step ? "smollm_step_projections" : "smollm_mlp_x30") + " " + ops::linear_path(type));
+  double bytes = 0.0;
+  double flops_per_row = 0.0;
+  for (const Projection& p : step) {
+    bytes += static_cast<double>(p.weight.nbytes());
+    flops_per_row += 2.0 * static_cast<double>(p.x->shape()[1]) * static_cast<double>(p.out->shape()[1]);
   }
   for (auto _ : state) {
-    for (int layer = 0; layer < kLayers; ++layer) {
-      ops::linear(x576, gate_up[layer], nullptr, hidden);
-      ops::linear(x, down[layer], nullptr, out);
-    }
+    for (const Projection& p : step) ops::linear(*p.x, p.weight, nullptr, *p.out);
   }
   const double iterations = static_cast<double>(state.iterations());
-  const double flops = 2.0 * static_cast<double>(rows) * kLayers * (576.0 * 3072.0 + 1536.0 * 576.0);
+  const double flops = flops_per_row * static_cast<double>(rows);
   state.counters["weight_gbytes_per_second"] = benchmark::Counter(bytes * iterations * 1e-9, benchmark::Counter::kIsRate);
   state.counters["memory_gbytes_per_second"] = machine_read_gbytes_per_second();
   state.counters["gflops"] = benchmark::Counter(flops * iterations * 1e-9, benchmark::Counter::kIsRate);
@@ -466,7 +483,6 @@ void set_rates(benchmark::State& state, int64_t bytes, int64_t items) {
 
 constexpr int64_t kModelDim = 576;
 constexpr int64_t kFfnDim = 1536;
-constexpr int64_t kVocabSize = 49152;
 
 void BM_Embedding(benchmark::State& state) {
   const int64_t tokens = study().real_tokens;
@@ -617,8 +633,8 @@ BENCHMARK(BM_LinearSmallBatch)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK(BM_LinearStreamed)
-    ->ArgNames({"rows", "bf16"})
-    ->ArgsProduct({{1, 8, 32}, {0, 1}})
+    ->ArgNames({"rows", "bf16", "step"})
+    ->ArgsProduct({{1, 8, 32}, {0, 1}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_SgemmBatchInvariance)->ArgName("shape")->Arg(0)->Arg(3)->Iterations(1)->Unit(benchmark::kMillisecond);

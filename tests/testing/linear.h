@@ -82,7 +82,7 @@ inline void expect_rows_independent_of_batch(const ops::PackedWeight& weight, co
   const int64_t out = weight.out_features();
   Tensor all({rows, out});
   ops::linear(x, weight, &bias, all);
-  for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {5, 15}, {100, 129}, {0, rows}}) {
+  for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {3, 4}, {5, 15}, {100, 129}, {0, rows}}) {
     for (const int threads : {1, 2, 3}) {
       set_num_threads(threads);
       Tensor part({count, out});

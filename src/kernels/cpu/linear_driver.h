@@ -1,7 +1,7 @@
 // The task loop shared by the packed-weight GEMMs (f32, bf16, Q8_0 and the other GGUF block types): tasks of
-// kTaskRows rows x a group of panels (linear_tasks.h), within a task depth blocks of kDepthBlock in order, within
-// a depth block each panel over the task's rows in register tiles. A weight format supplies, as a policy class
-// `Weights`:
+// kTaskRows rows x a group of panels (linear_tasks.h), within a task each (panel, depth block of kDepthBlock) in
+// the order kPanelMajorRows picks, each over the task's rows in register tiles. A weight format supplies, as a
+// policy class `Weights`:
 //   kPanelCols, kMaxTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels   the blocking (constants)
 //   kXInPlace                                           x is read in place as f32 (else x_block converts it)
 //   int64_t depth(in_features) const                    the depth in the kernel's units (bf16: pairs)
@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "core/threads.h"
 #include "jagged/tensor.h"
@@ -78,6 +79,13 @@ class LinearDriver {
   static constexpr int64_t kMaxTileRows = Weights::kMaxTileRows;
   static constexpr int64_t kDepthBlock = Weights::kDepthBlock;
   static constexpr int64_t kTaskRows = Weights::kTaskRows;
+  // The order of a task's steps (panel, depth block). Up to this many rows (decode), panel by panel, each panel's
+  // depth blocks in order: a panel's blocks lie one after the other and the task's panels too, so the task reads
+  // its weights as one sequential stream (measured on the EPYC, a decode step's projections at 1 row: f32 5%,
+  // Q8_0 10% faster; bf16 and 8 rows unchanged). More rows: depth block by depth block, every panel of the task
+  // on the x block while it is in L1. Either way an element sees its depth blocks in order: the order changes
+  // which weights are read when, never an element's arithmetic.
+  static constexpr int64_t kPanelMajorRows = 4;
 
   // out = x * w^T + bias. out_features: of the weight; x.cols its in_features.
   static void run(const Weights& weights, ConstMatrixView x, int64_t out_features, const float* bias,
@@ -113,24 +121,31 @@ class LinearDriver {
     const int64_t panel_end = std::min(panels, panel_begin + grid.panels_per_task);
     const int64_t in_depth = weights_.depth(x_.cols);
     const auto depth_of = [&](int64_t depth_begin) { return std::min(kDepthBlock, in_depth - depth_begin); };
-    for (int64_t depth_begin = 0; depth_begin < in_depth; depth_begin += kDepthBlock) {
-      const uint32_t* x_block = Weights::kXInPlace ? nullptr
-                                                   : weights_.x_block(x_, row_begin, row_end, depth_begin,
-                                                                      depth_of(depth_begin));
-      for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
-        // The block after this one: the next panel at this depth, else the first panel at the next depth.
-        int64_t next_panel = panel + 1;
-        int64_t next_depth = depth_begin;
-        if (next_panel == panel_end) {
-          next_panel = panel_begin;
-          next_depth += kDepthBlock;
-        }
-        const void* next = next_depth < in_depth ? weights_.next_block(next_panel, next_depth) : nullptr;
-        const int64_t next_bytes = next != nullptr ? weights_.block_bytes(depth_of(next_depth)) : 0;
-        const int64_t depth = depth_of(depth_begin);
-        run_panel(panel, depth_begin, depth, weights_.block(panel, depth_begin), x_block, row_begin,
-                  row_end, static_cast<const char*>(next), next_bytes, panel == panel_begin);
+    const int64_t task_panels = panel_end - panel_begin;
+    const int64_t depth_blocks = ceil_div(in_depth, kDepthBlock);
+    const bool panel_major = row_end - row_begin <= kPanelMajorRows;
+    // Step s of the task: (panel, depth_begin).
+    const auto step_at = [&](int64_t s) {
+      return panel_major ? std::pair{panel_begin + s / depth_blocks, s % depth_blocks * kDepthBlock}
+                         : std::pair{panel_begin + s % task_panels, s / task_panels * kDepthBlock};
+    };
+    const int64_t steps = task_panels * depth_blocks;
+    const uint32_t* x_block = nullptr;
+    for (int64_t s = 0; s < steps; ++s) {
+      const auto [panel, depth_begin] = step_at(s);
+      const int64_t depth = depth_of(depth_begin);
+      if (!Weights::kXInPlace && (panel_major || panel == panel_begin)) {
+        x_block = weights_.x_block(x_, row_begin, row_end, depth_begin, depth);
       }
+      const void* next = nullptr;  // the block of the next step, asked for while this one computes
+      int64_t next_bytes = 0;
+      if (s + 1 < steps) {
+        const auto [next_panel, next_depth] = step_at(s + 1);
+        next = weights_.next_block(next_panel, next_depth);
+        next_bytes = next != nullptr ? weights_.block_bytes(depth_of(next_depth)) : 0;
+      }
+      run_panel(panel, depth_begin, depth, weights_.block(panel, depth_begin), x_block, row_begin, row_end,
+                static_cast<const char*>(next), next_bytes, panel == panel_begin);
     }
   }
 
