@@ -285,6 +285,7 @@ struct Bf16Weights {
   static constexpr int64_t kTaskRows = cpu::kTaskRows;
   static constexpr int64_t kMaxTaskPanels = cpu::kMaxTaskPanels;
   static constexpr bool kXInPlace = false;
+  static constexpr bool kXBlockConverts = true;
   const uint32_t* packed;
   int64_t in_pairs;
   TileSet tiles;

@@ -3,7 +3,9 @@
 // the order kPanelMajorRows picks, each over the task's rows in register tiles. A weight format supplies, as a
 // policy class `Weights`:
 //   kPanelCols, kMaxTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels   the blocking (constants)
-//   kXInPlace                                           x is read in place as f32 (else x_block converts it)
+//   kXInPlace                                           x is read in place as f32 (else x_block gives it)
+//   kXBlockConverts                                     x_block converts x (bf16) rather than pointing into
+//                                                       x rounded once per call (int8): see kPanelMajorRows
 //   int64_t depth(in_features) const                    the depth in the kernel's units (bf16: pairs)
 //   const uint32_t* x_block(x, row_begin, row_end, depth_begin, depth) const
 //                                                       kXInPlace false: the task's rows of this depth block
@@ -66,6 +68,7 @@ struct LinearInPlaceFormat {
   static constexpr int64_t kTaskRows = TaskRows;
   static constexpr int64_t kMaxTaskPanels = MaxTaskPanels;
   static constexpr bool kXInPlace = true;
+  static constexpr bool kXBlockConverts = false;
   static int tile_rows() { return TileRows; }
   static int64_t depth(int64_t in_features) { return in_features; }
   static const uint32_t* x_block(ConstMatrixView, int64_t, int64_t, int64_t, int64_t) { return nullptr; }
@@ -82,9 +85,10 @@ class LinearDriver {
   // The order of a task's steps (panel, depth block). Up to this many rows (decode), panel by panel, each panel's
   // depth blocks in order: a panel's blocks lie one after the other and the task's panels too, so the task reads
   // its weights as one sequential stream (measured on the EPYC, a decode step's projections at 1 row: f32 5%,
-  // Q8_0 10% faster; bf16 and 8 rows unchanged). More rows: depth block by depth block, every panel of the task
-  // on the x block while it is in L1. Either way an element sees its depth blocks in order: the order changes
-  // which weights are read when, never an element's arithmetic.
+  // Q8_0 10% faster; 8 rows unchanged). More rows, or a format whose x_block converts (bf16: it would convert
+  // x once per panel, and measured no faster): depth block by depth block, every panel of the task on the x
+  // block while it is in L1. Either way an element sees its depth blocks in order: the order changes which
+  // weights are read when, never an element's arithmetic.
   static constexpr int64_t kPanelMajorRows = 4;
 
   // out = x * w^T + bias. out_features: of the weight; x.cols its in_features.
@@ -123,7 +127,7 @@ class LinearDriver {
     const auto depth_of = [&](int64_t depth_begin) { return std::min(kDepthBlock, in_depth - depth_begin); };
     const int64_t task_panels = panel_end - panel_begin;
     const int64_t depth_blocks = ceil_div(in_depth, kDepthBlock);
-    const bool panel_major = row_end - row_begin <= kPanelMajorRows;
+    const bool panel_major = !Weights::kXBlockConverts && row_end - row_begin <= kPanelMajorRows;
     // Step s of the task: (panel, depth_begin).
     const auto step_at = [&](int64_t s) {
       return panel_major ? std::pair{panel_begin + s / depth_blocks, s % depth_blocks * kDepthBlock}

@@ -38,6 +38,7 @@ struct Int8BlockWeights {
   static constexpr int64_t kTaskRows = TaskRows;
   static constexpr int64_t kMaxTaskPanels = MaxTaskPanels;
   static constexpr bool kXInPlace = false;
+  static constexpr bool kXBlockConverts = false;
   const uint8_t* packed;
   int64_t in_blocks;
   const uint32_t* x_units;  // [rows, in_blocks * kInt8XBlockUnits]
