@@ -18,11 +18,12 @@ struct TaskGrid {
   int64_t tasks;
 };
 
+// tasks_per_thread: how many tasks a thread should get when the panels are spread (few row tasks).
 inline TaskGrid task_grid(int64_t rows, int64_t out_features, int64_t panel_cols, int64_t task_rows,
-                          int64_t max_task_panels, int threads) {
+                          int64_t max_task_panels, int threads, int64_t tasks_per_thread = 4) {
   const int64_t row_tasks = ceil_div(rows, task_rows);
   const int64_t panels = ceil_div(out_features, panel_cols);
-  const int64_t wanted_tasks = 4 * static_cast<int64_t>(threads);
+  const int64_t wanted_tasks = tasks_per_thread * static_cast<int64_t>(threads);
   const int64_t panel_groups = threads == 1 ? 1 : std::min(panels, ceil_div(wanted_tasks, row_tasks));
   int64_t panels_per_task = std::min(max_task_panels, ceil_div(panels, panel_groups));
   // With few tasks, a count the threads cannot share evenly leaves one thread a task longer than the others (a
