@@ -1,11 +1,11 @@
 // The task loop shared by the packed-weight GEMMs (f32, bf16, Q8_0 and the other GGUF block types): tasks of
 // kTaskRows rows x a group of panels (linear_tasks.h), within a task each (panel, depth block of kDepthBlock) in
-// the order kPanelMajorRows picks, each over the task's rows in register tiles. A weight format supplies, as a
+// the order panel_major picks, each over the task's rows in register tiles. A weight format supplies, as a
 // policy class `Weights`:
 //   kPanelCols, kMaxTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels   the blocking (constants)
 //   kXInPlace                                           x is read in place as f32 (else x_block gives it)
 //   kXBlockConverts                                     x_block converts x (bf16) rather than pointing into
-//                                                       x rounded once per call (int8): see kPanelMajorRows
+//                                                       x rounded once per call (int8): see panel_major
 //   int64_t depth(in_features) const                    the depth in the kernel's units (bf16: pairs)
 //   const uint32_t* x_block(x, row_begin, row_end, depth_begin, depth) const
 //                                                       kXInPlace false: the task's rows of this depth block
@@ -82,19 +82,17 @@ class LinearDriver {
   static constexpr int64_t kMaxTileRows = Weights::kMaxTileRows;
   static constexpr int64_t kDepthBlock = Weights::kDepthBlock;
   static constexpr int64_t kTaskRows = Weights::kTaskRows;
-  // The order of a task's steps (panel, depth block). Up to this many rows (decode), panel by panel, each panel's
-  // depth blocks in order: a panel's blocks lie one after the other and the task's panels too, so the task reads
-  // its weights as one sequential stream (measured on the EPYC, a decode step's projections at 1 row: f32 5%,
-  // Q8_0 10% faster; 8 rows unchanged). More rows, or a format whose x_block converts (bf16: it would convert
-  // x once per panel, and measured no faster): depth block by depth block, every panel of the task on the x
-  // block while it is in L1. Either way an element sees its depth blocks in order: the order changes which
-  // weights are read when, never an element's arithmetic.
-  static constexpr int64_t kPanelMajorRows = 4;
-  static bool panel_major(int64_t task_rows) { return !Weights::kXBlockConverts && task_rows <= kPanelMajorRows; }
-  // Panel-major tasks stream at least this many weight bytes each: every task start costs a cold block and a
-  // scheduling round, which short streams do not hide (measured on the EPYC, a decode step's projections at 1
-  // row, against 4 tasks a thread: Q4_0 23%, Q8_0 10%, f32 4% faster). Large weights still get 4 tasks a thread,
-  // so that a thread slowed by the VM hands work to the other.
+  // The order of a task's steps (panel, depth block). Where every row fits one task (decode batches, up to
+  // kTaskRows rows): panel by panel, each panel's depth blocks in order. A panel's blocks lie one after the other
+  // and the task's panels too, so the task reads its weights as one sequential stream, while its rows' x stays in
+  // L2; and the call is cut into 1 to 4 tasks a thread of at least kMinTaskBytes each, for every task start costs
+  // a cold block and a scheduling round. Measured on the EPYC with a decode step's projections, the two orders
+  // alternated call by call in one process: f32 5%, 14%, 10%, 8% faster at 1, 8, 32, 128 rows; Q8_0 10%, 15%,
+  // 15%, 5%; Q4_0 23% at 1 row. Otherwise (prefill, or bf16, whose x_block converts x and would do it once per
+  // panel): depth block by depth block, every panel of the task on the x block while it is in L1, tasks of at
+  // most kMaxTaskPanels panels taken dynamically. Either way an element sees its depth blocks in order: the order
+  // changes which weights are read when, never an element's arithmetic.
+  static bool panel_major(int64_t rows) { return !Weights::kXBlockConverts && rows <= kTaskRows; }
   static constexpr int64_t kMinTaskBytes = int64_t{1} << 20;
 
   // The split of a panel-major call: the panels in 1 to 4 tasks a thread, by the weight's bytes.
@@ -120,9 +118,9 @@ class LinearDriver {
       }
       return;
     }
-    const LinearDriver driver{weights, x, out_features, bias, out};
+    const LinearDriver driver{weights, x, out_features, bias, out, panel_major(rows)};
     const int threads = std::max(1, num_threads());
-    const TaskGrid grid = panel_major(rows)
+    const TaskGrid grid = driver.panel_major_
                               ? decode_grid(weights, x.cols, out_features, threads)
                               : task_grid(rows, out_features, kPanelCols, kTaskRows, Weights::kMaxTaskPanels, threads);
     if (grid.tasks == 1 || threads == 1) {
@@ -134,8 +132,9 @@ class LinearDriver {
   }
 
  private:
-  LinearDriver(const Weights& weights, ConstMatrixView x, int64_t out_features, const float* bias, MatrixView out)
-      : weights_(weights), x_(x), out_features_(out_features), bias_(bias), out_(out) {}
+  LinearDriver(const Weights& weights, ConstMatrixView x, int64_t out_features, const float* bias, MatrixView out,
+               bool panel_major)
+      : weights_(weights), x_(x), out_features_(out_features), bias_(bias), out_(out), panel_major_(panel_major) {}
 
   void run_task(const TaskGrid& grid, int64_t task) const {
     const int64_t row_begin = (task % grid.row_tasks) * kTaskRows;
@@ -147,10 +146,9 @@ class LinearDriver {
     const auto depth_of = [&](int64_t depth_begin) { return std::min(kDepthBlock, in_depth - depth_begin); };
     const int64_t task_panels = panel_end - panel_begin;
     const int64_t depth_blocks = ceil_div(in_depth, kDepthBlock);
-    const bool panel_major = LinearDriver::panel_major(row_end - row_begin);
     // Step s of the task: (panel, depth_begin).
     const auto step_at = [&](int64_t s) {
-      return panel_major ? std::pair{panel_begin + s / depth_blocks, s % depth_blocks * kDepthBlock}
+      return panel_major_ ? std::pair{panel_begin + s / depth_blocks, s % depth_blocks * kDepthBlock}
                          : std::pair{panel_begin + s % task_panels, s / task_panels * kDepthBlock};
     };
     const int64_t steps = task_panels * depth_blocks;
@@ -158,7 +156,7 @@ class LinearDriver {
     for (int64_t s = 0; s < steps; ++s) {
       const auto [panel, depth_begin] = step_at(s);
       const int64_t depth = depth_of(depth_begin);
-      if (!Weights::kXInPlace && (panel_major || panel == panel_begin)) {
+      if (!Weights::kXInPlace && (panel_major_ || panel == panel_begin)) {
         x_block = weights_.x_block(x_, row_begin, row_end, depth_begin, depth);
       }
       const void* next = nullptr;  // the block of the next step, asked for while this one computes
@@ -230,6 +228,7 @@ class LinearDriver {
   int64_t out_features_;
   const float* bias_;
   MatrixView out_;
+  bool panel_major_;  // the call's order (see panel_major)
 };
 
 }  // namespace jagged::kernels::cpu
