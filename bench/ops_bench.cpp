@@ -25,6 +25,8 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -320,53 +322,98 @@ constexpr int64_t kVocabSize = 49152;  // SmolLM-135M's
 
 // Decode as a model runs it: the projections of all 30 layers of SmolLM-135M's shape, each its own weight, one
 // after the other, so every weight comes from memory as in a decode step (BM_LinearSmallBatch reuses one weight,
-// which stays in cache). set 0: the MLP projections (576 -> 3072 gate/up, 1536 -> 576 down; 318 MB in f32); set 1:
-// every projection of a step (QKV 576 -> 960 and the output 576 -> 576 too) and the tied 49152-token LM head
-// (538 MB in f32): the GEMM part of a decode step alone, to set beside `jagged bench --decode`'s step probe.
-// Counters: the weights' read rate beside the machine's, and gflops beside the FMA peak.
-void BM_LinearStreamed(benchmark::State& state) {
-  const int64_t rows = state.range(0);
-  const ops::WeightType type = state.range(1) == 0 ? ops::WeightType::f32 : ops::WeightType::bf16;
-  const bool whole_step = state.range(2) == 1;
-  constexpr int kLayers = 30;
+// which stays in cache). MLP only: 576 -> 3072 gate/up and 1536 -> 576 down (318 MB in f32); the whole step: the
+// QKV (576 -> 960) and output (576 -> 576) projections too and the tied 49152-token LM head (538 MB in f32), the
+// GEMM part of a decode step alone, to set beside `jagged bench --decode`'s step probe.
+class DecodeProjections {
+ public:
+  DecodeProjections(int64_t rows, ops::WeightType type, bool whole_step)
+      : x576_(random_tensor({rows, 576}, 6)),
+        x1536_(random_tensor({rows, 1536}, 5)),
+        out576_({rows, 576}),
+        out960_({rows, 960}),
+        out3072_({rows, 3072}),
+        logits_({rows, kVocabSize}) {
+    constexpr int kLayers = 30;
+    for (int layer = 0; layer < kLayers; ++layer) {
+      if (whole_step) add(960, 576, x576_, out960_, 100 + layer, type);
+      if (whole_step) add(576, 576, x576_, out576_, 200 + layer, type);
+      add(3072, 576, x576_, out3072_, 10 + layer, type);
+      add(576, 1536, x1536_, out576_, 50 + layer, type);
+    }
+    if (whole_step) add(kVocabSize, 576, x576_, logits_, 300, type);
+  }
+  void run() const {
+    for (const Projection& p : projections_) ops::linear(*p.x, p.weight, nullptr, *p.out);
+  }
+  double weight_bytes() const { return weight_bytes_; }
+  double flops() const { return flops_; }
+
+ private:
   struct Projection {
     ops::PackedWeight weight;
     const Tensor* x;
     Tensor* out;
   };
-  const Tensor x576 = random_tensor({rows, 576}, 6);
-  const Tensor x1536 = random_tensor({rows, 1536}, 5);
-  Tensor out576({rows, 576}), out960({rows, 960}), out3072({rows, 3072}), logits({rows, kVocabSize});
-  std::vector<Projection> step;
-  for (int layer = 0; layer < kLayers; ++layer) {
-    const auto add = [&](int64_t out_features, int64_t in_features, const Tensor& x, Tensor& out, uint64_t seed) {
-      step.push_back({ops::PackedWeight(random_tensor({out_features, in_features}, seed, -0.05f, 0.05f), type), &x,
-                      &out});
-    };
-    if (whole_step) add(960, 576, x576, out960, 100 + layer);
-    if (whole_step) add(576, 576, x576, out576, 200 + layer);
-    add(3072, 576, x576, out3072, 10 + layer);
-    add(576, 1536, x1536, out576, 50 + layer);
+  void add(int64_t out_features, int64_t in_features, const Tensor& x, Tensor& out, uint64_t seed,
+           ops::WeightType type) {
+    projections_.push_back(
+        {ops::PackedWeight(random_tensor({out_features, in_features}, seed, -0.05f, 0.05f), type), &x, &out});
+    weight_bytes_ += static_cast<double>(projections_.back().weight.nbytes());
+    flops_ += 2.0 * static_cast<double>(x.dim(0) * in_features * out_features);
   }
-  if (whole_step) {
-    step.push_back({ops::PackedWeight(random_tensor({kVocabSize, 576}, 300, -0.05f, 0.05f), type), &x576, &logits});
-  }
+  Tensor x576_, x1536_, out576_, out960_, out3072_, logits_;
+  std::vector<Projection> projections_;
+  double weight_bytes_ = 0.0;
+  double flops_ = 0.0;
+};
+
+// Counters: the weights' read rate beside the machine's, and gflops beside the FMA peak.
+void BM_LinearStreamed(benchmark::State& state) {
+  const int64_t rows = state.range(0);
+  const ops::WeightType type = state.range(1) == 0 ? ops::WeightType::f32 : ops::WeightType::bf16;
+  const bool whole_step = state.range(2) == 1;
+  const DecodeProjections projections(rows, type, whole_step);
   state.SetLabel(std::string(whole_step ? "smollm_step_projections" : "smollm_mlp_x30") + " " + ops::linear_path(type));
-  double bytes = 0.0;
-  double flops_per_row = 0.0;
-  for (const Projection& p : step) {
-    bytes += static_cast<double>(p.weight.nbytes());
-    flops_per_row += 2.0 * static_cast<double>(p.x->shape()[1]) * static_cast<double>(p.out->shape()[1]);
-  }
-  for (auto _ : state) {
-    for (const Projection& p : step) ops::linear(*p.x, p.weight, nullptr, *p.out);
-  }
+  for (auto _ : state) projections.run();
   const double iterations = static_cast<double>(state.iterations());
-  const double flops = flops_per_row * static_cast<double>(rows);
-  state.counters["weight_gbytes_per_second"] = benchmark::Counter(bytes * iterations * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["weight_gbytes_per_second"] =
+      benchmark::Counter(projections.weight_bytes() * iterations * 1e-9, benchmark::Counter::kIsRate);
   state.counters["memory_gbytes_per_second"] = machine_read_gbytes_per_second();
-  state.counters["gflops"] = benchmark::Counter(flops * iterations * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["gflops"] = benchmark::Counter(projections.flops() * iterations * 1e-9, benchmark::Counter::kIsRate);
   state.counters["fma_peak_gflops"] = machine_peak_gflops();
+}
+
+// The two orders in which the packed GEMMs can walk a decode batch's weights (kernels/linear.h: streamed, the
+// default, and blocked, prefill's), alternated step by step in one process so that the VM's drift, which moves
+// one benchmark against the next by 10-30% here, falls on both alike. A decode step's projections, f32, Q8_0 or
+// Q4_0. Counters: each order's median step time and blocked / streamed.
+void BM_LinearDecodeOrder(benchmark::State& state) {
+  using kernels::cpu::LinearDecodeOrder;
+  const int64_t rows = state.range(0);
+  const ops::WeightType type = std::array{ops::WeightType::f32, ops::WeightType::q8_0,
+                                          ops::WeightType::q4_0}[static_cast<size_t>(state.range(1))];
+  const DecodeProjections projections(rows, type, /*whole_step=*/true);
+  state.SetLabel(std::string(ops::weight_type_name(type)) + " " + ops::linear_path(type));
+  std::vector<double> streamed, blocked;
+  const auto timed = [&](LinearDecodeOrder order, std::vector<double>& seconds) {
+    kernels::cpu::set_linear_decode_order(order);
+    const auto start = std::chrono::steady_clock::now();
+    projections.run();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
+  for (auto _ : state) {
+    timed(LinearDecodeOrder::blocked, blocked);
+    timed(LinearDecodeOrder::streamed, streamed);
+  }
+  kernels::cpu::set_linear_decode_order(LinearDecodeOrder::streamed);
+  const auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  state.counters["streamed_ms"] = median(streamed) * 1e3;
+  state.counters["blocked_ms"] = median(blocked) * 1e3;
+  state.counters["blocked_over_streamed"] = median(blocked) / median(streamed);
 }
 
 void BM_LinearBf16VsF32(benchmark::State& state) {
@@ -635,6 +682,12 @@ BENCHMARK(BM_LinearSmallBatch)
 BENCHMARK(BM_LinearStreamed)
     ->ArgNames({"rows", "bf16", "step"})
     ->ArgsProduct({{1, 8, 32}, {0, 1}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_LinearDecodeOrder)
+    ->ArgNames({"rows", "type"})
+    ->ArgsProduct({{1, 8, 32}, {0, 1, 2}})
+    ->MinTime(2.0)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_SgemmBatchInvariance)->ArgName("shape")->Arg(0)->Arg(3)->Iterations(1)->Unit(benchmark::kMillisecond);

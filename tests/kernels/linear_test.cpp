@@ -125,19 +125,21 @@ TEST(Linear, RowResultIsIndependentOfBatch) {
     struct Window {
       int64_t begin, count;
     };
-    for (const Window window : {Window{0, 1}, Window{17, 1}, Window{5, 15}, Window{3, 37}, Window{100, 129},
-                                Window{1, 600}, Window{0, 700}}) {
-      for (const int threads : {1, 2, 3}) {
-        set_num_threads(threads);
-        const ConstMatrixView x_part = x.matrix().row_range(window.begin, window.begin + window.count);
-        Tensor part({window.count, shape.out});
-        ops::linear(x_part, weight, &bias, part.matrix());
-        EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(window.begin, window.begin + window.count)))
-            << "in " << shape.in << " out " << shape.out << ": rows [" << window.begin << ", "
-            << window.begin + window.count << ") with " << threads << " threads differ from the same rows in a " << rows
-            << "-row batch";
+    testing::for_each_decode_order([&](const std::string& order) {
+      for (const Window window : {Window{0, 1}, Window{17, 1}, Window{5, 15}, Window{3, 37}, Window{100, 129},
+                                  Window{1, 600}, Window{0, 700}}) {
+        for (const int threads : {1, 2, 3}) {
+          set_num_threads(threads);
+          const ConstMatrixView x_part = x.matrix().row_range(window.begin, window.begin + window.count);
+          Tensor part({window.count, shape.out});
+          ops::linear(x_part, weight, &bias, part.matrix());
+          EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(window.begin, window.begin + window.count)))
+              << "in " << shape.in << " out " << shape.out << ": rows [" << window.begin << ", "
+              << window.begin + window.count << ") with " << threads << " threads, " << order
+              << ", differ from the same rows in a " << rows << "-row batch";
+        }
       }
-    }
+    });
     set_num_threads(saved_threads);
     // A strided view of the same values (x inside a wider buffer) gives the same bits too.
     Tensor wide({rows, shape.in + 5});

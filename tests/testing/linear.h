@@ -73,8 +73,21 @@ inline void expect_linear_matches_dequantized(const ops::PackedWeight& quantized
   }
 }
 
-// Rows of x computed alone, in windows (1, 15, 129 rows...) and with 1-3 threads give the bits they get in one
-// call over all rows with the current thread count: batch invariance. x [rows >= 230, in].
+// Calls body(name) under each order in which the packed GEMMs walk a decode batch's weights (kernels/linear.h),
+// then restores the default.
+template <typename Body>
+void for_each_decode_order(const Body& body) {
+  using kernels::cpu::LinearDecodeOrder;
+  for (const auto& [order, name] : {std::pair{LinearDecodeOrder::blocked, "blocked order"},
+                                    std::pair{LinearDecodeOrder::streamed, "streamed order"}}) {
+    kernels::cpu::set_linear_decode_order(order);
+    body(std::string(name));
+  }
+  kernels::cpu::set_linear_decode_order(LinearDecodeOrder::streamed);
+}
+
+// Rows of x computed alone, in windows (1, 4, 15, 129 rows...), with 1-3 threads and in both decode orders give
+// the bits they get in one call over all rows with the current thread count: batch invariance. x [rows >= 230, in].
 inline void expect_rows_independent_of_batch(const ops::PackedWeight& weight, const Tensor& x, const Tensor& bias,
                                              const std::string& what) {
   const int saved_threads = num_threads();
@@ -82,15 +95,17 @@ inline void expect_rows_independent_of_batch(const ops::PackedWeight& weight, co
   const int64_t out = weight.out_features();
   Tensor all({rows, out});
   ops::linear(x, weight, &bias, all);
-  for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {3, 4}, {5, 15}, {100, 129}, {0, rows}}) {
-    for (const int threads : {1, 2, 3}) {
-      set_num_threads(threads);
-      Tensor part({count, out});
-      ops::linear(x.matrix().row_range(begin, begin + count), weight, &bias, part.matrix());
-      EXPECT_TRUE(rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
-          << what << " rows [" << begin << ", " << begin + count << ") with " << threads << " threads";
+  for_each_decode_order([&](const std::string& order) {
+    for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {3, 4}, {5, 15}, {100, 129}, {0, rows}}) {
+      for (const int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        Tensor part({count, out});
+        ops::linear(x.matrix().row_range(begin, begin + count), weight, &bias, part.matrix());
+        EXPECT_TRUE(rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
+            << what << " rows [" << begin << ", " << begin + count << ") with " << threads << " threads, " << order;
+      }
     }
-  }
+  });
   set_num_threads(saved_threads);
 }
 

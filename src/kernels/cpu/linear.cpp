@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <utility>
 
@@ -86,7 +87,13 @@ struct F32Weights : LinearInPlaceFormat<kPanelCols, kTileRows, kDepthBlock, kTas
   int64_t block_bytes(int64_t depth) const { return depth * kPanelCols * static_cast<int64_t>(sizeof(float)); }
 };
 
+std::atomic<LinearDecodeOrder> decode_order{LinearDecodeOrder::streamed};
+
 }  // namespace
+
+void set_linear_decode_order(LinearDecodeOrder order) { decode_order.store(order, std::memory_order_relaxed); }
+
+LinearDecodeOrder linear_decode_order() { return decode_order.load(std::memory_order_relaxed); }
 
 int64_t packed_linear_floats(int64_t out_features, int64_t in_features) {
   return ceil_div(out_features, kPanelCols) * kPanelCols * in_features;

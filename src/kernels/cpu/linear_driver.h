@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "core/threads.h"
+#include "kernels/linear.h"
 #include "jagged/tensor.h"
 #include "kernels/cpu/linear_tasks.h"
 
@@ -92,7 +93,9 @@ class LinearDriver {
   // panel): depth block by depth block, every panel of the task on the x block while it is in L1, tasks of at
   // most kMaxTaskPanels panels taken dynamically. Either way an element sees its depth blocks in order: the order
   // changes which weights are read when, never an element's arithmetic.
-  static bool panel_major(int64_t rows) { return !Weights::kXBlockConverts && rows <= kTaskRows; }
+  static bool panel_major(int64_t rows) {
+    return !Weights::kXBlockConverts && rows <= kTaskRows && linear_decode_order() == LinearDecodeOrder::streamed;
+  }
   static constexpr int64_t kMinTaskBytes = int64_t{1} << 20;
 
   // The split of a panel-major call: the panels in 1 to 4 tasks a thread, by the weight's bytes.
