@@ -30,9 +30,9 @@
 #include <utility>
 
 #include "core/threads.h"
-#include "kernels/linear.h"
 #include "jagged/tensor.h"
 #include "kernels/cpu/linear_tasks.h"
+#include "kernels/linear.h"
 
 namespace jagged::kernels::cpu {
 
@@ -88,8 +88,8 @@ class LinearDriver {
   // and the task's panels too, so the task reads its weights as one sequential stream, while its rows' x stays in
   // L2; and the call is cut into 1 to 4 tasks a thread of at least kMinTaskBytes each, for every task start costs
   // a cold block and a scheduling round. Measured on the EPYC with a decode step's projections, the two orders
-  // alternated call by call in one process: f32 5%, 14%, 10%, 8% faster at 1, 8, 32, 128 rows; Q8_0 10%, 15%,
-  // 15%, 5%; Q4_0 23% at 1 row. Otherwise (prefill, or bf16, whose x_block converts x and would do it once per
+  // alternated call by call in one process (bench/ops_bench BM_LinearDecodeOrder): f32 1-8%, Q8_0 10-19%, Q4_0
+  // 14-35% faster at 1 to 128 rows. Otherwise (prefill, or bf16, whose x_block converts x and would do it once per
   // panel): depth block by depth block, every panel of the task on the x block while it is in L1, tasks of at
   // most kMaxTaskPanels panels taken dynamically. Either way an element sees its depth blocks in order: the order
   // changes which weights are read when, never an element's arithmetic.
