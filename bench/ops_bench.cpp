@@ -386,13 +386,13 @@ void BM_LinearStreamed(benchmark::State& state) {
 
 // The two orders in which the packed GEMMs can walk a decode batch's weights (kernels/linear.h: streamed, the
 // default, and blocked, prefill's), alternated step by step in one process so that the VM's drift, which moves
-// one benchmark against the next by 10-30% here, falls on both alike. A decode step's projections, f32, Q8_0 or
-// Q4_0. Counters: each order's median step time and blocked / streamed.
+// one benchmark against the next by 10-30% here, falls on both alike. A decode step's projections, f32, Q8_0,
+// Q4_0 or bf16. Counters: each order's median step time and blocked / streamed.
 void BM_LinearDecodeOrder(benchmark::State& state) {
   using kernels::cpu::LinearDecodeOrder;
   const int64_t rows = state.range(0);
-  const ops::WeightType type = std::array{ops::WeightType::f32, ops::WeightType::q8_0,
-                                          ops::WeightType::q4_0}[static_cast<size_t>(state.range(1))];
+  const ops::WeightType type = std::array{ops::WeightType::f32, ops::WeightType::q8_0, ops::WeightType::q4_0,
+                                          ops::WeightType::bf16}[static_cast<size_t>(state.range(1))];
   const DecodeProjections projections(rows, type, /*whole_step=*/true);
   state.SetLabel(std::string(ops::weight_type_name(type)) + " " + ops::linear_path(type));
   std::vector<double> streamed, blocked;
@@ -686,7 +686,7 @@ BENCHMARK(BM_LinearStreamed)
     ->UseRealTime();
 BENCHMARK(BM_LinearDecodeOrder)
     ->ArgNames({"rows", "type"})
-    ->ArgsProduct({{1, 8, 32}, {0, 1, 2}})
+    ->ArgsProduct({{1, 8, 32}, {0, 1, 2, 3}})
     ->MinTime(2.0)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -38,8 +38,8 @@ void unpack_linear_row(const float* packed, int64_t in_features, int64_t row, fl
 // out = x * weight^T + bias with the weight packed as above (64-byte aligned). x and out must not overlap.
 void linear_packed(ConstMatrixView x, const float* packed, int64_t out_features, const float* bias, MatrixView out);
 
-// How a call of every packed format but bf16 walks its weights when its rows fit one task (up to 128: decode
-// batches; linear_driver.h): streamed (the default: each task reads its panels one after the other, tasks of at
+// How a call of a packed format walks its weights when its rows fit one task (up to 128: decode batches;
+// linear_driver.h): streamed (the default: each task reads its panels one after the other, tasks of at
 // least 1 MiB) or blocked (depth block by depth block across a task's panels, as prefill does). Both give the
 // same bits (tested); the switch is process-wide and exists so that a benchmark can compare them in one process.
 enum class LinearDecodeOrder : uint8_t { streamed, blocked };

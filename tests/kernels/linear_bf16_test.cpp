@@ -5,6 +5,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "jagged/nested_tensor.h"
@@ -133,17 +134,19 @@ TEST(LinearBf16, RowResultIsIndependentOfBatch) {
     for (const LinearBf16Path path : paths_here()) {
       Tensor all({rows, out});
       run(x.matrix(), w, out, bias.data<float>(), all.matrix(), path);
-      for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {5, 15}, {3, 37}, {100, 129},
-                                        {1, 600}, {0, 700}}) {
-        for (const int threads : {1, 2, 3}) {
-          set_num_threads(threads);
-          Tensor part({count, out});
-          run(x.matrix().row_range(begin, begin + count), w, out, bias.data<float>(), part.matrix(), path);
-          EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
-              << kernels::cpu::linear_bf16_path_name(path) << " in " << in << " out " << out << ": rows [" << begin
-              << ", " << begin + count << ") with " << threads << " threads";
+      testing::for_each_decode_order([&](const std::string& order) {
+        for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {5, 15}, {3, 37},
+                                          {100, 129}, {1, 600}, {0, 700}}) {
+          for (const int threads : {1, 2, 3}) {
+            set_num_threads(threads);
+            Tensor part({count, out});
+            run(x.matrix().row_range(begin, begin + count), w, out, bias.data<float>(), part.matrix(), path);
+            EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
+                << kernels::cpu::linear_bf16_path_name(path) << " in " << in << " out " << out << ": rows ["
+                << begin << ", " << begin + count << ") with " << threads << " threads, " << order;
+          }
         }
-      }
+      });
       set_num_threads(saved_threads);
     }
   }

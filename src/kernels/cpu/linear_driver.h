@@ -4,8 +4,9 @@
 // policy class `Weights`:
 //   kPanelCols, kMaxTileRows, kDepthBlock, kTaskRows, kMaxTaskPanels   the blocking (constants)
 //   kXInPlace                                           x is read in place as f32 (else x_block gives it)
-//   kXBlockConverts                                     x_block converts x (bf16) rather than pointing into
-//                                                       x rounded once per call (int8): see panel_major
+//   kXBlockConverts                                     x_block converts x (bf16: into the thread's buffer,
+//                                                       valid until its next call) rather than pointing into
+//                                                       x rounded once per call (int8)
 //   int64_t depth(in_features) const                    the depth in the kernel's units (bf16: pairs)
 //   const uint32_t* x_block(x, row_begin, row_end, depth_begin, depth) const
 //                                                       kXInPlace false: the task's rows of this depth block
@@ -28,6 +29,7 @@
 #include <cstdint>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "core/threads.h"
 #include "jagged/tensor.h"
@@ -89,12 +91,13 @@ class LinearDriver {
   // L2; and the call is cut into 1 to 4 tasks a thread of at least kMinTaskBytes each, for every task start costs
   // a cold block and a scheduling round. Measured on the EPYC with a decode step's projections, the two orders
   // alternated call by call in one process (bench/ops_bench BM_LinearDecodeOrder): f32 1-8%, Q8_0 10-19%, Q4_0
-  // 14-35% faster at 1 to 128 rows. Otherwise (prefill, or bf16, whose x_block converts x and would do it once per
-  // panel): depth block by depth block, every panel of the task on the x block while it is in L1, tasks of at
-  // most kMaxTaskPanels panels taken dynamically. Either way an element sees its depth blocks in order: the order
-  // changes which weights are read when, never an element's arithmetic.
+  // 14-35%, bf16 8-13% faster at 1 to 128 rows (bf16 keeps each depth block's converted x for the task's later
+  // panels; converting it again per panel ate the gain). Otherwise (prefill): depth block by depth block, every
+  // panel of the task on the x block while it is in L1, tasks of at most kMaxTaskPanels panels taken
+  // dynamically. Either way an element sees its depth blocks in order: the order changes which weights are read
+  // when, never an element's arithmetic.
   static bool panel_major(int64_t rows) {
-    return !Weights::kXBlockConverts && rows <= kTaskRows && linear_decode_order() == LinearDecodeOrder::streamed;
+    return rows <= kTaskRows && linear_decode_order() == LinearDecodeOrder::streamed;
   }
   static constexpr int64_t kMinTaskBytes = int64_t{1} << 20;
 
@@ -155,11 +158,27 @@ class LinearDriver {
                          : std::pair{panel_begin + s % task_panels, s / task_panels * kDepthBlock};
     };
     const int64_t steps = task_panels * depth_blocks;
+    // Streamed order, a format whose x_block converts: each depth block's x converted once, on the task's first
+    // panel, and kept for its later panels ([depth_blocks][rows, x_block_stride()], the calling thread's).
+    const int64_t x_block_units = Weights::kXInPlace ? 0 : (row_end - row_begin) * weights_.x_block_stride();
+    uint32_t* converted_x = nullptr;
+    if (panel_major_ && Weights::kXBlockConverts) {
+      static thread_local std::vector<uint32_t> buffer;
+      buffer.resize(std::max(buffer.size(), static_cast<size_t>(depth_blocks * x_block_units)));
+      converted_x = buffer.data();
+    }
     const uint32_t* x_block = nullptr;
     for (int64_t s = 0; s < steps; ++s) {
       const auto [panel, depth_begin] = step_at(s);
       const int64_t depth = depth_of(depth_begin);
-      if (!Weights::kXInPlace && (panel_major_ || panel == panel_begin)) {
+      if (converted_x != nullptr) {
+        uint32_t* kept = converted_x + depth_begin / kDepthBlock * x_block_units;
+        if (panel == panel_begin) {
+          std::memcpy(kept, weights_.x_block(x_, row_begin, row_end, depth_begin, depth),
+                      static_cast<size_t>(x_block_units) * sizeof(uint32_t));
+        }
+        x_block = kept;
+      } else if (!Weights::kXInPlace && (panel_major_ || panel == panel_begin)) {
         x_block = weights_.x_block(x_, row_begin, row_end, depth_begin, depth);
       }
       const void* next = nullptr;  // the block of the next step, asked for while this one computes
