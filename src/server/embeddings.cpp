@@ -1,7 +1,6 @@
 #include "server/embeddings.h"
 
 #include "jagged/nested_tensor.h"
-#include "jagged/threads.h"
 #include "server/api_error.h"
 
 namespace jagged::server {
@@ -18,14 +17,9 @@ struct EmbeddingBatcher::Job {
 };
 
 EmbeddingBatcher::EmbeddingBatcher(const BertModel& model, const Tokenizer* tokenizer, int64_t max_batch_tokens,
-                                   Metrics& metrics)
+                                   Metrics& metrics, core::ComputeThread& compute)
     : model_(model), tokenizer_(tokenizer), max_batch_tokens_(std::max<int64_t>(1, max_batch_tokens)),
-      metrics_(metrics) {
-  thread_ = std::thread([this, threads = num_threads()] {  // the creator's thread count (it is per thread)
-    set_num_threads(threads);
-    run();
-  });
-}
+      metrics_(metrics), batcher_(compute.post([this] { run(); })) {}
 
 EmbeddingBatcher::~EmbeddingBatcher() {
   {
@@ -33,7 +27,7 @@ EmbeddingBatcher::~EmbeddingBatcher() {
     stopping_ = true;
   }
   wake_.notify_all();
-  thread_.join();
+  batcher_.wait();
 }
 
 std::vector<std::vector<int32_t>> EmbeddingBatcher::inputs_of(const json& body) const {

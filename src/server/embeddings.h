@@ -1,5 +1,5 @@
 // POST /v1/embeddings for BERT-family encoders. Every input of every concurrent request joins one queue; a batcher
-// thread packs waiting inputs into one nested batch (no padding) of at most max_batch_tokens tokens and runs the
+// loop on the server's compute thread (core/compute_thread.h) packs waiting inputs into one nested batch (no padding) of at most max_batch_tokens tokens and runs the
 // encoder once for all of them. The encoder is batch invariant, so an input's embedding is the same bits whether
 // it ran alone or among a hundred others.
 #pragma once
@@ -11,9 +11,10 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <thread>
+#include <future>
 #include <vector>
 
+#include "core/compute_thread.h"
 #include "jagged/bert.h"
 #include "jagged/tokenizer.h"
 #include "server/metrics.h"
@@ -24,8 +25,10 @@ class EmbeddingBatcher {
  public:
   // tokenizer: may be null (then inputs must be token ids). max_batch_tokens >= 1 (an input longer than it runs
   // alone).
-  EmbeddingBatcher(const BertModel& model, const Tokenizer* tokenizer, int64_t max_batch_tokens, Metrics& metrics);
-  ~EmbeddingBatcher();  // finishes queued inputs, then joins
+  // The batcher runs on `compute` until destruction.
+  EmbeddingBatcher(const BertModel& model, const Tokenizer* tokenizer, int64_t max_batch_tokens, Metrics& metrics,
+                   core::ComputeThread& compute);
+  ~EmbeddingBatcher();  // finishes queued inputs, then waits for the batcher to end
   EmbeddingBatcher(const EmbeddingBatcher&) = delete;
   EmbeddingBatcher& operator=(const EmbeddingBatcher&) = delete;
 
@@ -45,7 +48,7 @@ class EmbeddingBatcher {
   std::condition_variable wake_;
   std::deque<std::pair<std::shared_ptr<Job>, size_t>> queue_;  // (job, input index) in arrival order
   bool stopping_ = false;
-  std::thread thread_;
+  std::future<void> batcher_;  // run() on the compute thread
 };
 
 }  // namespace jagged::server

@@ -3,7 +3,6 @@
 #include <iostream>
 
 #include "jagged/error.h"
-#include "jagged/threads.h"
 
 namespace jagged::server {
 
@@ -57,14 +56,10 @@ void RequestStream::fail(const std::string& message) {
   ready_.notify_all();
 }
 
-EngineLoop::EngineLoop(Engine& engine, Metrics& metrics, int64_t max_in_flight, int step_delay_ms)
-    : engine_(engine), metrics_(metrics), max_in_flight_(max_in_flight), step_delay_ms_(step_delay_ms) {
-  // The thread count is per thread (OpenMP): the loop steps with the creator's, for which the engine was made.
-  thread_ = std::thread([this, threads = num_threads()] {
-    set_num_threads(threads);
-    run();
-  });
-}
+EngineLoop::EngineLoop(Engine& engine, Metrics& metrics, int64_t max_in_flight, int step_delay_ms,
+                       core::ComputeThread& compute)
+    : engine_(engine), metrics_(metrics), max_in_flight_(max_in_flight), step_delay_ms_(step_delay_ms),
+      loop_(compute.post([this] { run(); })) {}
 
 EngineLoop::~EngineLoop() {
   {
@@ -73,7 +68,7 @@ EngineLoop::~EngineLoop() {
   }
   cancel_all();
   wake_.notify_all();
-  thread_.join();
+  loop_.wait();
 }
 
 std::shared_ptr<RequestStream> EngineLoop::submit(GenerationRequest request) {

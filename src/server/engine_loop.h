@@ -1,4 +1,5 @@
-// The scheduler thread of the server: it owns the stepping of one Engine. HTTP handler threads submit requests
+// The scheduler loop of the server: it owns the stepping of one Engine, on the server's compute thread
+// (core/compute_thread.h: the thread that loaded the model, so that one OpenMP pool does all the work). HTTP handler threads submit requests
 // and read their events from a per-request queue (a condition variable wakes them); the loop steps whenever the
 // engine has work and routes each event to its request's queue. Cancelling (a client gone, shutdown) goes through
 // the engine, which frees the request's blocks at its next step.
@@ -7,14 +8,15 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "core/compute_thread.h"
 #include "jagged/engine.h"
 #include "server/metrics.h"
 
@@ -62,8 +64,9 @@ class QueueFull : public Error {
 class EngineLoop {
  public:
   // max_in_flight: requests accepted at once (running + waiting); more get QueueFull.
-  EngineLoop(Engine& engine, Metrics& metrics, int64_t max_in_flight, int step_delay_ms);
-  ~EngineLoop();  // cancels what is left and joins the thread
+  // The loop runs on `compute` until destruction.
+  EngineLoop(Engine& engine, Metrics& metrics, int64_t max_in_flight, int step_delay_ms, core::ComputeThread& compute);
+  ~EngineLoop();  // cancels what is left and waits for the loop to end
   EngineLoop(const EngineLoop&) = delete;
   EngineLoop& operator=(const EngineLoop&) = delete;
 
@@ -88,7 +91,7 @@ class EngineLoop {
   std::condition_variable idle_;   // wait_idle: a request finished
   std::map<RequestId, std::shared_ptr<RequestStream>> streams_;
   bool stopping_ = false;
-  std::thread thread_;
+  std::future<void> loop_;  // run() on the compute thread
 };
 
 }  // namespace jagged::server

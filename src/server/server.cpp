@@ -20,8 +20,10 @@
 #include <string>
 #include <utility>
 
+#include "core/compute_thread.h"
 #include "jagged/error.h"
 #include "jagged/model_spec.h"
+#include "jagged/threads.h"
 #include "server/api_error.h"
 #include "server/chat_template.h"
 #include "server/completions.h"
@@ -131,6 +133,9 @@ struct Server::Impl {
 
   std::string model_name;
   std::string family;
+  // Loads the model and then runs the engine loop or the embedding batcher: all OpenMP work on one thread.
+  // Declared before what runs on it, so that it outlives them.
+  std::unique_ptr<core::ComputeThread> compute;
   std::optional<LlamaModel> llama;
   std::optional<BertModel> bert;
   std::unique_ptr<Tokenizer> tokenizer;
@@ -154,6 +159,7 @@ struct Server::Impl {
     std::atomic<int64_t>& count;
   };
 
+  void load();  // on the compute thread
   void routes();
   httplib::Server::HandlerResponse gate(const httplib::Request& request, httplib::Response& response);
   template <typename Handler>
@@ -435,47 +441,50 @@ int Server::port() const { return impl_->bound_port; }
 
 void Server::load() {
   Impl& impl = *impl_;
-  const ServerOptions& options = impl.options;
-  impl.model_name = options.model_name.empty() ? default_model_name(options.model) : options.model_name;
-  impl.family = model_family(options.model);
-  if (impl.family == "bert") {
-    impl.bert.emplace(open_bert_model(options.model, options.dtype));
+  impl.compute = std::make_unique<core::ComputeThread>(num_threads());  // the caller's thread count
+  impl.compute->run([&impl] { impl.load(); });
+  impl.ready = true;
+}
+
+void Server::Impl::load() {
+  model_name = options.model_name.empty() ? default_model_name(options.model) : options.model_name;
+  family = model_family(options.model);
+  if (family == "bert") {
+    bert.emplace(open_bert_model(options.model, options.dtype));
     // An encoder without a tokenizer still serves token-id inputs.
-    const int64_t vocab_size = impl.bert->config().vocab_size;
-    impl.tokenizer = options.tokenizer.empty() ? find_model_tokenizer(options.model, vocab_size)
-                                               : open_model_tokenizer(options.model, options.tokenizer, vocab_size);
-    impl.embedder = std::make_unique<server::EmbeddingBatcher>(*impl.bert, impl.tokenizer.get(),
-                                                               options.embedding_batch_tokens, impl.metrics);
+    const int64_t vocab_size = bert->config().vocab_size;
+    tokenizer = options.tokenizer.empty() ? find_model_tokenizer(options.model, vocab_size)
+                                          : open_model_tokenizer(options.model, options.tokenizer, vocab_size);
+    embedder = std::make_unique<server::EmbeddingBatcher>(*bert, tokenizer.get(), options.embedding_batch_tokens,
+                                                          metrics, *compute);
   } else {
-    impl.llama.emplace(open_llama_model(options.model, options.dtype));
-    const LlamaConfig& config = impl.llama->config();
-    impl.tokenizer = open_model_tokenizer(options.model, options.tokenizer, config.vocab_size);
-    impl.engine = std::make_unique<Engine>(*impl.llama, impl.tokenizer.get(), options.engine);
-    impl.loop = std::make_unique<server::EngineLoop>(*impl.engine, impl.metrics,
-                                                     options.engine.max_running + options.max_queue,
-                                                     options.step_delay_ms);
-    server::CompletionContext& context = impl.completion_context;
-    context.tokenizer = impl.tokenizer.get();
+    llama.emplace(open_llama_model(options.model, options.dtype));
+    const LlamaConfig& config = llama->config();
+    tokenizer = open_model_tokenizer(options.model, options.tokenizer, config.vocab_size);
+    engine = std::make_unique<Engine>(*llama, tokenizer.get(), options.engine);
+    loop = std::make_unique<server::EngineLoop>(*engine, metrics, options.engine.max_running + options.max_queue,
+                                                options.step_delay_ms, *compute);
+    server::CompletionContext& context = completion_context;
+    context.tokenizer = tokenizer.get();
     context.context_length = config.context_length;
     context.vocab_size = config.vocab_size;
     context.bos_id = config.bos_id;
-    context.model_name = impl.model_name;
+    context.model_name = model_name;
     // The chat template: a problem with it is reported to chat requests (400) and leaves completions working.
     try {
       const std::string source = server::find_chat_template(options.model, options.chat_template);
-      if (!source.empty() && impl.tokenizer != nullptr) {
-        const Tokenizer& vocabulary = *impl.tokenizer;
+      if (!source.empty() && tokenizer != nullptr) {
+        const Tokenizer& vocabulary = *tokenizer;
         const auto piece = [&](int32_t id) { return id >= 0 ? vocabulary.piece(id) : std::string(); };
-        impl.chat_template = std::make_unique<server::ChatTemplate>(source, piece(vocabulary.bos_id()),
-                                                                    piece(vocabulary.eos_id()));
-        impl.completion_context.chat_template = impl.chat_template.get();
+        chat_template =
+            std::make_unique<server::ChatTemplate>(source, piece(vocabulary.bos_id()), piece(vocabulary.eos_id()));
+        completion_context.chat_template = chat_template.get();
       }
     } catch (const InvalidArgument& error) {
-      impl.completion_context.chat_template_problem = error.what();
+      completion_context.chat_template_problem = error.what();
       std::cerr << "jagged serve: warning: " << error.what() << "\n";
     }
   }
-  impl.ready = true;
 }
 
 void Server::shutdown() {
