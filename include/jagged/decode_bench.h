@@ -97,7 +97,8 @@ struct DecodeStepProbe {
   double step_seconds = 0.0;          // median of the decode steps
   int64_t weight_bytes = 0;           // bytes a decode step streams: every packed matrix and the LM head as held
                                       // in memory (quantized: their blocks), not the embedding
-  double bandwidth_bytes_per_second = 0.0;  // measured read bandwidth on the same threads
+  double bandwidth_bytes_per_second = 0.0;  // read bandwidth on the same threads: the median of measurements
+                                            // taken after every 4 of those steps (the VM's bandwidth drifts)
   double stream_seconds = 0.0;        // weight_bytes / bandwidth
   double ratio = 0.0;                 // step_seconds / stream_seconds
 };

@@ -229,18 +229,25 @@ DecodeStepProbe measure_decode_step(const LlamaModel& model, const DecodeBenchOp
   engine_options.kv_cache_bytes = 0;
   Engine engine(model, nullptr, engine_options);
   engine.add_request(std::move(request));
-  std::vector<double> step_seconds;
+  DecodeStepProbe probe;
+  probe.weight_bytes = model.projection_bytes();  // not the embedding: a step reads a row per token
+  // A bandwidth measurement after every few decode steps: the VM's bandwidth drifts by tens of percent within a
+  // run, so the two medians come from the same stretch of time.
+  constexpr int64_t kRoundSteps = 4;
+  std::vector<double> step_seconds, bandwidths;
   while (engine.has_work()) {
     const int64_t prompt_before = engine.stats().prompt_tokens;
     const Clock::time_point start = Clock::now();
     engine.step();
     const double seconds = seconds_since(start);
-    if (engine.stats().prompt_tokens == prompt_before) step_seconds.push_back(seconds);
+    if (engine.stats().prompt_tokens != prompt_before) continue;  // the prefill step
+    step_seconds.push_back(seconds);
+    if (static_cast<int64_t>(step_seconds.size()) % kRoundSteps == 0 || !engine.has_work()) {
+      bandwidths.push_back(measure_memory_read_bandwidth(num_threads(), int64_t{256} << 20, 2));
+    }
   }
-  DecodeStepProbe probe;
   probe.step_seconds = percentile(step_seconds, 0.5);
-  probe.weight_bytes = model.projection_bytes();  // not the embedding: a step reads a row per token
-  probe.bandwidth_bytes_per_second = measure_memory_read_bandwidth(num_threads());
+  probe.bandwidth_bytes_per_second = percentile(bandwidths, 0.5);
   probe.stream_seconds = static_cast<double>(probe.weight_bytes) / probe.bandwidth_bytes_per_second;
   probe.ratio = probe.step_seconds / probe.stream_seconds;
   return probe;
