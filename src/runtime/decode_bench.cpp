@@ -234,6 +234,7 @@ DecodeStepProbe measure_decode_step(const LlamaModel& model, const DecodeBenchOp
   // A bandwidth measurement after every few decode steps: the VM's bandwidth drifts by tens of percent within a
   // run, so the two medians come from the same stretch of time.
   constexpr int64_t kRoundSteps = 4;
+  const MemoryReadProbe bandwidth_probe(num_threads(), int64_t{256} << 20);
   std::vector<double> step_seconds, bandwidths;
   while (engine.has_work()) {
     const int64_t prompt_before = engine.stats().prompt_tokens;
@@ -243,7 +244,7 @@ DecodeStepProbe measure_decode_step(const LlamaModel& model, const DecodeBenchOp
     if (engine.stats().prompt_tokens != prompt_before) continue;  // the prefill step
     step_seconds.push_back(seconds);
     if (static_cast<int64_t>(step_seconds.size()) % kRoundSteps == 0 || !engine.has_work()) {
-      bandwidths.push_back(measure_memory_read_bandwidth(num_threads(), int64_t{256} << 20, 2));
+      bandwidths.push_back(bandwidth_probe.measure(2));
     }
   }
   probe.step_seconds = percentile(step_seconds, 0.5);

@@ -4,9 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <memory>
+#include <cstdlib>
 
-#include <hwy/aligned_allocator.h>
 #include <hwy/highway.h>
 
 #include "jagged/error.h"
@@ -32,29 +31,39 @@ float read_slice(const float* values, int64_t count) {
 
 }  // namespace
 
-double measure_memory_read_bandwidth(int threads, int64_t bytes, int passes) {
+MemoryReadProbe::MemoryReadProbe(int threads, int64_t bytes) : team_(threads > 0 ? threads : omp_get_num_procs()) {
   if (bytes < (int64_t{1} << 20)) throw InvalidArgument(concat("bandwidth probe: buffer of ", bytes, " bytes is too small"));
-  if (passes < 1) throw InvalidArgument(concat("bandwidth probe: passes must be >= 1, got ", passes));
-  const int team = threads > 0 ? threads : omp_get_num_procs();
   const int64_t count = bytes / static_cast<int64_t>(sizeof(float));
-  const auto buffer = hwy::AllocateAligned<float>(static_cast<size_t>(count));
-  if (!buffer) throw InvalidArgument(concat("bandwidth probe: cannot allocate ", bytes, " bytes"));
+  slice_ = (count / team_) & ~int64_t{1023};
+  const size_t rounded = (static_cast<size_t>(count) * sizeof(float) + 63) / 64 * 64;
+  buffer_ = static_cast<float*>(std::aligned_alloc(64, rounded));
+  if (buffer_ == nullptr) throw InvalidArgument(concat("bandwidth probe: cannot allocate ", bytes, " bytes"));
   // Touch every page, each slice by the thread that reads it later (first touch places it near that core).
-  const int64_t slice = (count / team) & ~int64_t{1023};
-#pragma omp parallel for num_threads(team) schedule(static, 1)
-  for (int part = 0; part < team; ++part) std::fill(buffer.get() + part * slice, buffer.get() + (part + 1) * slice, 1.0f);
+#pragma omp parallel for num_threads(team_) schedule(static, 1)
+  for (int part = 0; part < team_; ++part) std::fill(buffer_ + part * slice_, buffer_ + (part + 1) * slice_, 1.0f);
+}
+
+MemoryReadProbe::~MemoryReadProbe() { std::free(buffer_); }
+
+double MemoryReadProbe::measure(int passes) const {
+  if (passes < 1) throw InvalidArgument(concat("bandwidth probe: passes must be >= 1, got ", passes));
   double best = 0.0;
   float sink = 0.0f;
   for (int pass = 0; pass <= passes; ++pass) {
     const auto start = std::chrono::steady_clock::now();
     float sum = 0.0f;
-#pragma omp parallel for num_threads(team) schedule(static, 1) reduction(+ : sum)
-    for (int part = 0; part < team; ++part) sum += read_slice(buffer.get() + part * slice, slice);
+#pragma omp parallel for num_threads(team_) schedule(static, 1) reduction(+ : sum)
+    for (int part = 0; part < team_; ++part) sum += read_slice(buffer_ + part * slice_, slice_);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     sink += sum;
-    if (pass > 0) best = std::max(best, static_cast<double>(slice) * team * sizeof(float) / seconds);
+    if (pass > 0) best = std::max(best, static_cast<double>(slice_) * team_ * sizeof(float) / seconds);
   }
   return sink == -1.0f ? 0.0 : best;
+}
+
+double measure_memory_read_bandwidth(int threads, int64_t bytes, int passes) {
+  if (passes < 1) throw InvalidArgument(concat("bandwidth probe: passes must be >= 1, got ", passes));
+  return MemoryReadProbe(threads, bytes).measure(passes);
 }
 
 }  // namespace jagged
