@@ -1,7 +1,7 @@
-// POST /v1/embeddings for BERT-family encoders. Every input of every concurrent request joins one queue; a batcher
-// loop on the server's compute thread (core/compute_thread.h) packs waiting inputs into one nested batch (no padding) of at most max_batch_tokens tokens and runs the
-// encoder once for all of them. The encoder is batch invariant, so an input's embedding is the same bits whether
-// it ran alone or among a hundred others.
+// POST /v1/embeddings for BERT-family encoders. Every input of every concurrent request joins one queue; a batcher loop
+// on the server's compute thread (core/compute_thread.h) packs waiting inputs into one nested batch (no padding) of at
+// most max_batch_tokens tokens and runs the encoder once for all of them. The encoder is batch invariant, so an input's
+// embedding is the same bits whether it ran alone or among a hundred others.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -9,9 +9,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
-#include <future>
 #include <vector>
 
 #include "core/compute_thread.h"

@@ -1,8 +1,8 @@
 // The scheduler loop of the server: it owns the stepping of one Engine, on the server's compute thread
-// (core/compute_thread.h: the thread that loaded the model, so that one OpenMP pool does all the work). HTTP handler threads submit requests
-// and read their events from a per-request queue (a condition variable wakes them); the loop steps whenever the
-// engine has work and routes each event to its request's queue. Cancelling (a client gone, shutdown) goes through
-// the engine, which frees the request's blocks at its next step.
+// (core/compute_thread.h: the thread that loaded the model, so that one OpenMP pool does all the work). HTTP handler
+// threads submit requests and read their events from a per-request queue (a condition variable wakes them); the loop
+// steps whenever the engine has work and routes each event to its request's queue. Cancelling (a client gone, shutdown)
+// goes through the engine, which frees the request's blocks at its next step.
 #pragma once
 
 #include <chrono>
