@@ -125,32 +125,19 @@ TEST(LinearBf16, MatchesReferenceOnRaggedBatches) {
 // thread count. (The two paths agree to the accumulation bound, not necessarily in bits: vdpbf16ps flushes
 // denormals, and its rounding of the pair's two products is the hardware's.)
 TEST(LinearBf16, RowResultIsIndependentOfBatch) {
-  const int saved_threads = num_threads();
   for (const auto& [in, out] : {std::pair<int64_t, int64_t>{2048, 160}, {1000, 600}, {577, 96}}) {
     const int64_t rows = 700;
     const Tensor x = testing::random_tensor({rows, in}, 41);
     const Bf16Weight w = make_weight(testing::random_tensor({out, in}, 42));
     const Tensor bias = testing::random_tensor({out}, 43);
     for (const LinearBf16Path path : paths_here()) {
-      Tensor all({rows, out});
-      run(x.matrix(), w, out, bias.data<float>(), all.matrix(), path);
-      testing::for_each_decode_order([&](const std::string& order) {
-        for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {5, 15}, {3, 37},
-                                          {100, 129}, {1, 600}, {0, 700}}) {
-          for (const int threads : {1, 2, 3}) {
-            set_num_threads(threads);
-            Tensor part({count, out});
-            run(x.matrix().row_range(begin, begin + count), w, out, bias.data<float>(), part.matrix(), path);
-            EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
-                << kernels::cpu::linear_bf16_path_name(path) << " in " << in << " out " << out << ": rows ["
-                << begin << ", " << begin + count << ") with " << threads << " threads, " << order;
-          }
-        }
-      });
-      set_num_threads(saved_threads);
+      testing::expect_windows_match_whole_batch(
+          x.matrix(), out,
+          [&](ConstMatrixView x_rows, MatrixView part) { run(x_rows, w, out, bias.data<float>(), part, path); },
+          std::string(kernels::cpu::linear_bf16_path_name(path)) + " in " + std::to_string(in) + " out " +
+              std::to_string(out));
     }
   }
-  set_num_threads(saved_threads);
 }
 
 // Where the CPU has AMX, its kernel is the one ops::linear takes (it passed the self-check against the vector

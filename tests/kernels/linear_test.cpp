@@ -114,33 +114,17 @@ TEST(Linear, RowResultIsIndependentOfBatch) {
   struct Shape2 {
     int64_t in, out;
   };
-  const int saved_threads = num_threads();
   for (const Shape2 shape : {Shape2{2048, 160}, Shape2{1000, 600}, Shape2{576, 96}}) {
     const int64_t rows = 700;
     const Tensor x = testing::random_tensor({rows, shape.in}, 41);
     const Tensor weight = testing::random_tensor({shape.out, shape.in}, 42);
     const Tensor bias = testing::random_tensor({shape.out}, 43);
+    testing::expect_windows_match_whole_batch(
+        x.matrix(), shape.out,
+        [&](ConstMatrixView x_rows, MatrixView out) { ops::linear(x_rows, weight, &bias, out); },
+        "in " + std::to_string(shape.in) + " out " + std::to_string(shape.out));
     Tensor all({rows, shape.out});
     ops::linear(x, weight, &bias, all);
-    struct Window {
-      int64_t begin, count;
-    };
-    testing::for_each_decode_order([&](const std::string& order) {
-      for (const Window window : {Window{0, 1}, Window{17, 1}, Window{5, 15}, Window{3, 37}, Window{100, 129},
-                                  Window{1, 600}, Window{0, 700}}) {
-        for (const int threads : {1, 2, 3}) {
-          set_num_threads(threads);
-          const ConstMatrixView x_part = x.matrix().row_range(window.begin, window.begin + window.count);
-          Tensor part({window.count, shape.out});
-          ops::linear(x_part, weight, &bias, part.matrix());
-          EXPECT_TRUE(testing::rows_bit_equal(part.matrix(), all.matrix().row_range(window.begin, window.begin + window.count)))
-              << "in " << shape.in << " out " << shape.out << ": rows [" << window.begin << ", "
-              << window.begin + window.count << ") with " << threads << " threads, " << order
-              << ", differ from the same rows in a " << rows << "-row batch";
-        }
-      }
-    });
-    set_num_threads(saved_threads);
     // A strided view of the same values (x inside a wider buffer) gives the same bits too.
     Tensor wide({rows, shape.in + 5});
     for (int64_t r = 0; r < rows; ++r) {
@@ -151,7 +135,6 @@ TEST(Linear, RowResultIsIndependentOfBatch) {
     ops::linear(wide.matrix().columns(5, 5 + shape.in), weight, &bias, from_band.matrix());
     EXPECT_TRUE(testing::rows_bit_equal(from_band.matrix(), all.matrix())) << "in " << shape.in << " out " << shape.out;
   }
-  set_num_threads(saved_threads);
 }
 
 // A weight packed once gives the same bits as packing on every call, unpacks to itself, and is checked like a

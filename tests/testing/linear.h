@@ -86,27 +86,38 @@ void for_each_decode_order(const Body& body) {
   kernels::cpu::set_linear_decode_order(LinearDecodeOrder::streamed);
 }
 
-// Rows of x computed alone, in windows (1, 4, 15, 129 rows...), with 1-3 threads and in both decode orders give
-// the bits they get in one call over all rows with the current thread count: batch invariance. x [rows >= 230, in].
-inline void expect_rows_independent_of_batch(const ops::PackedWeight& weight, const Tensor& x, const Tensor& bias,
-                                             const std::string& what) {
+// Rows of x computed alone, in windows of 1 to rows - 1 rows, with 1-3 threads and in both decode orders, give the
+// bits they get in one call over all rows with the current thread count: batch invariance. compute(x_rows, out)
+// computes out [x_rows.rows, out_features] for x_rows, a band of x [rows >= 230, in].
+template <typename Compute>
+void expect_windows_match_whole_batch(ConstMatrixView x, int64_t out_features, const Compute& compute,
+                                      const std::string& what) {
   const int saved_threads = num_threads();
-  const int64_t rows = x.dim(0);
-  const int64_t out = weight.out_features();
-  Tensor all({rows, out});
-  ops::linear(x, weight, &bias, all);
+  const int64_t rows = x.rows;
+  Tensor all({rows, out_features});
+  compute(x, all.matrix());
   for_each_decode_order([&](const std::string& order) {
-    for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {3, 4}, {5, 15}, {100, 129}, {0, rows}}) {
+    for (const auto& [begin, count] : {std::pair<int64_t, int64_t>{0, 1}, {17, 1}, {3, 4}, {5, 15}, {3, 37},
+                                      {100, 129}, {1, rows - 1}, {0, rows}}) {
       for (const int threads : {1, 2, 3}) {
         set_num_threads(threads);
-        Tensor part({count, out});
-        ops::linear(x.matrix().row_range(begin, begin + count), weight, &bias, part.matrix());
+        Tensor part({count, out_features});
+        compute(x.row_range(begin, begin + count), part.matrix());
         EXPECT_TRUE(rows_bit_equal(part.matrix(), all.matrix().row_range(begin, begin + count)))
-            << what << " rows [" << begin << ", " << begin + count << ") with " << threads << " threads, " << order;
+            << what << ": rows [" << begin << ", " << begin + count << ") with " << threads << " threads, " << order
+            << ", differ from the same rows in a " << rows << "-row call";
       }
     }
   });
   set_num_threads(saved_threads);
+}
+
+// The batch-invariance check above through ops::linear on a packed weight.
+inline void expect_rows_independent_of_batch(const ops::PackedWeight& weight, const Tensor& x, const Tensor& bias,
+                                             const std::string& what) {
+  expect_windows_match_whole_batch(
+      x.matrix(), weight.out_features(),
+      [&](ConstMatrixView x_rows, MatrixView out) { ops::linear(x_rows, weight, &bias, out); }, what);
 }
 
 }  // namespace jagged::testing
