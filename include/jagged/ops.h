@@ -43,6 +43,10 @@ WeightType parse_weight_type(std::string_view name);
 // llama.cpp) where cpuid has AVX512-VNNI, unless the environment says JAGGED_Q8_ACTIVATIONS=f32 (activations stay
 // f32, weights dequantized in registers: bit-equal to the f32 kernel on the dequantized weight); read at each call.
 std::string linear_path(WeightType type);
+// The types of a model's projections as they run, each once in first-seen order with its count and kernel path:
+// "q8_0 x16 (avx512-vnni), f32 x5 (f32-fma (own GEMM))". What a report shows, since a file's types can differ
+// from the --dtype asked (a GGUF file's quantized tensors keep their type).
+std::string describe_weight_types(std::span<const WeightType> types);
 // The relative error with which that path rounds activations before its products: 0 (kept f32), 2^-9 (bf16),
 // 1/254 (int8 blocks: half a step of max|x| / 127).
 double linear_activation_rounding(WeightType type);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "core/huge_pages.h"
 #include "jagged/ops.h"
@@ -186,6 +187,19 @@ std::string linear_path(WeightType type) {
       return concat(weight_type_name(type), " (blocks dequantized to f32 registers, FMA)");
   }
   return "unknown";
+}
+
+std::string describe_weight_types(std::span<const WeightType> types) {
+  std::vector<WeightType> order;
+  for (const WeightType type : types) {
+    if (std::find(order.begin(), order.end(), type) == order.end()) order.push_back(type);
+  }
+  std::string description;
+  for (const WeightType type : order) {
+    description += concat(description.empty() ? "" : ", ", weight_type_name(type), " x",
+                          std::count(types.begin(), types.end(), type), " (", linear_path(type), ")");
+  }
+  return description;
 }
 
 double linear_activation_rounding(WeightType type) {

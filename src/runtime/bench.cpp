@@ -128,18 +128,11 @@ BenchTarget open_bench_target(const std::string& model_spec, const std::string& 
     const bool sentencepiece = tokenizer && tokenizer->kind() == "sentencepiece";
     export_gguf(*model, sentencepiece ? tokenizer.get() : nullptr, path);
   };
-  std::map<std::string, int> type_counts;
-  std::vector<ops::WeightType> type_order;
-  for (const ops::WeightType type : model->projection_types()) {
-    const std::string name(ops::weight_type_name(type));
-    target.quantized_projections |= type != ops::WeightType::f32 && type != ops::WeightType::bf16;
-    if (type_counts[name]++ == 0) type_order.push_back(type);
-  }
-  for (const ops::WeightType type : type_order) {  // with the kernel path each type takes (a file keeps its types)
-    const std::string name(ops::weight_type_name(type));
-    target.projection_types += concat(target.projection_types.empty() ? "" : ", ", name, " x", type_counts[name], " (",
-                                      ops::linear_path(type), ")");
-  }
+  const std::vector<ops::WeightType> types = model->projection_types();
+  target.quantized_projections = std::any_of(types.begin(), types.end(), [](ops::WeightType type) {
+    return type != ops::WeightType::f32 && type != ops::WeightType::bf16;
+  });
+  target.projection_types = ops::describe_weight_types(types);
   target.torch_script = "bench/torch_llama.py";
   target.torch_args = last_token_logits ? "" : " --all-logits";
   return target;

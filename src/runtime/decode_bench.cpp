@@ -303,6 +303,7 @@ DecodeBenchReport run_decode_bench(const LlamaModel& model, const DecodeBenchOpt
   report.threads = num_threads();
   report.weights = std::string(ops::weight_type_name(model.weight_type()));
   report.linear_path = ops::linear_path(model.weight_type());
+  report.projection_types = ops::describe_weight_types(model.projection_types());
   report.options = options;
   report.options.progress = nullptr;
   report.kv_bytes_per_token = KvCache::bytes_per_token(config, options.engine.kv_dtype);
@@ -384,6 +385,7 @@ std::string decode_bench_json(const DecodeBenchReport& report, const std::string
   json["threads"] = report.threads;
   json["weights"] = report.weights;
   json["linear_path"] = report.linear_path;
+  json["projection_types"] = report.projection_types;
   json["workload"] = {{"prompt_tokens", {options.min_prompt, options.max_prompt}},
                       {"new_tokens", {options.min_new, options.max_new}},
                       {"rate_requests_per_second", options.rate},

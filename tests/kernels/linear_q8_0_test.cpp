@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "jagged/error.h"
 #include "jagged/nested_tensor.h"
 #include "jagged/ops.h"
 #include "jagged/threads.h"
@@ -369,6 +370,16 @@ TEST(LinearQ8_0, F32PathMatchesReferenceAndF32KernelOnTheDequantizedWeight) {
     const Tensor bias = testing::random_tensor({features.out}, 23);
     testing::expect_linear_matches_dequantized(ops::PackedWeight(weight, ops::WeightType::q8_0), bias, "q8_0");
   }
+}
+
+// A report's list of projection types: each type once, in first-seen order, with its count and path.
+TEST(LinearQ8_0, DescribeWeightTypesCountsEachTypeWithItsPath) {
+  using ops::WeightType;
+  const std::vector<WeightType> types{WeightType::q8_0, WeightType::f32, WeightType::q8_0, WeightType::q6_k};
+  EXPECT_EQ(ops::describe_weight_types(types),
+            concat("q8_0 x2 (", ops::linear_path(WeightType::q8_0), "), f32 x1 (f32-fma (own GEMM)), q6_k x1 (",
+                   ops::linear_path(WeightType::q6_k), ")"));
+  EXPECT_EQ(ops::describe_weight_types({}), "");
 }
 
 TEST(LinearQ8_0, OpsTakesTheEnvironmentsPath) {

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "jagged/decode_bench.h"
 #include "jagged/error.h"
 #include "jagged/generate.h"
 #include "jagged/llama.h"
@@ -123,6 +124,22 @@ TEST_F(QuantizedStories260K, Q8_0KeptQuantizedMatchesLlamaCpp) {
   const std::vector<int32_t> theirs = llamacpp_greedy(files_[0], {model.config().bos_id}, 100);
   EXPECT_EQ(theirs, jagged_greedy(model, {model.config().bos_id}, 100))
       << "llama.cpp wrote: " << tokenizer_->decode(theirs);
+}
+
+// The decode benchmark reports the projections' types as they ran, not the --dtype of the load (f32 for a file:
+// keep its types): it once said "weights f32, linear path: f32-fma" for this file.
+TEST_F(QuantizedStories260K, DecodeBenchReportsTheFilesTypes) {
+  const LlamaModel model = load_llama_model(files_[0]);
+  DecodeBenchOptions options;
+  options.concurrency = {1};
+  options.min_prompt = options.max_prompt = 4;
+  options.min_new = options.max_new = 2;
+  options.padded = false;
+  options.step_probe = false;
+  const DecodeBenchReport report = run_decode_bench(model, options);
+  EXPECT_EQ(report.weights, "f32") << "the --dtype asked";
+  EXPECT_EQ(report.projection_types.find("q8_0 x16 ("), 0u) << report.projection_types;
+  EXPECT_NE(report.projection_types.find(", f32 x5 (f32-fma"), std::string::npos) << report.projection_types;
 }
 
 TEST_F(QuantizedStories260K, Q4_K_MKeptQuantizedMatchesLlamaCpp) {

@@ -290,9 +290,10 @@ TEST_F(GenerateCli, DecodeBenchLoadsTheWeightTypeAsked) {
   const CliResult result = run(concat("bench --decode --model synthetic:tiny --dtype bf16 --threads 1 --concurrency 2 ",
                                       "--prompt-len 8 --new-tokens 4 --no-padded --no-step-probe --json ", json_path()));
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_NE(result.out.find("(weights bf16, linear path: "), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("(weights bf16 x"), std::string::npos) << result.out;
   const nlohmann::json report = read_json();
   EXPECT_EQ(report["weights"], "bf16");
+  EXPECT_EQ(report["projection_types"].get<std::string>().find("bf16 x"), 0u) << report["projection_types"];
   EXPECT_FALSE(report["linear_path"].get<std::string>().empty());
   EXPECT_NE(report["command"].get<std::string>().find("--dtype bf16"), std::string::npos);
 }

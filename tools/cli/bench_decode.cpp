@@ -44,8 +44,7 @@ void print_run(const std::string& label, const DecodeRunResult& run) {
 
 void print_report(const DecodeBenchReport& report, const std::string& model) {
   const DecodeBenchOptions& options = report.options;
-  std::cout << "decode benchmark: " << model << " (weights " << report.weights << ", linear path: "
-            << report.linear_path << "), " << report.threads << " threads, prompts " << options.min_prompt
+  std::cout << "decode benchmark: " << model << " (weights " << report.projection_types << "), " << report.threads << " threads, prompts " << options.min_prompt
             << ".." << options.max_prompt << " tokens, outputs " << options.min_new << ".." << options.max_new
             << " tokens, " << (options.rate > 0.0 ? concat("arriving at ", options.rate, " requests/s") : "all at once")
             << ", max " << options.engine.max_batch_tokens << " tokens a step\n";
