@@ -105,8 +105,8 @@ struct DecodeStepProbe {
 
 struct DecodeBenchReport {
   int threads = 0;
-  std::string weights;      // the weight type asked (--dtype: f32, bf16, q8_0...)
-  std::string linear_path;  // the kernel path of that type (chosen at run time from the CPU)
+  std::string weights;           // the weight type asked (--dtype: f32, bf16, q8_0...)
+  std::string linear_path;       // the kernel path of that type (chosen at run time from the CPU)
   std::string projection_types;  // the projections as they ran: ops::describe_weight_types (a file keeps its types)
   DecodeBenchOptions options;
   int64_t kv_bytes_per_token = 0;

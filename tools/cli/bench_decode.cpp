@@ -44,9 +44,10 @@ void print_run(const std::string& label, const DecodeRunResult& run) {
 
 void print_report(const DecodeBenchReport& report, const std::string& model) {
   const DecodeBenchOptions& options = report.options;
-  std::cout << "decode benchmark: " << model << " (weights " << report.projection_types << "), " << report.threads << " threads, prompts " << options.min_prompt
-            << ".." << options.max_prompt << " tokens, outputs " << options.min_new << ".." << options.max_new
-            << " tokens, " << (options.rate > 0.0 ? concat("arriving at ", options.rate, " requests/s") : "all at once")
+  std::cout << "decode benchmark: " << model << " (weights " << report.projection_types << "), " << report.threads
+            << " threads, prompts " << options.min_prompt << ".." << options.max_prompt << " tokens, outputs "
+            << options.min_new << ".." << options.max_new << " tokens, "
+            << (options.rate > 0.0 ? concat("arriving at ", options.rate, " requests/s") : "all at once")
             << ", max " << options.engine.max_batch_tokens << " tokens a step\n";
   std::cout << "   N  mode            tokens/s  decode t/s   TTFT p50 / p99 (s)   ITL p50 / p99 (ms)  KV peak / cap (MiB)"
                "   steps  prefill  sampled\n";
